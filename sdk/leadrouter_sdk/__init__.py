@@ -1,0 +1,3 @@
+"""Public types, hookspecs and testing helpers for leadrouter plugins."""
+
+__version__ = "0.1.0"
