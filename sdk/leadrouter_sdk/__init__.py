@@ -1,3 +1,7 @@
 """Public types, hookspecs and testing helpers for leadrouter plugins."""
 
+from leadrouter_sdk._lead import AttributeValue, Lead
+
 __version__ = "0.1.0"
+
+__all__ = ["AttributeValue", "Lead", "__version__"]
