@@ -1,0 +1,93 @@
+"""Null-safe operators that compiled rule expressions call.
+
+The language promises that a missing value (null) never raises: ordering comparisons involving
+null (or values that cannot be ordered against each other) are false, and arithmetic involving
+null or mismatched kinds is null. The compiler inlines the common typed cases (a number field
+against a number literal) and calls these helpers only where the kinds are known per lead only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["RUNTIME"]
+
+
+def _num(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def _lt(a: Any, b: Any) -> bool:
+    try:
+        return bool(a < b)
+    except TypeError:
+        return False
+
+
+def _le(a: Any, b: Any) -> bool:
+    try:
+        return bool(a <= b)
+    except TypeError:
+        return False
+
+
+def _gt(a: Any, b: Any) -> bool:
+    try:
+        return bool(a > b)
+    except TypeError:
+        return False
+
+
+def _ge(a: Any, b: Any) -> bool:
+    try:
+        return bool(a >= b)
+    except TypeError:
+        return False
+
+
+def _add(a: Any, b: Any) -> Any:
+    if _num(a) and _num(b):
+        return a + b
+    if isinstance(a, str) and isinstance(b, str):
+        return a + b
+    return None
+
+
+def _sub(a: Any, b: Any) -> Any:
+    return a - b if _num(a) and _num(b) else None
+
+
+def _mul(a: Any, b: Any) -> Any:
+    # Numbers only: "x" * 10**9 would be an unbounded allocation.
+    return a * b if _num(a) and _num(b) else None
+
+
+def _div(a: Any, b: Any) -> Any:
+    return a / b if _num(a) and _num(b) and b != 0 else None
+
+
+def _floordiv(a: Any, b: Any) -> Any:
+    return a // b if _num(a) and _num(b) and b != 0 else None
+
+
+def _mod(a: Any, b: Any) -> Any:
+    return a % b if _num(a) and _num(b) and b != 0 else None
+
+
+def _neg(a: Any) -> Any:
+    return -a if _num(a) else None
+
+
+def _pos(a: Any) -> Any:
+    return a if _num(a) else None
+
+
+def _in_text(needle: Any, hay: Any) -> bool:
+    return isinstance(needle, str) and isinstance(hay, str) and needle in hay
+
+
+RUNTIME: dict[str, Any] = {
+    "_lt": _lt, "_le": _le, "_gt": _gt, "_ge": _ge,
+    "_add": _add, "_sub": _sub, "_mul": _mul, "_div": _div, "_floordiv": _floordiv,
+    "_mod": _mod, "_neg": _neg, "_pos": _pos, "_in_text": _in_text,
+}

@@ -1,0 +1,255 @@
+"""Load a rules directory into a :class:`Ruleset`, all or nothing, reporting every error.
+
+A directory is read as a whole: every ``*.yaml`` file directly in it (``tests/`` holds cases, not
+rules). Each top-level section may come from any file but only from one. Every item is decoded
+and checked on its own so that one mistake does not hide the next; if anything is wrong the
+caller gets a :class:`RulesetError` listing all of it and keeps serving the ruleset it had.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, available_timezones
+
+import msgspec
+
+from router.engine import schema as s
+from router.engine._compile import compile_ruleset
+from router.engine._yaml import Document, load_yaml
+from router.engine.errors import RuleError, RulesetError
+from router.engine.functions import BUILTINS, Function
+
+__all__ = ["Loaded", "load_directory", "load_texts"]
+
+_GROUPS = ("fit", "bant", "engagement")
+_ERR = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_PATH = re.compile(r"\.([A-Za-z_][\w-]*)|\[(\d+)\]|\[\"?([^\]\"]*)\"?\]")
+
+
+class Loaded(msgspec.Struct, kw_only=True):
+    """Decoded (not yet compiled) sections, each item with the document it came from."""
+
+    items: dict[str, list[tuple[Document, tuple[str | int, ...], Any]]] = {}
+    values: dict[str, tuple[Document, tuple[str | int, ...], Any]] = {}
+
+
+def _path(text: str | None) -> tuple[str | int, ...]:
+    out: list[str | int] = []
+    for name, index, key in _PATH.findall(text or ""):
+        out.append(int(index) if index else (name or key))
+    return tuple(out)
+
+
+def _fields_of(tp: Any) -> list[str]:
+    return list(getattr(tp, "__struct_fields__", ()))
+
+
+def _literals(tp: Any, field: str) -> list[str]:
+    hints = typing.get_type_hints(tp)
+    found: list[str] = []
+    for arg in typing.get_args(hints.get(field)) or ():
+        found.extend(str(v) for v in typing.get_args(arg) if isinstance(v, str))
+        if isinstance(arg, str):
+            found.append(arg)
+    return found
+
+
+def _explain(exc: msgspec.ValidationError, tp: Any) -> tuple[str, str, tuple[str | int, ...]]:
+    m = _ERR.match(str(exc))
+    msg = m.group("msg") if m else str(exc)
+    path = _path(m.group("path") if m else None)
+    unknown = re.search(r"unknown field `([^`]*)`", msg)
+    missing = re.search(r"missing required field `([^`]*)`", msg)
+    if unknown:
+        options = _fields_of(tp)
+        close = difflib.get_close_matches(unknown.group(1), options, n=1, cutoff=0.6)
+        fix = (f"did you mean `{close[0]}`?" if close else
+               f"allowed keys: {', '.join(options)}")
+        return f"unknown key `{unknown.group(1)}`", fix, path
+    if missing:
+        return f"missing `{missing.group(1)}`", f"add `{missing.group(1)}: ...`", path
+    enum = re.search(r"Invalid enum value '([^']*)'", msg)
+    if enum and path and isinstance(path[-1], str):
+        allowed = _literals(tp, path[-1])
+        close = difflib.get_close_matches(enum.group(1), allowed, n=1, cutoff=0.5)
+        fix = f"did you mean `{close[0]}`?" if close else f"use one of: {', '.join(allowed)}"
+        return f"`{enum.group(1)}` is not a valid {path[-1]}", fix, path
+    return msg, "fix the value's type or format (see docs/rules.md)", path
+
+
+def _decode(doc: Document, path: tuple[str | int, ...], item: Any, tp: type[Any],
+            errors: list[RuleError]) -> Any:
+    rule = item.get("id") if isinstance(item, dict) and isinstance(item.get("id"), str) else None
+    try:
+        return msgspec.convert(item, tp, strict=True)
+    except msgspec.ValidationError as exc:
+        msg, fix, sub = _explain(exc, tp)
+        errors.append(doc.error((*path, *sub), msg, fix=fix, rule=rule))
+        return None
+
+
+def _read_sections(docs: list[Document], errors: list[RuleError]) -> Loaded:
+    loaded = Loaded()
+    owner: dict[str, str] = {}
+    for doc in docs:
+        if doc.data is None:
+            continue
+        if not isinstance(doc.data, dict):
+            errors.append(doc.error((), "a rule file must be a mapping of sections",
+                                    fix=f"start with a section such as {', '.join(s.SECTIONS)}"))
+            continue
+        for key, value in doc.data.items():
+            if key not in s.SECTIONS:
+                close = difflib.get_close_matches(str(key), s.SECTIONS, n=1, cutoff=0.6)
+                errors.append(doc.error((key,), f"unknown section `{key}`",
+                                        fix=f"did you mean `{close[0]}`?" if close else
+                                        f"sections are: {', '.join(s.SECTIONS)}"))
+                continue
+            if key in owner:
+                errors.append(doc.error((key,), f"section `{key}` is also defined in "
+                                        f"{owner[key]}", fix="keep each section in one file"))
+                continue
+            owner[key] = doc.file
+            loaded.values[key] = (doc, (key,), value)
+    return loaded
+
+
+_ITEM_TYPES: dict[str, type[Any]] = {
+    "qualification": s.QualRule, "territories": s.MatchRule, "segments": s.MatchRule,
+    "assignment": s.AssignRule, "reps": s.Rep, "sla": s.SlaRule,
+}
+
+
+def _decode_lists(loaded: Loaded, errors: list[RuleError]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {name: [] for name in (*_ITEM_TYPES, "scoring", "pools")}
+    for section, tp in _ITEM_TYPES.items():
+        if section not in loaded.values:
+            continue
+        doc, path, value = loaded.values[section]
+        if not isinstance(value, list):
+            errors.append(doc.error(path, f"`{section}` must be a list of rules",
+                                    fix="write each rule on a line starting with `- `"))
+            continue
+        for i, item in enumerate(value):
+            decoded = _decode(doc, (*path, i), item, tp, errors)
+            if decoded is not None:
+                out[section].append((doc, (*path, i), decoded))
+    if "scoring" in loaded.values:
+        doc, path, value = loaded.values["scoring"]
+        if not isinstance(value, dict):
+            errors.append(doc.error(path, "`scoring` must map groups to lists of rules",
+                                    fix=f"use the groups {', '.join(_GROUPS)}"))
+        else:
+            for group, rules in value.items():
+                if group not in _GROUPS:
+                    close = difflib.get_close_matches(str(group), _GROUPS, n=1, cutoff=0.5)
+                    errors.append(doc.error((*path, group), f"unknown scoring group `{group}`",
+                                            fix=f"did you mean `{close[0]}`?" if close else
+                                            f"groups are: {', '.join(_GROUPS)}"))
+                    continue
+                if not isinstance(rules, list):
+                    errors.append(doc.error((*path, group), f"`{group}` must be a list of rules",
+                                            fix="write each rule on a line starting with `- `"))
+                    continue
+                for i, item in enumerate(rules):
+                    decoded = _decode(doc, (*path, group, i), item, s.ScoreRule, errors)
+                    if decoded is not None:
+                        out["scoring"].append((doc, (*path, group, i), (group, decoded)))
+    if "pools" in loaded.values:
+        doc, path, value = loaded.values["pools"]
+        if not isinstance(value, dict):
+            errors.append(doc.error(path, "`pools` must map pool ids to pools",
+                                    fix="write `pools:` then `  my-pool: {strategy: ...}`"))
+        else:
+            for pool_id, item in value.items():
+                decoded = _decode(doc, (*path, pool_id), item, s.Pool, errors)
+                if decoded is not None:
+                    out["pools"].append((doc, (*path, pool_id), (str(pool_id), decoded)))
+    return out
+
+
+_SECTION_TYPES: dict[str, Any] = typing.get_type_hints(s._Sections)
+
+
+def _check_reps(items: list[Any], errors: list[RuleError]) -> None:
+    zones: set[str] | None = None
+    for doc, path, rep in items:
+        try:
+            ZoneInfo(rep.timezone)
+        except Exception:
+            zones = zones or available_timezones()
+            close = difflib.get_close_matches(rep.timezone, zones, n=1, cutoff=0.6)
+            errors.append(doc.error((*path, "timezone"), f"unknown time zone `{rep.timezone}`",
+                                    fix=f"did you mean `{close[0]}`?" if close else
+                                    "use an IANA name such as Europe/Berlin", rule=rep.id))
+        try:
+            s.parse_working_hours(rep.working_hours)
+        except ValueError as exc:
+            errors.append(doc.error((*path, "working_hours"), str(exc), rule=rep.id,
+                                    fix='write days and ranges like {mon-fri: "09:00-17:00"}'))
+
+
+def _read_docs(files: Mapping[str, str], errors: list[RuleError]) -> list[Document]:
+    docs = []
+    for name, text in sorted(files.items()):
+        try:
+            docs.append(load_yaml(name, text))
+        except RulesetError as exc:
+            errors.extend(exc.errors)
+    return docs
+
+
+def version_of(docs: list[Document]) -> str:
+    """sha256 of the canonical content: comments, key order and whitespace do not count."""
+    canonical = msgspec.json.encode({d.file: d.data for d in docs}, order="sorted")
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def load_texts(files: Mapping[str, str], *, source: str = "<memory>",
+               functions: Mapping[str, Function] | None = None) -> Any:
+    """Load rule files given as ``{file name: YAML text}``; see :func:`load_directory`."""
+    errors: list[RuleError] = []
+    if not files:
+        raise RulesetError([RuleError(file=source, message="no rule files found",
+                                      fix="add scoring.yaml, routing.yaml, sla.yaml, reps.yaml")])
+    docs = _read_docs(files, errors)
+    loaded = _read_sections(docs, errors)
+    items = _decode_lists(loaded, errors)
+    _check_reps(items["reps"], errors)
+    extra: dict[str, Any] = {}
+    for key in ("grades", "holidays", "reject_reasons"):
+        if key in loaded.values:
+            doc, path, value = loaded.values[key]
+            extra[key] = _decode(doc, path, value, _SECTION_TYPES[key], errors)
+    fns = dict(BUILTINS if functions is None else functions)
+    ruleset = compile_ruleset(items, extra, fns, errors, version=version_of(docs),
+                              source=source, files=tuple(d.file for d in docs))
+    if errors:
+        raise RulesetError(errors)
+    return ruleset
+
+
+def load_directory(directory: str | Path, *,
+                   functions: Mapping[str, Function] | None = None) -> Any:
+    """Load and compile every rule file in ``directory``; raises :class:`RulesetError`."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise RulesetError([RuleError(file=str(root), message="rules directory not found",
+                                      fix="pass the directory holding scoring.yaml etc.")])
+    files: dict[str, str] = {}
+    errors: list[RuleError] = []
+    for path in sorted([*root.glob("*.yaml"), *root.glob("*.yml")]):
+        try:
+            files[str(path)] = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            errors.append(RuleError(file=str(path), message=f"cannot read file: {exc}",
+                                    fix="check permissions and that the file is UTF-8"))
+    if errors:
+        raise RulesetError(errors)
+    return load_texts(files, source=str(root), functions=functions)
