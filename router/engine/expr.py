@@ -14,6 +14,7 @@ text is ever passed to ``eval`` or ``exec``: only trees built here are compiled.
 from __future__ import annotations
 
 import ast
+import copy
 import difflib
 import math
 import sys
@@ -94,11 +95,18 @@ class CheckedExpr(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class _Typed:
-    __slots__ = ("domain", "label", "node", "type")
+    """A rebuilt node with what the checker knows about it.
+
+    ``nonnull`` marks values that can never be null (literals, ``count()``): comparing two of
+    them with the same kind cannot raise, so the compiler emits a bare comparison.
+    """
+
+    __slots__ = ("domain", "label", "node", "nonnull", "type")
 
     def __init__(self, node: ast.expr, typ: str, label: str = "",
-                 domain: frozenset[str] | None = None) -> None:
+                 domain: frozenset[str] | None = None, *, nonnull: bool = False) -> None:
         self.node, self.type, self.label, self.domain = node, typ, label, domain
+        self.nonnull = nonnull or (isinstance(node, ast.Constant) and node.value is not None)
 
 
 def _env(key: str) -> ast.expr:
@@ -311,13 +319,17 @@ class _Builder:
             return ast.Compare(left=left.node, ops=[op], comparators=[right.node])
         self._check_kinds(node, left, right, ordering=True)
         fn = _OPS_CMP[type(op)]
-        # Fast path: a typed field against a literal number cannot raise once null is excluded.
-        if (left.type == NUM and isinstance(left.node, ast.Subscript)
-                and isinstance(right.node, ast.Constant) and right.type == NUM):
-            guard = ast.Compare(left=left.node, ops=[ast.IsNot()],
-                                comparators=[ast.Constant(value=None)])
+        # Fast paths. Two numbers that cannot be null compare without a helper; a typed field
+        # (a plain lookup, cheap to repeat) against one only needs a null guard first.
+        if left.type == NUM and right.type == NUM:
             cmp = ast.Compare(left=left.node, ops=[op], comparators=[right.node])
-            return ast.BoolOp(op=ast.And(), values=[guard, cmp])
+            if left.nonnull and right.nonnull:
+                return cmp
+            for maybe, sure in ((left, right), (right, left)):
+                if sure.nonnull and isinstance(maybe.node, ast.Subscript):
+                    guard = ast.Compare(left=maybe.node, ops=[ast.IsNot()],
+                                        comparators=[ast.Constant(value=None)])
+                    return ast.BoolOp(op=ast.And(), values=[guard, cmp])
         return _call(fn, left.node, right.node)
 
     def _check_kinds(self, node: ast.AST, a: _Typed, b: _Typed, *, ordering: bool) -> None:
@@ -430,9 +442,18 @@ class _Builder:
         except Exception as exc:  # re2.error, but the binding raises a few kinds
             raise self.fail(node, f"invalid regular expression: {exc}",
                             "RE2 syntax: no backreferences or lookaround") from None
-        # The matcher is a constant of the compiled function: called directly, no lookup.
-        return _Typed(ast.Call(func=self.const(matcher.test), args=[text.node], keywords=[]), BOOL,
-                      "matches()")
+        # Inline memo lookup, RE2 only on a miss: `(m if (m := memo.get(x)) is not None else
+        # test(x))`. Only for simple subjects, which are cheap and pure to evaluate twice.
+        call = ast.Call(func=self.const(matcher.test), args=[text.node], keywords=[])
+        if not isinstance(text.node, ast.Subscript | ast.Name):
+            return _Typed(call, BOOL, "matches()")
+        temp = f"_r{self.prefix}_{len(self.constants)}"
+        get = ast.Call(func=ast.Attribute(value=self.const(matcher.memo), attr="get",
+                                          ctx=ast.Load()), args=[text.node], keywords=[])
+        walrus = ast.NamedExpr(target=ast.Name(id=temp, ctx=ast.Store()), value=get)
+        test = ast.Compare(left=walrus, ops=[ast.IsNot()], comparators=[ast.Constant(value=None)])
+        return _Typed(ast.IfExp(test=test, body=ast.Name(id=temp, ctx=ast.Load()), orelse=call),
+                      BOOL, "matches()")
 
     def _fn_hit(self, node: ast.Call, fn: Function, depth: int) -> _Typed:
         rule = self._literal_text(node, fn)
@@ -459,7 +480,7 @@ class _Builder:
                         ctx=ast.Load())
         get = ast.Call(func=ast.Attribute(value=_env("_counts"), attr="get", ctx=ast.Load()),
                        args=[key, ast.Constant(value=0)], keywords=[])
-        return _Typed(get, NUM, f'count("{event}")')
+        return _Typed(get, NUM, f'count("{event}")', nonnull=True)
 
     def _fn_last(self, node: ast.Call, fn: Function, depth: int) -> _Typed:
         event = self._literal_text(node, fn)
@@ -517,6 +538,22 @@ def _globals(functions: Mapping[str, Function], constants: dict[str, Any]) -> di
 StageFn = Callable[[dict[str, Any]], tuple[Any, list[int]]]
 
 
+class _Hoist(ast.NodeTransformer):
+    """Replace `_e["name"]` lookups by locals `_v<n>` and remember which names to load."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, str] = {}
+
+    def visit_Subscript(self, node: ast.Subscript) -> ast.expr:
+        if (isinstance(node.value, ast.Name) and node.value.id == "_e"
+                and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str)):
+            key = node.slice.value
+            local = self.keys.setdefault(key, f"_v{len(self.keys)}")
+            return ast.Name(id=local, ctx=ast.Load())
+        self.generic_visit(node)
+        return node
+
+
 def compile_stage(name: str, mode: str, exprs: list[CheckedExpr],
                   functions: Mapping[str, Function]) -> StageFn:
     """Compile the rules of one stage into one function of the lead environment.
@@ -531,7 +568,17 @@ def compile_stage(name: str, mode: str, exprs: list[CheckedExpr],
         body.append(ast.Assign(targets=[ast.Name(id="_m", ctx=ast.Store())],
                                value=ast.List(elts=[], ctx=ast.Load())))
     constants: dict[str, Any] = {}
-    for i, ex in enumerate(exprs):
+    # Every env name the stage reads is looked up once, into a local: rules repeat fields a lot
+    # (`title != null and matches(title, ...)`), and LOAD_FAST beats a dict subscript.
+    hoist = _Hoist()
+    nodes = [hoist.visit(copy.deepcopy(ex.node)) for ex in exprs]
+    for key in sorted(hoist.keys):
+        body.append(ast.Assign(
+            targets=[ast.Name(id=hoist.keys[key], ctx=ast.Store())],
+            value=ast.Call(func=ast.Attribute(value=ast.Name(id="_e", ctx=ast.Load()),
+                                              attr="get", ctx=ast.Load()),
+                           args=[ast.Constant(value=key)], keywords=[])))
+    for i, (ex, test) in enumerate(zip(exprs, nodes, strict=True)):
         constants.update(ex.constants)
         action: ast.stmt
         if mode == "collect":
@@ -545,7 +592,7 @@ def compile_stage(name: str, mode: str, exprs: list[CheckedExpr],
             func=ast.Attribute(value=ast.Name(id="_x", ctx=ast.Load()), attr="append",
                                ctx=ast.Load()), args=[ast.Constant(value=i)], keywords=[]))
         body.append(ast.Try(
-            body=[ast.If(test=ex.node, body=[action], orelse=[])],
+            body=[ast.If(test=test, body=[action], orelse=[])],
             handlers=[ast.ExceptHandler(type=ast.Name(id="Exception", ctx=ast.Load()),
                                         name=None, body=[on_error])],
             orelse=[], finalbody=[]))

@@ -119,7 +119,7 @@ class Matcher:
     closure because calling it is the hot path; a bound ``__call__`` costs twice as much.
     """
 
-    __slots__ = ("pattern", "test")
+    __slots__ = ("memo", "pattern", "test")
     MEMO_SIZE = 4096
 
     def __init__(self, pattern: str) -> None:
@@ -141,18 +141,24 @@ class Matcher:
             def match(text: str) -> bool:
                 return compiled.search(text) is not None
 
-        memo: dict[str, bool] = {}
+        # Compiled rules look answers up here inline and call ``test`` only on a miss; null is
+        # seeded so a missing field never reaches RE2.
+        memo: dict[Any, bool] = {None: False}
         size = self.MEMO_SIZE
 
         def test(text: Any) -> bool:
-            hit = memo.get(text) if isinstance(text, str) else False
+            if not isinstance(text, str):
+                return False
+            hit = memo.get(text)
             if hit is None:
                 hit = match(text)
                 if len(memo) >= size:
                     memo.clear()
+                    memo[None] = False
                 memo[text] = hit
             return hit
 
+        self.memo = memo
         self.test = test
 
 
@@ -196,7 +202,7 @@ BUILTINS: dict[str, Function] = {
            "True when the text ends with the suffix.", 'endswith(email_domain, ".edu")'),
         _f("len", _len, (ANY,), NUM, "The length of a text (null for a missing value).",
            "len(description) >= 40"),
-        _f("days_since", None, (TIME,), NUM,
+        _f("days_since", _days_since, (TIME,), NUM,
            "Days (fractional) from a datetime to the evaluation time; null when missing.",
            'days_since(last("webinar_attended")) <= 14', special=True),
         _f("hit", None, (STR,), BOOL,
