@@ -1,0 +1,118 @@
+"""Encoding of script arguments and decoding of Redis replies into the public Structs.
+
+Kept apart from ``store.py`` so the store reads as the list of operations it offers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from router.engine.availability import PoolPlan
+from router.state.models import HistoryEntry, MemberStats, PoolStats, StoredLead, from_ms
+
+__all__ = [
+    "LuaPlan", "PoolStatsArg", "parse_history", "pool_stats_from_reply", "stored_lead", "text",
+]
+
+
+def text(value: bytes | None) -> str | None:
+    return value.decode() if value else None
+
+
+class LuaPlan(msgspec.Struct, kw_only=True):
+    """The commit script's ARGV[1]; short names, no nulls (cjson turns null into a userdata)."""
+
+    id: str
+    now: int
+    ret: int
+    kind: str
+    target: str
+    why: str
+    rule: str
+    sla: str
+    queue: str
+    due: int
+    dueby: dict[str, int]
+    pools: tuple[PoolPlan, ...]
+    claims: tuple[tuple[str, str], ...]
+    hmax: int
+    omax: int
+
+
+class PoolStatsArg(msgspec.Struct):
+    pool: PoolPlan
+    now: int
+    ret: int
+
+
+class _MemberReply(msgspec.Struct):
+    rep: str
+    weight: int
+    in_hours: bool
+    cap: int
+    day: str
+    eligible: bool
+    reasons: list[str] | dict[str, Any]  # cjson encodes an empty table as {}
+    status: str
+    until: int
+    today: int
+    open: int
+    assigned: int
+    credit: int
+
+
+class _PoolReply(msgspec.Struct):
+    used: int
+    last: str
+    members: list[_MemberReply] | dict[str, Any]
+
+
+_pool_reply = msgspec.json.Decoder(_PoolReply)
+
+
+def parse_history(raw: bytes) -> HistoryEntry:
+    # Lua stores `at` as epoch ms; convert it before the typed conversion.
+    doc = msgspec.json.decode(raw)
+    doc["at"] = from_ms(doc.get("at", 0))
+    return msgspec.convert(doc, HistoryEntry)
+
+
+def stored_lead(lead_id: str, fields: dict[bytes, bytes],
+                history: list[bytes]) -> StoredLead:
+    """The lead hash (HGETALL) and history list (LRANGE) as a StoredLead."""
+    f = {key.decode(): value for key, value in fields.items()}
+
+    def field(name: str) -> str | None:
+        return text(f.get(name))
+
+    return StoredLead(
+        lead_id=lead_id, decision=msgspec.Raw(f.get("decision") or b"null"),
+        state=field("state") or "", route=field("route") or "",
+        owner=field("owner"), pool=field("pool"), queue=field("queue"),
+        strategy=field("strategy"), reason=field("reason") or "", rule=field("rule"),
+        sla_policy=field("sla"), assigned_at=from_ms(f.get("assigned_at") or 0),
+        updated_at=from_ms(f.get("updated_at") or f.get("assigned_at") or 0),
+        due_at=from_ms(f["due_at"]) if f.get("due_at") else None,
+        reassignments=int(f.get("reassignments") or 0),
+        history=tuple(parse_history(raw) for raw in history),
+    )
+
+
+def pool_stats_from_reply(pool: PoolPlan, raw: bytes) -> PoolStats:
+    reply = _pool_reply.decode(raw)
+    # cjson encodes an empty Lua table as {}, hence the isinstance checks.
+    members = reply.members if isinstance(reply.members, list) else []
+    return PoolStats(
+        pool=pool.id, strategy=pool.strategy, day=pool.day, used_today=reply.used,
+        pool_cap=None if pool.pool_cap < 0 else pool.pool_cap,
+        last_assigned=reply.last or None,
+        members=tuple(MemberStats(
+            rep=m.rep, weight=m.weight, eligible=m.eligible,
+            why_not=tuple(m.reasons) if isinstance(m.reasons, list) else (),
+            status=m.status, until=from_ms(m.until) if m.until >= 0 else None,
+            in_hours=m.in_hours, local_day=m.day, assigned_today=m.today,
+            daily_cap=None if m.cap < 0 else m.cap, open=m.open,
+            assigned_in_pool=m.assigned, credit=m.credit) for m in members),
+    )

@@ -1,0 +1,93 @@
+"""The Redis key layout. Every key the service writes is built here, nowhere else.
+
+All keys start with the configurable prefix (default ``lr:``) and carry a hash tag ``{...}`` that
+groups the keys one entity's scripts touch, so a later Redis Cluster port knows its slots::
+
+    {pool:ID}                hash    last, lastpos, cw:<rep>, n:<rep> (rotation)  long-lived
+    {pool:ID}:day:YYYY-MM-DD str     leads from the pool that UTC day              TTL 2 d
+    {rep:ID}                 hash    live state: status, until (ms), at (ms)       long-lived
+    {rep:ID}:day:YYYY-MM-DD  str     leads to the rep that local day               TTL 2 d
+    {rep:ID}:open            zset    open lead ids, score = assigned ms            TTL retention
+    {account:DOMAIN}         hash    owner, at (ms)                                long-lived
+    {lead:ID}                hash    decision JSON, owner, pool, queue, state...   TTL retention*
+    {lead:ID}:history        list    JSON entries, newest last, LTRIMmed           TTL retention*
+    {queue:NAME}             zset    lead ids waiting, score = queued ms           TTL retention
+    {idem:SCOPE:KEY}         str     F|sha256|lead (in flight), D|... (done)       TTL 30 s / ret.*
+    {sla}:due                zset    lead ids by SLA due ms, pruned                TTL >= leads'
+    {outbox}                 stream  events for plugin sinks                       MAXLEN ~ N
+
+    * retention + time until the SLA deadline: a lead outlives its deadline.
+
+"Long-lived" keys are small, one per configured entity (rep, account, pool), and are what an
+operator set on purpose; everything per lead expires. Zsets that hold lead ids are pruned by
+score on every write, so even a rep who never accepts anything has a bounded open set.
+
+Topology: **single-node Redis ≥ 7 or Valkey is the supported deployment for now** (a replica
+for failover is fine). The scripts declare every key they touch in KEYS, but some cross slots:
+
+* ``commit.lua`` touches the lead, its history, every candidate pool and rep of the overflow
+  chain, the queue, the SLA schedule, the outbox and the idempotency keys. On Cluster it would
+  have to be split: pick-and-count per pool slot (reps' daily counters would need to move under
+  the pool tag, giving up caps shared across pools) then write-the-lead in the lead's slot.
+* ``transition.lua`` touches the lead, the previous owner's open set, the SLA schedule and the
+  outbox: on Cluster, outbox and SLA entries would move to per-lead-slot shards.
+* ``pool_stats.lua`` only reads, but across the pool's and its members' slots.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+__all__ = ["DAY_TTL_S", "Keys"]
+
+DAY_TTL_S = 2 * 86400  # a day counter outlives its day in every time zone (UTC-12 … UTC+14)
+
+
+class Keys:
+    """Key builder for one prefix. The per-entity methods are memoised: the same few hundred
+    rep/pool keys are built for every lead, and building them is measurable at 10k leads/s."""
+
+    def __init__(self, prefix: str = "lr:") -> None:
+        self.prefix = prefix
+        self.outbox = f"{prefix}{{outbox}}"
+        self.sla_due = f"{prefix}{{sla}}:due"
+        # Bound methods wrapped per instance, so two stores with different prefixes never share.
+        self.pool = lru_cache(maxsize=1024)(self._pool)
+        self.pool_day = lru_cache(maxsize=4096)(self._pool_day)
+        self.rep = lru_cache(maxsize=4096)(self._rep)
+        self.rep_day = lru_cache(maxsize=8192)(self._rep_day)
+        self.rep_open = lru_cache(maxsize=4096)(self._rep_open)
+        self.queue = lru_cache(maxsize=1024)(self._queue)
+
+    def _pool(self, pool: str) -> str:
+        return f"{self.prefix}{{pool:{pool}}}"
+
+    def _pool_day(self, pool: str, day: str) -> str:
+        return f"{self.prefix}{{pool:{pool}}}:day:{day}"
+
+    def _rep(self, rep: str) -> str:
+        return f"{self.prefix}{{rep:{rep}}}"
+
+    def _rep_day(self, rep: str, day: str) -> str:
+        return f"{self.prefix}{{rep:{rep}}}:day:{day}"
+
+    def _rep_open(self, rep: str) -> str:
+        return f"{self.prefix}{{rep:{rep}}}:open"
+
+    def _queue(self, queue: str) -> str:
+        return f"{self.prefix}{{queue:{queue}}}"
+
+    def account(self, domain: str) -> str:
+        # Domains are case-insensitive; normalising here means every caller agrees.
+        return f"{self.prefix}{{account:{domain.strip().lower().rstrip('.')}}}"
+
+    def lead(self, lead_id: str) -> str:
+        return f"{self.prefix}{{lead:{lead_id}}}"
+
+    def history(self, lead_id: str) -> str:
+        return f"{self.prefix}{{lead:{lead_id}}}:history"
+
+    def idempotency(self, scope: str, key: str) -> str:
+        """``scope`` says whose key it is (``key:<source>`` for the Idempotency-Key header,
+        ``ext:<source>`` for external ids) so two sources never collide."""
+        return f"{self.prefix}{{idem:{scope}:{key}}}"

@@ -1,0 +1,28 @@
+-- Move a stored lead to a new state, atomically, if it is where the caller thinks it is.
+-- KEYS = lead, history, outbox, SLA schedule, [open set of the expected owner].
+-- ARGV[1] = {id, now, owner ('' = any), states ([] = any), state, entry, fields (flat list),
+--            close_open, clear_sla, event ('' = none), hmax, omax}.
+-- Reply: {'ok' | 'not_found' | 'conflict', current owner, current state}.
+local a = cjson.decode(ARGV[1])
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found', '', ''} end
+local cur = redis.call('HMGET', KEYS[1], 'owner', 'state')
+local owner, state = cur[1] or '', cur[2] or ''
+if a.owner ~= '' and owner ~= a.owner then return {'conflict', owner, state} end
+if #a.states > 0 then
+  local allowed = false
+  for _, s in ipairs(a.states) do if s == state then allowed = true end end
+  if not allowed then return {'conflict', owner, state} end
+end
+local now_s = fmt_int(a.now)
+redis.call('HSET', KEYS[1], 'state', a.state, 'updated_at', now_s, unpack(a.fields))
+a.entry.at = a.now
+-- The history and the lead hash share one TTL set at commit; RPUSH/HSET keep it.
+redis.call('RPUSH', KEYS[2], cjson.encode(a.entry))
+redis.call('LTRIM', KEYS[2], -a.hmax, -1)
+if a.close_open and KEYS[5] then redis.call('ZREM', KEYS[5], a.id) end
+if a.clear_sla then redis.call('ZREM', KEYS[4], a.id) end
+if a.event ~= '' then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', a.omax, '*', 'type', a.event, 'lead_id', a.id,
+             'at', now_s, 'owner', owner, 'state', a.state, 'entry', cjson.encode(a.entry))
+end
+return {'ok', owner, a.state}

@@ -1,0 +1,346 @@
+"""The Redis-backed state of the service: the only code that speaks to Redis.
+
+The hot path costs two round trips per lead, whatever the rules or the pool sizes:
+
+1. :meth:`Store.prefetch` — one pipeline: claim the idempotency keys (``SET NX GET PX``), read
+   the account owner of the company domain, plus any :class:`ExtraRead` (engagement counts);
+2. :meth:`Store.commit` — one EVALSHA of ``lua/commit.lua``: pick a rep (strategy, caps,
+   availability, overflow chain), count it, store decision + history, schedule the SLA,
+   publish the outbox event and finalise the idempotency keys, atomically.
+
+:attr:`Store.round_trips` counts network round trips (a pipeline is one, an EVALSHA is one; a
+NOSCRIPT reload adds two) for the benchmarks and tests. Key layout and topology: ``keys.py``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any, Protocol
+
+import msgspec
+import redis.asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+
+from router.engine.availability import PoolPlan
+from router.state.codec import LuaPlan, PoolStatsArg, pool_stats_from_reply, stored_lead, text
+from router.state.errors import StateError, translate_errors
+from router.state.keys import Keys
+from router.state.models import (
+    AssignResult,
+    Claim,
+    ClaimRequest,
+    CommitPlan,
+    HistoryEntry,
+    PoolStats,
+    Prefetched,
+    RepState,
+    RepStatus,
+    StoredLead,
+    TransitionResult,
+    from_ms,
+    to_ms,
+)
+from router.state.scripts import EncodableArg, command, load_scripts
+
+__all__ = ["ExtraRead", "Store", "fingerprint"]
+
+_OWNER_KINDS = ("owner", "account_owner")
+_REP_STATUSES = ("available", "away", "out_of_office")
+
+
+def fingerprint(body: bytes) -> str:
+    """The request-body fingerprint stored with idempotency keys (sha256 hex)."""
+    return hashlib.sha256(body).hexdigest()
+
+
+class ExtraRead(Protocol):
+    """A read added to the prefetch pipeline (e.g. engagement counts), so it costs no extra
+    round trip. Implementations live in ``router/state/`` and build keys with ``keys``."""
+
+    def commands(self, keys: Keys) -> Sequence[tuple[EncodableArg, ...]]: ...
+
+    def parse(self, replies: list[Any]) -> Any: ...
+
+
+class Store:
+    """Async access to the service state. Create with :meth:`connect`; safe to share between
+    the tasks of one event loop (redis-py pools connections)."""
+
+    def __init__(self, client: redis.asyncio.Redis, *, prefix: str = "lr:",
+                 retention: dt.timedelta = dt.timedelta(hours=24),
+                 inflight_ttl: dt.timedelta = dt.timedelta(seconds=30),
+                 history_max: int = 200, outbox_maxlen: int = 100_000) -> None:
+        self.client = client
+        self.keys = Keys(prefix)
+        self.retention_ms = int(retention.total_seconds() * 1000)
+        self.inflight_ms = int(inflight_ttl.total_seconds() * 1000)
+        self.history_max = history_max
+        self.outbox_maxlen = outbox_maxlen
+        self.round_trips = 0
+        self._scripts = load_scripts()
+        self._encoder = msgspec.json.Encoder()
+        self._pool_keys = lru_cache(maxsize=512)(self._pool_keys_uncached)
+
+    @classmethod
+    async def connect(cls, url: str, *, prefix: str = "lr:", verify: bool = True,
+                      socket_timeout: float = 2.0, max_connections: int | None = None,
+                      **options: Any) -> Store:
+        """Connect to ``url`` (``redis://host:port/db``). With ``verify`` (default) the server
+        must answer, be Redis ≥ 7 / Valkey (``SET NX GET``) and take the scripts, or this raises
+        :class:`StateUnavailable` / :class:`StateError`. ``options``: see ``__init__``."""
+        client = redis.asyncio.Redis.from_url(
+            url,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=min(socket_timeout, 1.0),
+            # One quick retry hides a pooled connection the server closed (restart, idle
+            # timeout); more would only delay the 503 when Redis is really down.
+            retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
+            max_connections=max_connections,
+        )
+        store = cls(client, prefix=prefix, **options)
+        if verify:
+            try:
+                await store.load_scripts()
+            except BaseException:
+                await client.aclose()
+                raise
+        return store
+
+    async def load_scripts(self) -> None:
+        """Check the server version and SCRIPT LOAD every script (one round trip)."""
+        with translate_errors("script load"):
+            self.round_trips += 1
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.execute_command("INFO", "server")
+                for script in self._scripts.values():
+                    pipe.execute_command("SCRIPT", "LOAD", script.source)
+                info, *_ = await pipe.execute()
+        version = str(info.get("redis_version", "0"))
+        if int(version.split(".", maxsplit=1)[0]) < 7:
+            raise StateError(f"Redis {version} is too old: leadrouter needs Redis >= 7 or Valkey "
+                             "(SET ... NX GET)")
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def ping(self) -> None:
+        """Raise :class:`StateUnavailable` unless Redis answers now (readiness checks)."""
+        with translate_errors("ping"):
+            self.round_trips += 1
+            await command(self.client, "PING")
+
+    def _count(self, n: int) -> None:
+        self.round_trips += n
+
+    # -- hot path ----------------------------------------------------------------------------
+
+    async def prefetch(self, claims: Sequence[ClaimRequest] = (), *,
+                       account_domain: str | None = None,
+                       extra: Sequence[ExtraRead] = ()) -> Prefetched:
+        """Claim ``claims`` and read what the rules need, in one pipelined round trip.
+
+        Claims that come back ``new`` are owned by this request: pass them to
+        :meth:`commit` (via :attr:`CommitPlan.claims`) or :meth:`release` them.
+        """
+        # The `get` option makes redis-py return SET's old value instead of a boolean.
+        commands: list[tuple[tuple[EncodableArg, ...], dict[str, Any]]] = [
+            (self._claim_command(c), {"get": True}) for c in claims]
+        if account_domain:
+            commands.append((("HGET", self.keys.account(account_domain), "owner"), {}))
+        spans: list[tuple[ExtraRead, int, int]] = []
+        for read in extra:
+            start = len(commands)
+            commands.extend((command, {}) for command in read.commands(self.keys))
+            spans.append((read, start, len(commands)))
+        if not commands:
+            return Prefetched(claims=(), account_owner=None)
+        with translate_errors("prefetch"):
+            self.round_trips += 1
+            async with self.client.pipeline(transaction=False) as pipe:
+                for args, options in commands:
+                    pipe.execute_command(*args, **options)
+                replies = await pipe.execute()
+        results = tuple(self._claim_result(c, r) for c, r in zip(claims, replies, strict=False))
+        owner = text(replies[len(claims)]) if account_domain else None
+        return Prefetched(claims=results, account_owner=owner,
+                          extra=tuple(read.parse(replies[a:b]) for read, a, b in spans))
+
+    def _marker(self, c: ClaimRequest) -> str:
+        return f"F|{c.fingerprint}|{c.lead_id}"
+
+    def _claim_command(self, c: ClaimRequest) -> tuple[EncodableArg, ...]:
+        # NX + GET (Redis >= 7): set-if-absent and see the old value in the same command, so
+        # concurrent duplicates cannot both see "absent". The in-flight TTL frees the key if
+        # this worker dies before commit or release.
+        key = self.keys.idempotency(c.scope, c.key)
+        return ("SET", key, self._marker(c), "NX", "GET", "PX", self.inflight_ms)
+
+    def _claim_result(self, c: ClaimRequest, reply: bytes | None) -> Claim:
+        key, marker = self.keys.idempotency(c.scope, c.key), self._marker(c)
+        state: str = "new"
+        lead_id = c.lead_id
+        if reply is not None and reply.decode() != marker:  # == marker: our own retried SET
+            kind, fp, lead_id = reply.decode().split("|", 2)
+            state = "in_flight" if kind == "F" else "done" if fp == c.fingerprint else "mismatch"
+        return Claim(scope=c.scope, key=c.key, state=state,  # type: ignore[arg-type]
+                     lead_id=lead_id, fingerprint=c.fingerprint, redis_key=key, marker=marker)
+
+    async def release(self, claims: Sequence[Claim]) -> None:
+        """Give up the claims this request owns (processing failed before commit), so a retry
+        can proceed at once instead of getting 409 until the in-flight TTL runs out."""
+        owned = [c for c in claims if c.owned]
+        if not owned:
+            return
+        with translate_errors("release"):
+            # Compare-and-delete: never drop a key someone else claimed after ours expired.
+            await self._scripts["release"](self.client, [c.redis_key for c in owned],
+                                           [c.marker for c in owned], self._count)
+
+    def _pool_keys_uncached(self, plan: PoolPlan) -> tuple[str, ...]:
+        k = self.keys
+        out = [k.pool(plan.id), k.pool_day(plan.id, plan.day)]
+        for m in plan.members:
+            out += (k.rep(m.rep), k.rep_day(m.rep, m.day), k.rep_open(m.rep))
+        return tuple(out)
+
+    async def commit(self, plan: CommitPlan) -> AssignResult:
+        """Pick (for pool routes) and store the lead in one atomic script; see the module doc."""
+        k, lead_id = self.keys, plan.lead_id
+        now = to_ms(plan.now)
+        owner_kind = plan.kind in _OWNER_KINDS
+        if owner_kind and not plan.owner:
+            raise ValueError(f"a {plan.kind} route needs plan.owner")
+        keys = [k.lead(lead_id), k.history(lead_id), k.outbox, k.sla_due, k.queue(plan.queue)]
+        keys += [c.redis_key for c in plan.claims]
+        if owner_kind:
+            owner = plan.owner or ""
+            keys += (k.rep_day(owner, plan.owner_day or plan.now.astimezone(dt.UTC).date()
+                               .isoformat()), k.rep_open(owner))
+        elif plan.kind == "pool":
+            for pool in plan.chain:
+                keys += self._pool_keys(pool)
+        arg = LuaPlan(
+            id=lead_id, now=now, ret=self.retention_ms, kind=plan.kind,
+            target=plan.owner or "", why=plan.reason, rule=plan.rule or "",
+            sla=plan.sla_policy or "", queue=plan.queue,
+            due=to_ms(plan.due_at) if plan.due_at else -1,
+            dueby={rep: to_ms(when) for rep, when in plan.due_by_rep.items()},
+            pools=plan.chain if plan.kind == "pool" else (),
+            claims=tuple((c.marker, f"D|{c.fingerprint}|{lead_id}") for c in plan.claims),
+            hmax=self.history_max, omax=self.outbox_maxlen,
+        )
+        with translate_errors("commit"):
+            reply = await self._scripts["commit"](
+                self.client, keys, [self._encoder.encode(arg), plan.decision], self._count)
+        status, owner_b, pool_b, queue_b, strategy_b, reason_b, due, at, other = reply
+        return AssignResult(
+            lead_id=lead_id, status=status.decode(), owner=text(owner_b), pool=text(pool_b),
+            queue=text(queue_b), strategy=text(strategy_b), reason=reason_b.decode(),
+            assigned_at=from_ms(at), due_at=from_ms(due) if due >= 0 else None,
+            other_lead=text(other),
+        )
+
+    # -- leads -------------------------------------------------------------------------------
+
+    async def get_lead(self, lead_id: str) -> StoredLead | None:
+        """The stored decision, its live fields and its history (one round trip), or None."""
+        with translate_errors("get_lead"):
+            self.round_trips += 1
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.execute_command("HGETALL", self.keys.lead(lead_id))
+                pipe.execute_command("LRANGE", self.keys.history(lead_id), 0, -1)
+                fields, history = await pipe.execute()
+        return stored_lead(lead_id, fields, history) if fields else None
+
+    async def transition(self, lead_id: str, *, now: dt.datetime, new_state: str,
+                         entry: HistoryEntry, expected_owner: str | None = None,
+                         expected_states: Sequence[str] = (),
+                         fields: Mapping[str, str] | None = None, close_open: bool = False,
+                         clear_sla: bool = False, event: str | None = None) -> TransitionResult:
+        """Atomically move a lead to ``new_state`` if its owner/state are as expected, append
+        ``entry`` (its ``at`` is set to ``now``) to its history, optionally take it out of the
+        owner's open set (accepted / rejected: least_loaded stops counting it) and the SLA
+        schedule, and publish ``event`` to the outbox. For accept / contacted / reject; a
+        reassignment also needs a new pick and counts and will get its own script."""
+        if close_open and not expected_owner:
+            raise ValueError("close_open needs expected_owner (whose open set to update)")
+        k = self.keys
+        keys = [k.lead(lead_id), k.history(lead_id), k.outbox, k.sla_due]
+        if close_open and expected_owner:
+            keys.append(k.rep_open(expected_owner))
+        doc = msgspec.to_builtins(entry)
+        doc.pop("at", None)
+        flat = [item for pair in (fields or {}).items() for item in pair]
+        arg = {"id": lead_id, "now": to_ms(now), "owner": expected_owner or "",
+               "states": list(expected_states), "state": new_state, "entry": doc,
+               "fields": flat, "close_open": close_open, "clear_sla": clear_sla,
+               "event": event or "", "hmax": self.history_max, "omax": self.outbox_maxlen}
+        with translate_errors("transition"):
+            status, owner, state = await self._scripts["transition"](
+                self.client, keys, [self._encoder.encode(arg)], self._count)
+        return TransitionResult(status=status.decode(), owner=text(owner), state=text(state))
+
+    # -- reps, pools, accounts ---------------------------------------------------------------
+
+    async def put_rep(self, rep: str, status: RepStatus, until: dt.datetime | None = None,
+                      *, now: dt.datetime | None = None) -> RepState:
+        """Set a rep's live state. ``until`` ends an away / out-of-office automatically."""
+        if status not in _REP_STATUSES:
+            raise ValueError(f"unknown rep status {status!r}; use one of {_REP_STATUSES}")
+        at = now or dt.datetime.now(dt.UTC)
+        mapping: dict[str, str | int] = {"status": status, "at": to_ms(at)}
+        if until is not None and status != "available":
+            mapping["until"] = to_ms(until)
+        key = self.keys.rep(rep)
+        with translate_errors("put_rep"):
+            self.round_trips += 1
+            async with self.client.pipeline(transaction=True) as pipe:  # MULTI: no half state
+                pipe.delete(key)
+                pipe.execute_command("HSET", key, *(x for kv in mapping.items() for x in kv))
+                await pipe.execute()
+        return RepState(rep=rep, status=status, until=until if "until" in mapping else None,
+                        updated_at=from_ms(to_ms(at)))
+
+    async def get_rep(self, rep: str) -> RepState:
+        """The rep's live state; a rep never set is available."""
+        with translate_errors("get_rep"):
+            self.round_trips += 1
+            status, until, at = await command(self.client,
+                "HMGET", self.keys.rep(rep), "status", "until", "at")
+        return RepState(rep=rep, status=(text(status) or "available"),  # type: ignore[arg-type]
+                        until=from_ms(until) if until else None,
+                        updated_at=from_ms(at) if at else None)
+
+    async def pool_stats(self, pool: PoolPlan, now: dt.datetime) -> PoolStats:
+        """The pool's members as the commit would judge them at ``now`` (one round trip).
+        ``pool`` comes from ``router.engine.availability.pool_plan`` for the same ``now``."""
+        arg = PoolStatsArg(pool=pool, now=to_ms(now), ret=self.retention_ms)
+        with translate_errors("pool_stats"):
+            raw = await self._scripts["pool_stats"](
+                self.client, self._pool_keys(pool), [self._encoder.encode(arg)], self._count)
+        return pool_stats_from_reply(pool, raw)
+
+    async def put_account(self, domain: str, owner: str, *,
+                          now: dt.datetime | None = None) -> None:
+        at = to_ms(now or dt.datetime.now(dt.UTC))
+        with translate_errors("put_account"):
+            self.round_trips += 1
+            await command(self.client,
+                "HSET", self.keys.account(domain), "owner", owner, "at", at)
+
+    async def get_account(self, domain: str) -> str | None:
+        """The owner rep of ``domain``, or None."""
+        with translate_errors("get_account"):
+            self.round_trips += 1
+            return text(await command(self.client,
+                "HGET", self.keys.account(domain), "owner"))
+
+    async def delete_account(self, domain: str) -> bool:
+        """True if there was an account to delete."""
+        with translate_errors("delete_account"):
+            self.round_trips += 1
+            return bool(await command(self.client, "DEL", self.keys.account(domain)))
