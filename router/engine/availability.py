@@ -128,7 +128,7 @@ def pool_plan(pool: PoolSpec, reps: Mapping[str, RepSpec], now: dt.datetime) -> 
     )
 
 
-def chain_plan(ruleset: Ruleset, pool_id: str,
+def chain_plan(pools: Mapping[str, PoolSpec], reps: Mapping[str, RepSpec], pool_id: str,
                now: dt.datetime) -> tuple[tuple[PoolPlan, ...], str]:
     """The pool and its overflow pools in order, and the queue that ends the chain.
 
@@ -141,11 +141,11 @@ def chain_plan(ruleset: Ruleset, pool_id: str,
     queue = "unassigned"
     while current is not None and current not in seen:
         seen.add(current)
-        pool = ruleset.pools.get(current)
+        pool = pools.get(current)
         if pool is None:
             queue = current  # an unknown pool id: treat it as a queue rather than lose the lead
             break
-        plans.append(pool_plan(pool, ruleset.reps, now))
+        plans.append(pool_plan(pool, reps, now))
         if pool.overflow_kind == "pool":
             current = pool.overflow
         else:
@@ -174,5 +174,6 @@ class PlanCache:
         if plan is None:
             # Computed for the minute's start so every caller within the minute agrees.
             start = dt.datetime.fromtimestamp(minute * 60, _UTC)
-            plan = self._plans[pool_id] = chain_plan(self.ruleset, pool_id, start)
+            plan = self._plans[pool_id] = chain_plan(self.ruleset.pools, self.ruleset.reps,
+                                                     pool_id, start)
         return plan
