@@ -1,12 +1,67 @@
-"""``leadrouter serve`` (the HTTP service lands with the service issue)."""
+"""``leadrouter serve``: resolve settings, make sure Redis is there, run uvicorn workers.
+
+With no Redis URL an embedded ``valkey-server`` (AOF on, in the data dir) is started here, in
+the supervisor, before the workers: they all share it, and it is stopped cleanly when the
+service stops — or reused if it is still running from a previous start.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
+
+__all__ = ["serve"]
 
 
 def serve(args: argparse.Namespace) -> int:
-    print("leadrouter serve: the HTTP service is not built yet; try `leadrouter rules check`",
-          file=sys.stderr)
-    return 1
+    from router.engine.errors import RulesetError
+    from router.engine.loader import load_directory
+    from router.logs import configure_logging
+    from router.settings import Settings, SettingsError
+
+    try:
+        settings = Settings.from_env(host=args.host, port=args.port, workers=args.workers,
+                                     rules_dir=args.rules_dir, redis_url=args.redis_url,
+                                     data_dir=args.data_dir)
+    except SettingsError as exc:
+        print(f"leadrouter: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        load_directory(settings.rules_dir)
+    except RulesetError as exc:
+        print(f"leadrouter: the rules in {settings.rules_dir} do not load, not starting.\n"
+              f"{exc.summary()}", file=sys.stderr)
+        return 1
+
+    import msgspec
+    import uvicorn
+
+    embedded = None
+    if not settings.redis_url:
+        from router.state.embedded import EmbeddedValkey, EmbeddedValkeyError
+
+        embedded = EmbeddedValkey(Path(settings.data_dir))
+        try:
+            url = embedded.start()
+        except EmbeddedValkeyError as exc:
+            print(f"leadrouter: cannot start the embedded Valkey: {exc}", file=sys.stderr)
+            return 1
+        print(f"leadrouter: embedded Valkey at {url} (data in {settings.data_dir})",
+              file=sys.stderr)
+        settings = msgspec.structs.replace(settings, redis_url=url)
+    os.environ.update(settings.to_env())
+    print(f"leadrouter: serving on http://{settings.host}:{settings.port} with "
+          f"{settings.workers} worker(s), rules from {settings.rules_dir}", file=sys.stderr)
+    try:
+        uvicorn.run("router.app:app_from_env", factory=True, host=settings.host,
+                    port=settings.port, workers=settings.workers, loop="uvloop",
+                    http="httptools", log_level=settings.log_level, access_log=False,
+                    lifespan="on", timeout_graceful_shutdown=10)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+

@@ -17,7 +17,7 @@ import datetime
 from typing import Any
 
 import msgspec
-from leadrouter_sdk import Contribution, Lead, Score
+from leadrouter_sdk import Contribution, Lead, Score, Step
 
 from router.engine._regions import REGION_OF
 from router.engine.functions import domain_of, is_disposable_domain, is_free_domain
@@ -37,15 +37,6 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
     account_owner: str | None = None
     counts: dict[tuple[str, int], int] = {}
     last: dict[str, datetime.datetime] = {}
-
-
-class Step(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """One line of the explanation: what a stage decided and which rule decided it."""
-
-    stage: str
-    outcome: str | None
-    rule: str | None = None
-    detail: str = ""
 
 
 class Evaluation(msgspec.Struct, frozen=True, kw_only=True):
@@ -75,8 +66,11 @@ def build_env(lead: Lead, snapshot: Snapshot, now: datetime.datetime) -> dict[st
     """The flat name → value mapping compiled rules read (lead fields + derived names)."""
     env = msgspec.structs.asdict(lead)
     email = env["email"]
-    # Lead normalisation lower-cases and checks the email, so the domain is what follows "@".
+    # Lead normalisation lower-cases and checks the email, so the domain is what follows "@"
+    # (without a leading "www.", like domain(): the compiler reads this for domain(email)).
     email_domain = email.rpartition("@")[2] or None if email else None
+    if email_domain is not None and email_domain.startswith("www."):
+        email_domain = domain_of(email)
     free = is_free_domain(email_domain)
     disposable = is_disposable_domain(email_domain)
     domain = env["domain"]

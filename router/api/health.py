@@ -1,0 +1,28 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, get
+
+__all__ = ["livez", "readyz"]
+
+
+@get("/livez", sync_to_thread=False, include_in_schema=True, tags=["health"])
+def livez() -> dict[str, str]:
+    """The process is up and serving HTTP."""
+    return {"status": "ok"}
+
+
+@get("/readyz", tags=["health"])
+async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    """Ready to take leads: Redis answers and a ruleset is loaded."""
+    ctx = request.app.state.ctx
+    checks = {"rules": ctx.rules.loaded, "redis": await ctx.store_ok()}
+    ok = all(checks.values())
+    body: dict[str, Any] = {"status": "ok" if ok else "unavailable", "checks": checks}
+    if ctx.rules.loaded:
+        body["rules_version"] = ctx.rules.current.version
+    headers = {} if ok else {"Retry-After": str(ctx.settings.retry_after_seconds)}
+    return Response(body, status_code=200 if ok else 503, headers=headers)

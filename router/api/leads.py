@@ -1,0 +1,161 @@
+"""Lead intake and retrieval: ``POST /v1/leads``, ``POST /v1/leads:batch``, ``GET /v1/leads/{id}``.
+
+The body is read raw and decoded straight into the ``Lead`` Struct (msgspec, with numeric clean
+up such as "1,200" → 1200): one decode, field paths in every error, no framework-side copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+from leadrouter_sdk import Decision, Lead, decode_lead
+from litestar import Request, Response, get, post
+
+from router.api.errors import problem, validation_problem
+from router.api.openapi import BatchRequest, json_body
+from router.leads import LeadService
+from router.state.errors import StateUnavailable
+
+__all__ = ["handlers"]
+
+_IDEM_MAX = 255
+
+
+def _service(request: Request[Any, Any, Any]) -> LeadService:
+    service: LeadService | None = request.app.state.ctx.leads
+    if service is None:
+        raise StateUnavailable("the state store is not connected yet")
+    return service
+
+
+def _json_only(request: Request[Any, Any, Any]) -> None:
+    ctype = request.headers.get("content-type", "")
+    if ctype.split(";", 1)[0].strip().lower() not in ("application/json", ""):
+        raise problem(415, "Unsupported media type",
+                      f"send JSON with 'Content-Type: application/json' (got {ctype!r}); HTML "
+                      "forms post to /v1/forms/{form_id}")
+
+
+def _idempotency_key(request: Request[Any, Any, Any]) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    key = key.strip().strip('"')
+    if not key or len(key) > _IDEM_MAX or not key.isprintable():
+        raise problem(400, "Invalid Idempotency-Key",
+                      f"the Idempotency-Key header must be 1 to {_IDEM_MAX} printable "
+                      "characters, e.g. a UUID", kind="idempotency-key")
+    return key
+
+
+def _decode(body: bytes, prefix: str = "$") -> Lead:
+    try:
+        return decode_lead(body)
+    except msgspec.ValidationError as exc:
+        raise validation_problem(exc, prefix=prefix) from None
+    except msgspec.DecodeError as exc:
+        raise problem(400, "Malformed JSON", f"the body is not valid JSON: {exc} — send one "
+                      "JSON object of lead fields", kind="malformed-json") from None
+
+
+async def _route_one(service: LeadService, lead: Lead, body: bytes, key: str | None,
+                     retry_after: int) -> tuple[int, Any, dict[str, str]]:
+    outcome, decision, ref = await service.route(lead, body=body, idempotency_key=key)
+    if outcome == "created":
+        return 201, decision, {"Location": f"/v1/leads/{ref}"}
+    if outcome == "duplicate" and decision is not None:
+        return 200, decision, {"Location": f"/v1/leads/{ref}"}
+    if outcome == "mismatch":
+        raise problem(422, "Idempotency key reused",
+                      "this Idempotency-Key was already used with a different request body — "
+                      "use a new key for a new lead", kind="idempotency-mismatch", lead_id=ref)
+    raise problem(409, "Request in progress",
+                  "a request with the same Idempotency-Key or external_id is being processed — "
+                  "retry shortly", kind="idempotency-in-flight",
+                  headers={"Retry-After": str(retry_after)})
+
+
+@post("/v1/leads", tags=["leads"], status_code=201,
+      operation_class=json_body(Lead, "The lead's fields; unknown fields are refused."))
+async def create_lead(request: Request[Any, Any, Any]) -> Response[Decision]:
+    """Score and route one lead: 201 with the decision, 200 with ``duplicate: true`` when the
+    ``Idempotency-Key`` or ``external_id`` was seen before."""
+    _json_only(request)
+    key = _idempotency_key(request)
+    body = await request.body()
+    lead = _decode(body)
+    ctx = request.app.state.ctx
+    status, decision, headers = await _route_one(_service(request), lead, body, key,
+                                                 ctx.settings.retry_after_seconds)
+    response: Response[Decision] = Response(decision, status_code=status, headers=headers)
+    return response
+
+
+class _Batch(msgspec.Struct, forbid_unknown_fields=True):
+    leads: list[msgspec.Raw]
+
+
+@post("/v1/leads:batch", tags=["leads"], status_code=200,
+      operation_class=json_body(BatchRequest, "Up to LEADROUTER_BATCH_LIMIT leads."))
+async def create_leads(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """Many leads in one request: ``{"leads": [...]}`` (or a JSON array), one result each.
+
+    Items are independent: a bad item gets its own problem (with its index in the path) and the
+    others are still routed. With an ``Idempotency-Key`` header, item *i* uses ``KEY:i``.
+    """
+    _json_only(request)
+    ctx = request.app.state.ctx
+    key = _idempotency_key(request)
+    body = await request.body()
+    try:
+        items = msgspec.json.decode(body, type=_Batch).leads if body.lstrip()[:1] == b"{" \
+            else msgspec.json.decode(body, type=list[msgspec.Raw])
+    except msgspec.ValidationError as exc:
+        raise validation_problem(exc) from None
+    except msgspec.DecodeError as exc:
+        raise problem(400, "Malformed JSON", f"the body is not valid JSON: {exc}") from None
+    limit = ctx.settings.batch_limit
+    if len(items) > limit:
+        raise problem(413, "Batch too large", f"{len(items)} leads in one batch; the limit is "
+                      f"{limit} — split the batch", kind="batch-too-large", limit=limit)
+    service = _service(request)
+
+    async def one(i: int, raw: msgspec.Raw) -> dict[str, Any]:
+        item = bytes(raw)
+        try:
+            lead = _decode(item, prefix=f"$.leads[{i}]")
+            status, decision, _ = await _route_one(service, lead, item,
+                                                   f"{key}:{i}" if key else None,
+                                                   ctx.settings.retry_after_seconds)
+            return {"index": i, "status": status, "decision": decision}
+        except StateUnavailable:
+            raise
+        except Exception as exc:
+            if hasattr(exc, "to_response"):
+                resp = exc.to_response(request)
+                return {"index": i, "status": resp.status_code, "problem": resp.content}
+            raise
+
+    results = await asyncio.gather(*(one(i, raw) for i, raw in enumerate(items)))
+    return {"results": results,
+            "created": sum(1 for r in results if r["status"] == 201),
+            "duplicates": sum(1 for r in results if r["status"] == 200),
+            "failed": sum(1 for r in results if r["status"] >= 400)}
+
+
+@get("/v1/leads/{lead_id:str}", tags=["leads"])
+async def get_lead(request: Request[Any, Any, Any], lead_id: str) -> Decision:
+    """The stored decision: score breakdown, status, assignment, SLA state, rules version and
+    the history of everything that happened to the lead."""
+    if len(lead_id) > 64:
+        raise problem(404, "Not found", "no lead with that id")
+    decision = await _service(request).get(lead_id)
+    if decision is None:
+        raise problem(404, "Not found", f"no lead {lead_id!r} (it may have expired after the "
+                      "decision retention period)", kind="lead-not-found")
+    return decision
+
+
+handlers = [create_lead, create_leads, get_lead]

@@ -1,0 +1,143 @@
+"""The litestar application: ``create_app(settings)``. Wiring only — no behaviour lives here."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsPlugin
+
+from router import __version__
+from router.api import accounts, health, leads, reps
+from router.api import rules as rules_api
+from router.api.errors import exception_handlers
+from router.api.openapi import components
+from router.leads import LeadService
+from router.reload import RulesManager
+from router.settings import Settings
+from router.state.errors import StateError
+from router.state.rules_sync import bump_rules_generation, rules_generation
+from router.state.store import Store
+
+__all__ = ["Context", "app_from_env", "create_app"]
+
+log = logging.getLogger("leadrouter")
+
+
+class Context:
+    """What request handlers need: settings, the live rules, the store and the clock."""
+
+    def __init__(self, settings: Settings, rules: RulesManager, *,
+                 clock: Callable[[], datetime.datetime] | None = None) -> None:
+        self.settings = settings
+        self.rules = rules
+        self.now = clock or (lambda: datetime.datetime.now(datetime.UTC))
+        self._store: Store | None = None
+        self.leads: LeadService | None = None
+        self._rules_generation: int | None = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("the store is not connected")
+        return self._store
+
+    def attach(self, store: Store) -> None:
+        self._store = store
+        self.leads = LeadService(store=store, rules=self.rules, settings=self.settings,
+                                 clock=self.now)
+
+    async def store_ok(self) -> bool:
+        if self._store is None:
+            return False
+        try:
+            await self._store.ping()
+        except StateError:
+            return False
+        return True
+
+    async def announce_rules(self) -> None:
+        """Tell the other workers to re-read the rules directory (admin reloads)."""
+        with contextlib.suppress(StateError):
+            self._rules_generation = await bump_rules_generation(self.store)
+
+    async def watch_rules(self) -> None:
+        """Poll the rules directory and the shared generation counter; reload on change."""
+        interval = self.settings.reload_poll_seconds
+        while interval > 0:
+            await asyncio.sleep(interval)
+            generation: int | None = self._rules_generation
+            with contextlib.suppress(StateError):
+                generation = await rules_generation(self.store)
+            bumped = generation is not None and generation != self._rules_generation
+            if self.rules.changed_on_disk() or bumped:
+                self._rules_generation = generation
+                self.rules.reload(reason="generation" if bumped else "file change")
+
+
+def create_app(settings: Settings, *, rules: RulesManager | None = None,
+               store: Store | None = None,
+               clock: Callable[[], datetime.datetime] | None = None) -> Litestar:
+    """Build the service. ``store``/``rules``/``clock`` may be injected (tests)."""
+    manager = rules or RulesManager(settings.rules_dir,
+                                    require_tests=settings.require_rules_tests)
+    if not manager.loaded:
+        manager.load_initial()  # invalid rules at start-up: refuse to start, say why
+    ctx = Context(settings, manager, clock=clock)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        owned = store is None
+        if store is None:
+            # verify=False: start even while Redis is down (503 until it is back); scripts are
+            # loaded now if possible, else on first use (EVALSHA falls back on NOSCRIPT).
+            connected = await Store.connect(
+                settings.redis_url or "", prefix=settings.key_prefix, verify=False,
+                retention=datetime.timedelta(seconds=settings.decision_retention),
+                inflight_ttl=datetime.timedelta(seconds=settings.inflight_timeout))
+            with contextlib.suppress(StateError):
+                await connected.load_scripts()
+        ctx.attach(store or connected)
+        with contextlib.suppress(StateError):
+            ctx._rules_generation = await rules_generation(ctx.store)
+        watcher = asyncio.create_task(ctx.watch_rules(), name="rules-watcher")
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            if owned:
+                await ctx.store.close()
+
+    app = Litestar(
+        route_handlers=[health.livez, health.readyz, rules_api.get_rules,
+                        rules_api.reload_rules, rules_api.evaluate_lead, *leads.handlers,
+                        *reps.handlers,
+                        *accounts.handlers],
+        lifespan=[lifespan],
+        plugins=[ProblemDetailsPlugin(ProblemDetailsConfig(enable_for_all_http_exceptions=True))],
+        exception_handlers=exception_handlers,
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(title="leadrouter", version=__version__, path="/schema",
+                                     components=components(),
+                                     description="Lead scoring and routing service."),
+        debug=False,
+    )
+    app.state.ctx = ctx
+    app.state.retry_after = settings.retry_after_seconds
+    return app
+
+
+def app_from_env() -> Litestar:
+    """Factory for ``uvicorn --factory`` in worker processes: settings from the environment."""
+    from router.logs import configure_logging
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    return create_app(settings)

@@ -1,0 +1,197 @@
+"""Routing one lead end to end: claim, read, evaluate, pick-and-commit. Two Redis round trips.
+
+1. ``store.prefetch``: one pipeline claims the idempotency keys (``Idempotency-Key`` header and
+   ``external_id``) and reads what the rules need (the account owner of the company domain).
+2. the pure engine decides status, route and SLA policy;
+3. ``store.commit``: one Lua script picks the rep (strategy, caps, availability, overflow) and
+   writes decision, history, outbox event, SLA deadline and the idempotency records together —
+   there is never an acknowledged lead without a stored decision.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+import msgspec
+from leadrouter_sdk import Assignment, Decision, Lead, Score, Sla, Step
+from leadrouter_sdk import HistoryEntry as PublicHistory
+
+from router.engine.availability import PlanCache, local_day
+from router.engine.evaluate import Evaluation, Snapshot, build_env, evaluate, explain
+from router.engine.ruleset import Ruleset
+from router.engine.sla_clock import deadline
+from router.reload import RulesManager
+from router.settings import Settings
+from router.state.models import ClaimRequest, CommitPlan, Prefetched, StoredLead
+from router.state.store import Store
+
+__all__ = ["LeadService", "Outcome", "Record", "new_lead_id"]
+
+Outcome = Literal["created", "duplicate", "conflict", "mismatch"]
+
+
+def new_lead_id() -> str:
+    """Time-ordered, unguessable: 12 hex digits of milliseconds + 16 random hex digits."""
+    return f"ld_{time.time_ns() // 1_000_000:012x}{os.urandom(8).hex()}"
+
+
+class Record(msgspec.Struct, kw_only=True):
+    """What is stored with a lead at commit (the live owner/SLA fields live beside it)."""
+
+    lead: Lead
+    status: str
+    score: Score
+    territory: str | None
+    segment: str | None
+    route_kind: str
+    route_rule: str | None
+    route_reason: str
+    sla_policy: str | None
+    rules_version: str
+    created_at: dt.datetime
+    matched: tuple[str, ...]
+    explanation: tuple[Step, ...]
+    source: str | None = None
+
+
+_encode = msgspec.json.Encoder().encode
+_decode_record = msgspec.json.Decoder(Record).decode
+
+
+class LeadService:
+    def __init__(self, *, store: Store, rules: RulesManager, settings: Settings,
+                 clock: Callable[[], dt.datetime]) -> None:
+        self.store = store
+        self.rules = rules
+        self.settings = settings
+        self.now = clock
+        self._plan_cache: PlanCache | None = None
+
+    def _plans(self, ruleset: Ruleset) -> PlanCache:
+        cache = self._plan_cache
+        if cache is None or cache.ruleset is not ruleset:
+            cache = self._plan_cache = PlanCache(ruleset)
+        return cache
+
+    async def route(self, lead: Lead, *, body: bytes, source: str = "api",
+                    idempotency_key: str | None = None) -> tuple[Outcome, Decision | None, str]:
+        """Route ``lead``; returns (outcome, decision, lead id or message)."""
+        ruleset = self.rules.current  # one ruleset for the whole request, even across reloads
+        now = self.now()
+        lead_id = new_lead_id()
+        fingerprint = hashlib.sha256(body).hexdigest()
+        claims = []
+        if idempotency_key:
+            claims.append(ClaimRequest(scope=f"key:{source}", key=idempotency_key,
+                                       fingerprint=fingerprint, lead_id=lead_id))
+        if lead.external_id:
+            claims.append(ClaimRequest(scope=f"ext:{source}", key=lead.external_id,
+                                       fingerprint=fingerprint, lead_id=lead_id))
+        domain = None
+        if ruleset.uses_account_owner:
+            domain = build_env(lead, Snapshot(), now)["company_domain"]
+        pre: Prefetched = await self.store.prefetch(claims, account_domain=domain)
+        blocking = pre.blocking
+        if blocking is not None:
+            await self.store.release(pre.owned_claims)
+            if blocking.state == "mismatch" and blocking.scope.startswith("key:"):
+                return "mismatch", None, blocking.lead_id
+            if blocking.state == "in_flight":
+                return "conflict", None, blocking.lead_id
+            return "duplicate", await self.get(blocking.lead_id, duplicate=True), \
+                blocking.lead_id
+        try:
+            ev = evaluate(ruleset, lead, Snapshot(account_owner=pre.account_owner), now=now)
+            plan = self._plan(ruleset, lead, ev, lead_id, now, source, pre)
+            result = await self.store.commit(plan)
+        except BaseException:
+            await self.store.release(pre.owned_claims)
+            raise
+        if result.status in ("duplicate", "in_flight") and result.other_lead:
+            if result.status == "in_flight":
+                return "conflict", None, result.other_lead
+            return "duplicate", await self.get(result.other_lead, duplicate=True), \
+                result.other_lead
+        decision = _decision(ruleset, ev, lead_id, now, result.owner, result.pool,
+                             result.queue, result.strategy, result.reason, result.due_at,
+                             state=result.status)
+        return "created", decision, lead_id
+
+    def _plan(self, ruleset: Ruleset, lead: Lead, ev: Evaluation, lead_id: str,
+              now: dt.datetime, source: str, pre: Prefetched) -> CommitPlan:
+        route = ev.route
+        record = Record(lead=lead, status=ev.status, score=ev.score, territory=ev.territory,
+                        segment=ev.segment, route_kind=route.kind, route_rule=route.rule,
+                        route_reason=route.reason, sla_policy=ev.sla_policy,
+                        rules_version=ruleset.version, created_at=now, matched=ev.matched,
+                        explanation=explain(ruleset, ev), source=source)
+        policy = ruleset.sla_policies.get(ev.sla_policy or "")
+        kw: dict[str, Any] = {}
+        if route.kind == "pool" and route.target:
+            chain, queue = self._plans(ruleset).chain(route.target, now)
+            kw.update(chain=chain, queue=queue)
+            if policy is not None and policy.clock == "business":
+                kw["due_by_rep"] = {
+                    m.rep: deadline(policy, ruleset.reps[m.rep], ruleset.holidays, now)
+                    for p in chain for m in p.members if m.rep in ruleset.reps}
+        elif route.kind in ("owner", "account_owner") and route.target:
+            rep = ruleset.reps.get(route.target)
+            kw.update(owner=route.target, owner_day=local_day(rep, now))
+        else:
+            kw["queue"] = route.target or "unassigned"
+        due = None
+        if policy is not None:
+            owner = ruleset.reps.get(kw.get("owner") or "")
+            due = deadline(policy, owner, ruleset.holidays, now)
+        return CommitPlan(lead_id=lead_id, now=now, kind=route.kind, decision=_encode(record),
+                          reason=route.reason, rule=route.rule, sla_policy=ev.sla_policy,
+                          due_at=due, claims=pre.owned_claims, **kw)
+
+    async def get(self, lead_id: str, *, duplicate: bool = False) -> Decision | None:
+        stored = await self.store.get_lead(lead_id)
+        return None if stored is None else from_stored(stored, duplicate=duplicate)
+
+
+def _decision(ruleset: Ruleset, ev: Evaluation, lead_id: str, now: dt.datetime,
+              owner: str | None, pool: str | None, queue: str | None, strategy: str | None,
+              reason: str, due_at: dt.datetime | None, *, state: str) -> Decision:
+    return Decision(
+        lead_id=lead_id, status=ev.status, score=ev.score, territory=ev.territory,
+        segment=ev.segment,
+        assignment=Assignment(owner=owner, pool=pool, queue=queue, rule=ev.route.rule,
+                              strategy=strategy, reason=reason or ev.route.reason),
+        sla=Sla(policy=ev.sla_policy, due_at=due_at, state="pending" if due_at else None),
+        rules_version=ruleset.version, created_at=now, matched=ev.matched,
+        explanation=explain(ruleset, ev),
+        history=(PublicHistory(at=now, event="created"),
+                 PublicHistory(at=now, event=state, detail={
+                     k: v for k, v in (("owner", owner), ("pool", pool), ("queue", queue))
+                     if v})))
+
+
+def from_stored(stored: StoredLead, *, duplicate: bool = False) -> Decision:
+    """The public decision of a stored lead: the record plus its live fields and history."""
+    record = _decode_record(stored.decision)
+    sla_state = None
+    if stored.due_at is not None:
+        sla_state = "pending" if stored.state in ("assigned", "queued") else stored.state
+    history = tuple(
+        PublicHistory(at=h.at, event=h.event, detail={
+            k: v for k, v in msgspec.structs.asdict(h).items()
+            if k not in ("at", "event", "data") and v is not None} | h.data)
+        for h in stored.history)
+    return Decision(
+        lead_id=stored.lead_id, status=record.status, score=record.score,
+        territory=record.territory, segment=record.segment,
+        assignment=Assignment(owner=stored.owner, pool=stored.pool, queue=stored.queue,
+                              rule=stored.rule, strategy=stored.strategy,
+                              reason=stored.reason or record.route_reason),
+        sla=Sla(policy=stored.sla_policy, due_at=stored.due_at, state=sla_state),
+        rules_version=record.rules_version, duplicate=duplicate,
+        created_at=record.created_at, matched=record.matched,
+        explanation=record.explanation, history=history)

@@ -1,0 +1,83 @@
+"""One ``Settings`` struct, from ``LEADROUTER_*`` environment variables and CLI flags.
+
+Precedence: CLI flag > environment variable > default. Worker processes started by
+``leadrouter serve --workers N`` receive the resolved settings through the environment, so every
+worker runs with exactly what the supervisor resolved.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import msgspec
+
+from router.engine.schema import parse_duration
+
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError"]
+
+ENV_PREFIX = "LEADROUTER_"
+
+Seconds = Annotated[int, msgspec.Meta(gt=0)]
+
+
+class SettingsError(ValueError):
+    """A setting has an invalid value; the message names the variable and the fix."""
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8080
+    workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
+    rules_dir: str = "rules"
+    # No URL: start (or reuse) an embedded valkey-server with AOF persistence in data_dir.
+    redis_url: str | None = None
+    data_dir: str = ".leadrouter"
+    key_prefix: str = "lr:"
+    # Bearer token for admin endpoints (rules reload, reps, accounts); unset disables them.
+    admin_token: str | None = None
+    decision_retention: Seconds = 30 * 86400
+    idempotency_retention: Seconds = 86400
+    inflight_timeout: Seconds = 30
+    batch_limit: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1_048_576
+    reload_poll_seconds: Annotated[float, msgspec.Meta(ge=0)] = 2.0
+    require_rules_tests: bool = True
+    retry_after_seconds: Seconds = 2
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None,
+                 **overrides: Any) -> Settings:
+        """Settings from ``environ`` (default ``os.environ``), then non-None ``overrides``."""
+        env = os.environ if environ is None else environ
+        raw: dict[str, Any] = {}
+        for name in cls.__struct_fields__:
+            value = env.get(ENV_PREFIX + name.upper())
+            if value is not None and value != "":
+                raw[name] = value
+        raw.update({k: v for k, v in overrides.items() if v is not None})
+        for name in ("decision_retention", "idempotency_retention", "inflight_timeout"):
+            if isinstance(raw.get(name), str) and not raw[name].isdigit():
+                try:
+                    raw[name] = parse_duration(raw[name])
+                except ValueError:
+                    raise SettingsError(f"{ENV_PREFIX}{name.upper()}={raw[name]!r} is not a "
+                                        "duration — use seconds or e.g. 30d, 24h, 90m") from None
+        try:
+            return msgspec.convert(raw, cls, strict=False)
+        except msgspec.ValidationError as exc:
+            field = str(exc).rsplit("$.", 1)[-1].rstrip("`") if "$." in str(exc) else ""
+            var = f"{ENV_PREFIX}{field.upper()}" if field else "a setting"
+            raise SettingsError(f"{var}: {exc} — fix the value (see docs/operations.md)") from None
+
+    def to_env(self) -> dict[str, str]:
+        """The settings as environment variables, for worker processes."""
+        out = {}
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if value is not None:
+                out[ENV_PREFIX + name.upper()] = str(value).lower() if isinstance(value, bool) \
+                    else str(value)
+        return out
