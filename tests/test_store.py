@@ -1,0 +1,307 @@
+"""Store against a real Valkey: idempotency claims, accounts, reps, leads, round trips, TTLs,
+and Redis going away."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from router.engine.availability import MemberPlan, PoolPlan
+from router.state import (
+    ClaimRequest,
+    CommitPlan,
+    HistoryEntry,
+    Keys,
+    StateUnavailable,
+    Store,
+    fingerprint,
+)
+from router.state.embedded import EmbeddedValkey
+
+pytestmark = pytest.mark.anyio
+
+DAY = "2026-03-02"
+NOW = dt.datetime(2026, 3, 2, 17, 0, tzinfo=dt.UTC)
+POOL = PoolPlan(id="p", strategy="round_robin", pool_cap=-1, day=DAY,
+                members=(MemberPlan("a", 1, True, DAY, -1), MemberPlan("b", 1, True, DAY, -1)))
+BODY = b'{"email": "x@acme.com"}'
+
+
+@pytest.fixture
+async def store(redis_url: str) -> AsyncIterator[Store]:
+    s = await Store.connect(redis_url)
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+def claim(key: str, lead_id: str, body: bytes = BODY, scope: str = "key:web") -> ClaimRequest:
+    return ClaimRequest(scope=scope, key=key, fingerprint=fingerprint(body), lead_id=lead_id)
+
+
+def plan(lead_id: str, claims: Sequence[Any] = (), **extra: Any) -> CommitPlan:
+    extra.setdefault("chain", (POOL,))
+    return CommitPlan(lead_id=lead_id, now=NOW, kind="pool", decision=b"{}",
+                      claims=tuple(claims), **extra)
+
+
+# -- idempotency ----------------------------------------------------------------------------
+
+
+async def test_claim_states_new_inflight_done_mismatch(store: Store) -> None:
+    first = await store.prefetch([claim("k1", "L1")])
+    (c,) = first.claims
+    assert (c.state, c.lead_id, c.owned) == ("new", "L1", True) and first.blocking is None
+
+    (busy,) = (await store.prefetch([claim("k1", "L2")])).claims
+    assert (busy.state, busy.lead_id, busy.owned) == ("in_flight", "L1", False)
+
+    result = await store.commit(plan("L1", first.owned_claims))
+    assert result.status == "assigned"
+
+    again = await store.prefetch([claim("k1", "L3")])
+    assert again.blocking is not None
+    assert (again.blocking.state, again.blocking.lead_id) == ("done", "L1")
+    (other,) = (await store.prefetch([claim("k1", "L4", body=b"{}")])).claims
+    assert (other.state, other.lead_id) == ("mismatch", "L1")
+
+
+async def test_key_and_external_id_are_scoped(store: Store) -> None:
+    got = await store.prefetch([claim("same", "L1", scope="key:web"),
+                                claim("same", "L1", scope="ext:web"),
+                                claim("same", "L1", scope="ext:hubspot")])
+    assert [c.state for c in got.claims] == ["new", "new", "new"]
+    await store.commit(plan("L1", got.owned_claims))
+    mixed = await store.prefetch([claim("fresh", "L2", scope="key:web"),
+                                  claim("same", "L2", scope="ext:web")])
+    assert [c.state for c in mixed.claims] == ["new", "done"]
+    assert mixed.blocking is not None and mixed.blocking.lead_id == "L1"
+    await store.release(mixed.claims)  # the duplicate gives back the key it did claim
+    assert (await store.prefetch([claim("fresh", "L3")])).claims[0].state == "new"
+
+
+async def test_blocking_prefers_mismatch_then_in_flight(store: Store) -> None:
+    done = await store.prefetch([claim("k", "L1")])
+    await store.commit(plan("L1", done.owned_claims))
+    await store.prefetch([claim("busy", "L2")])
+    got = await store.prefetch([claim("busy", "L3"), claim("k", "L3", body=b"other")])
+    assert got.blocking is not None and got.blocking.state == "mismatch"
+
+
+async def test_release_lets_a_retry_proceed(store: Store) -> None:
+    got = await store.prefetch([claim("k", "L1")])
+    await store.release(got.claims)
+    assert (await store.prefetch([claim("k", "L2")])).claims[0].state == "new"
+
+
+async def test_release_never_drops_someone_elses_claim(store: Store,
+                                                       redis_client: redis.Redis) -> None:
+    mine = await store.prefetch([claim("k", "L1")])
+    redis_client.delete(mine.claims[0].redis_key)  # as if our in-flight TTL ran out...
+    theirs = await store.prefetch([claim("k", "L2")])  # ...and another request took the key
+    assert theirs.claims[0].state == "new"
+    await store.release(mine.claims)
+    assert (await store.prefetch([claim("k", "L3")])).claims[0].state == "in_flight"
+    # And our late commit yields to the request that holds the key now.
+    late = await store.commit(plan("L1", mine.owned_claims))
+    assert (late.status, late.other_lead) == ("in_flight", "L2")
+    assert await store.get_lead("L1") is None
+
+
+async def test_inflight_claims_expire(redis_url: str) -> None:
+    store = await Store.connect(redis_url, inflight_ttl=dt.timedelta(milliseconds=100))
+    try:
+        await store.prefetch([claim("k", "L1")])
+        await asyncio.sleep(0.25)
+        assert (await store.prefetch([claim("k", "L2")])).claims[0].state == "new"
+    finally:
+        await store.close()
+
+
+async def test_concurrent_duplicates_route_once(store: Store) -> None:
+    async def request(i: int) -> str:
+        got = await store.prefetch([claim("dup", f"L{i}")])
+        if got.blocking is not None:
+            return got.blocking.state
+        result = await store.commit(plan(f"L{i}", got.owned_claims))
+        return result.status
+
+    states = await asyncio.gather(*(request(i) for i in range(50)))
+    assert states.count("assigned") == 1
+    assert set(states) <= {"assigned", "in_flight", "done"}
+
+
+# -- accounts, reps, leads ------------------------------------------------------------------
+
+
+async def test_accounts(store: Store) -> None:
+    assert await store.get_account("acme.com") is None
+    await store.put_account("ACME.com", "alice")
+    assert await store.get_account("acme.com") == "alice"
+    assert (await store.prefetch(account_domain="Acme.COM")).account_owner == "alice"
+    assert await store.delete_account("acme.com") is True
+    assert await store.delete_account("acme.com") is False
+    assert (await store.prefetch(account_domain="acme.com")).account_owner is None
+
+
+async def test_rep_state(store: Store) -> None:
+    fresh = await store.get_rep("alice")
+    assert (fresh.status, fresh.until, fresh.updated_at) == ("available", None, None)
+    until = NOW + dt.timedelta(days=3)
+    await store.put_rep("alice", "out_of_office", until=until, now=NOW)
+    got = await store.get_rep("alice")
+    assert (got.status, got.until, got.updated_at) == ("out_of_office", until, NOW)
+    assert not got.available_at(NOW) and got.available_at(until)
+    await store.put_rep("alice", "available")
+    assert (await store.get_rep("alice")).until is None
+    with pytest.raises(ValueError, match="unknown rep status"):
+        await store.put_rep("alice", "vacation")  # type: ignore[arg-type]
+
+
+async def test_get_missing_lead(store: Store) -> None:
+    assert await store.get_lead("nope") is None
+
+
+async def test_transition(store: Store, redis_client: redis.Redis) -> None:
+    r = await store.commit(plan("L1", due_at=NOW + dt.timedelta(minutes=5)))
+    assert r.owner == "a"
+    entry = HistoryEntry(event="accepted", at=NOW, by="a")
+    wrong = await store.transition("L1", now=NOW, new_state="accepted", entry=entry,
+                                   expected_owner="b")
+    assert (wrong.status, wrong.owner, wrong.state) == ("conflict", "a", "assigned")
+    bad_state = await store.transition("L1", now=NOW, new_state="accepted", entry=entry,
+                                       expected_states=["queued"])
+    assert bad_state.status == "conflict"
+    later = NOW + dt.timedelta(minutes=2)
+    ok = await store.transition("L1", now=later, new_state="accepted", entry=entry,
+                                expected_owner="a", expected_states=["assigned"],
+                                fields={"accepted_at": "1"}, close_open=True, clear_sla=True,
+                                event="lead.accepted")
+    assert (ok.status, ok.state) == ("ok", "accepted")
+    lead = await store.get_lead("L1")
+    assert lead is not None and lead.state == "accepted" and lead.updated_at == later
+    assert [(h.event, h.at, h.by) for h in lead.history][-1] == ("accepted", later, "a")
+    assert redis_client.zscore("lr:{sla}:due", "L1") is None
+    assert redis_client.zcard("lr:{rep:a}:open") == 0
+    assert redis_client.xrevrange("lr:{outbox}", count=1)[0][1][b"type"] == b"lead.accepted"
+    missing = await store.transition("nope", now=NOW, new_state="x", entry=entry)
+    assert missing.status == "not_found"
+
+
+async def test_pool_stats_reasons(store: Store) -> None:
+    await store.put_rep("a", "away", until=NOW + dt.timedelta(hours=1))
+    p = PoolPlan(id="p", strategy="least_loaded", pool_cap=10, day=DAY, members=(
+        MemberPlan("a", 2, False, DAY, 5), MemberPlan("b", 1, True, DAY, 1)))
+    await store.commit(plan("L1", chain=(p,)))
+    stats = await store.pool_stats(p, NOW)
+    a, b = stats.members
+    assert (a.eligible, a.why_not, a.status, a.until) == (
+        False, ("away", "outside working hours"), "away", NOW + dt.timedelta(hours=1))
+    assert (b.eligible, b.why_not, b.assigned_today, b.open, b.daily_cap) == (
+        False, ("at daily cap",), 1, 1, 1)
+    assert (stats.used_today, stats.pool_cap, stats.last_assigned) == (1, 10, "b")
+
+
+# -- round trips, extension reads, TTLs -----------------------------------------------------
+
+
+class _CounterRead:
+    """An extra read riding in the prefetch pipeline, like engagement counts will."""
+
+    def commands(self, keys: Keys) -> list[tuple[str, ...]]:
+        return [("GET", f"{keys.prefix}demo:a"), ("GET", f"{keys.prefix}demo:b")]
+
+    def parse(self, replies: list[Any]) -> int:
+        return sum(int(r or 0) for r in replies)
+
+
+async def test_two_round_trips_per_lead(store: Store, redis_client: redis.Redis) -> None:
+    redis_client.set("lr:demo:a", 3)
+    await store.ping()
+    start = store.round_trips
+    for i in range(20):
+        claims = [claim(f"k{i}", f"L{i}"), claim(f"e{i}", f"L{i}", scope="ext:w")]
+        got = await store.prefetch(claims, account_domain="acme.com", extra=[_CounterRead()])
+        assert got.extra == (3,)
+        await store.commit(plan(f"L{i}", got.owned_claims))
+    assert store.round_trips - start == 40
+
+
+async def test_every_key_expires_except_the_long_lived(store: Store,
+                                                       redis_client: redis.Redis) -> None:
+    await store.put_rep("a", "away", until=NOW - dt.timedelta(hours=1))
+    await store.put_account("acme.com", "a")
+    got = await store.prefetch([claim("k", "L1"), claim("x", "L1", scope="ext:w")],
+                               account_domain="acme.com")
+    await store.commit(plan("L1", got.owned_claims, due_at=NOW + dt.timedelta(hours=1),
+                            sla_policy="hot"))
+    await store.prefetch([claim("abandoned", "L9")])  # in flight, never committed
+    await store.commit(CommitPlan(lead_id="L2", now=NOW, kind="owner", owner="a",
+                                  owner_day=DAY, decision=b"{}"))
+    await store.commit(CommitPlan(lead_id="L3", now=NOW, kind="queue", queue="triage",
+                                  decision=b"{}"))
+    wrr = PoolPlan(id="w", strategy="weighted_round_robin", pool_cap=5, day=DAY,
+                   members=POOL.members)
+    await store.commit(plan("L4", chain=(wrr,)))
+    await store.transition("L1", now=NOW, new_state="accepted",
+                           entry=HistoryEntry(event="accepted", at=NOW), expected_owner="a",
+                           close_open=True, clear_sla=True, event="lead.accepted")
+
+    # Documented in keys.py: one per rep, account and pool, or bounded by MAXLEN.
+    long_lived = re.compile(r"^lr:(\{rep:[^}]*\}|\{account:[^}]*\}|\{pool:[^}]*\}|\{outbox\})$")
+    keys = sorted(k.decode() for k in redis_client.scan_iter(count=1000))
+    assert len(keys) > 15
+    for key in keys:
+        ttl = redis_client.pttl(key)
+        if long_lived.match(key):
+            assert ttl == -1, key
+        else:
+            assert ttl > 0, key
+
+
+# -- Redis unavailable ----------------------------------------------------------------------
+
+
+async def test_state_unavailable_and_recovery(tmp_path: Path) -> None:
+    server = EmbeddedValkey(tmp_path / "valkey")
+    server.start()
+    port = server.port
+    store = await Store.connect(server.url)
+    try:
+        assert (await store.commit(plan("L1"))).owner == "a"
+        server.stop()
+        for call in (store.ping(), store.prefetch([claim("k", "L2")]), store.commit(plan("L2")),
+                     store.get_lead("L1"), store.put_rep("a", "away")):
+            with pytest.raises(StateUnavailable):
+                await call
+        # Back on the same port (the AOF kept the data; scripts are gone: NOSCRIPT reload).
+        server = EmbeddedValkey(tmp_path / "valkey", port=port)
+        server.start()
+        before = store.round_trips
+        assert (await store.commit(plan("L2"))).owner == "b"
+        assert store.round_trips - before == 3  # EVALSHA, SCRIPT LOAD, EVALSHA
+        assert (await store.get_lead("L1")) is not None
+    finally:
+        await store.close()
+        server.stop()
+
+
+async def test_connect_to_nothing_is_state_unavailable(tmp_path: Path) -> None:
+    server = EmbeddedValkey(tmp_path / "gone")
+    server.start()
+    url = server.url
+    server.stop()
+    with pytest.raises(StateUnavailable):
+        await Store.connect(url)
+    lazy = await Store.connect(url, verify=False)  # a service may start before its Redis
+    with pytest.raises(StateUnavailable):
+        await lazy.ping()
+    await lazy.close()
