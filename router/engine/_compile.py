@@ -17,6 +17,7 @@ import msgspec
 from leadrouter_sdk import Contribution
 
 from router.engine import schema as s
+from router.engine._fused import fuse
 from router.engine._yaml import Document
 from router.engine.errors import RuleError
 from router.engine.expr import CheckedExpr, ExprError, check, compile_stage
@@ -36,6 +37,7 @@ __all__ = ["compile_ruleset"]
 
 _DEFAULT_REASONS = ("bad_fit", "no_budget", "not_ready", "duplicate", "spam", "wrong_territory")
 _DEFAULT_QUEUE = "unassigned"
+DEFAULT_STATUS = "nurture"
 
 Item = tuple[Document, tuple[str | int, ...], Any]
 
@@ -161,7 +163,7 @@ def _stage(c: _Compiler, name: str, mode: str, entries: list[tuple[CompiledRule,
     rules = tuple(r for r, ex in entries if ex is not None)
     exprs = [ex for _, ex in entries if ex is not None]
     return Stage(name=name, mode=mode, rules=rules,
-                 fn=compile_stage(name, mode, exprs, c.functions))
+                 fn=compile_stage(name, mode, exprs, c.functions), exprs=tuple(exprs))
 
 
 def compile_ruleset(items: dict[str, list[Item]], extra: dict[str, Any],
@@ -175,9 +177,9 @@ def compile_ruleset(items: dict[str, list[Item]], extra: dict[str, Any],
     c.unique("scoring", scoring_items, lambda r: r.id)
     for section in ("territories", "segments", "assignment", "sla"):
         c.unique(section.rstrip("s"), items[section], lambda r: r.id)
-    for i, (_d, _p, q) in enumerate(items["qualification"]):
-        if q.id is None:
-            q.id = f"qualification.{i + 1}.{q.status}"
+    for _d, path, q in items["qualification"]:
+        if q.id is None:  # numbered by position in the file, even if an earlier item is invalid
+            q.id = f"qualification.{int(path[-1]) + 1}.{q.status}"
     c.unique("qualification", items["qualification"], lambda r: r.id)
 
     ctx = dict(functions=functions, grades=frozenset(g for g, _ in grades),
@@ -219,15 +221,14 @@ def compile_ruleset(items: dict[str, list[Item]], extra: dict[str, Any],
                                                                 base))
     if errors:
         return None
+    stages = {"scoring": _stage(c, "scoring", "collect", scoring),
+              "qualification": _stage(c, "qualification", "first", qualification),
+              "territories": _stage(c, "territories", "first", territories),
+              "segments": _stage(c, "segments", "first", segments),
+              "assignment": _stage(c, "assignment", "first", assignment),
+              "sla": _stage(c, "sla", "first", sla)}
     return Ruleset(
-        version=version, source=source, files=files,
-        scoring=_stage(c, "scoring", "collect", scoring),
-        grades=grades,
-        qualification=_stage(c, "qualification", "first", qualification),
-        territories=_stage(c, "territories", "first", territories),
-        segments=_stage(c, "segments", "first", segments),
-        assignment=_stage(c, "assignment", "first", assignment),
-        sla=_stage(c, "sla", "first", sla),
+        version=version, source=source, files=files, grades=grades, **stages,
         pools=pools, reps=reps, sla_policies=sla_policies,
         holidays=frozenset(d.isoformat() for d in extra.get("holidays") or ()),
         reject_reasons=tuple(extra.get("reject_reasons") or _DEFAULT_REASONS),
@@ -235,7 +236,27 @@ def compile_ruleset(items: dict[str, list[Item]], extra: dict[str, Any],
         uses_account_owner="account_owner" in c.names,
         rules={f"{r.stage}:{r.id}": r for st in (scoring, qualification, territories, segments,
                                                   assignment, sla) for r, _ in st},
+        run=_fuse(stages, grades, functions),
     )
+
+
+def _fuse(stages: dict[str, Stage], grades: tuple[tuple[str, float], ...],
+          functions: Mapping[str, Function]) -> Any:
+    scoring = stages["scoring"].rules
+    assignment = stages["assignment"].rules
+    targets = tuple((r.target if r.target_kind == "pool" else None,
+                     r.target if r.target_kind == "queue" else None) for r in assignment)
+    return fuse(
+        {name: list(stage.exprs) for name, stage in stages.items()},
+        groups=[r.group or "fit" for r in scoring], points=[r.points or 0.0 for r in scoring],
+        scoring_ids=[r.id for r in scoring], contributions=[r.contribution for r in scoring],
+        outcomes={"qualification": (*(r.status for r in stages["qualification"].rules),
+                                    DEFAULT_STATUS),
+                  "territories": (*(r.id for r in stages["territories"].rules), None),
+                  "segments": (*(r.id for r in stages["segments"].rules), None),
+                  "sla": (*(r.id for r in stages["sla"].rules), None)},
+        grades=grades, assignment_targets=(*targets, (None, _DEFAULT_QUEUE)),
+        functions=functions)
 
 
 def _owner_guard(c: _Compiler, ex: CheckedExpr | None) -> CheckedExpr | None:

@@ -13,7 +13,7 @@ This is the hot path (target: ≥ 100k leads/s on one core), so it allocates lit
 
 from __future__ import annotations
 
-import datetime
+import datetime as dt
 from typing import Any
 
 import msgspec
@@ -36,7 +36,7 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
 
     account_owner: str | None = None
     counts: dict[tuple[str, int], int] = {}
-    last: dict[str, datetime.datetime] = {}
+    last: dict[str, dt.datetime] = {}
 
 
 class Evaluation(msgspec.Struct, frozen=True, kw_only=True):
@@ -62,10 +62,9 @@ class Evaluation(msgspec.Struct, frozen=True, kw_only=True):
 _EMPTY = Snapshot()
 
 
-def build_env(lead: Lead, snapshot: Snapshot, now: datetime.datetime) -> dict[str, Any]:
-    """The flat name → value mapping compiled rules read (lead fields + derived names)."""
-    env = msgspec.structs.asdict(lead)
-    email = env["email"]
+def derived(lead: Lead, snapshot: Snapshot, now: dt.datetime) -> dict[str, Any]:
+    """The names the rules read besides the lead's own fields."""
+    email = lead.email
     # Lead normalisation lower-cases and checks the email, so the domain is what follows "@"
     # (without a leading "www.", like domain(): the compiler reads this for domain(email)).
     email_domain = email.rpartition("@")[2] or None if email else None
@@ -73,118 +72,86 @@ def build_env(lead: Lead, snapshot: Snapshot, now: datetime.datetime) -> dict[st
         email_domain = domain_of(email)
     free = is_free_domain(email_domain)
     disposable = is_disposable_domain(email_domain)
-    domain = env["domain"]
+    domain = lead.domain
     company_domain = (domain_of(domain) if domain else None) or (
         email_domain if email_domain and not free and not disposable else None)
-    country = env["country"]
-    env["email_domain"] = email_domain
-    env["company_domain"] = company_domain
-    env["free_email"] = free
-    env["disposable_email"] = disposable
-    env["region"] = REGION_OF.get(country) if country else None
-    env["account_owner"] = snapshot.account_owner
-    env["now"] = now
-    env["_counts"] = snapshot.counts
-    env["_last"] = snapshot.last
+    country = lead.country
+    return {
+        "email_domain": email_domain, "company_domain": company_domain, "free_email": free,
+        "disposable_email": disposable, "region": REGION_OF.get(country) if country else None,
+        "account_owner": snapshot.account_owner,
+    }
+
+
+def build_env(lead: Lead, snapshot: Snapshot, now: dt.datetime) -> dict[str, Any]:
+    """The flat name → value mapping the per-stage functions read (lead fields + derived)."""
+    env = msgspec.structs.asdict(lead)
+    env.update(derived(lead, snapshot, now))
+    env.update(now=now, _counts=snapshot.counts, _last=snapshot.last)
     return env
 
 
-def _run(stage: Stage, env: dict[str, Any], errors: list[str]) -> int:
-    index, raised = stage.fn(env)
-    if raised:
-        errors.extend(f"{stage.name}:{stage.rules[i].id}" for i in raised)
-    return int(index)
-
-
 def evaluate(ruleset: Ruleset, lead: Lead, snapshot: Snapshot | None = None, *,
-             now: datetime.datetime, extra: tuple[Contribution, ...] = ()) -> Evaluation:
+             now: dt.datetime, extra: tuple[Contribution, ...] = ()) -> Evaluation:
     """Decide everything the rules decide about ``lead``; see the module docstring.
 
     ``extra`` holds contributions computed outside the rule files (plugin scorers); they are
     added to the score like rule contributions.
     """
-    env = build_env(lead, snapshot or _EMPTY, now)
-    errors: list[str] = []
-
-    # scoring: every matching rule adds its points (collect)
-    hits, raised = ruleset.scoring.fn(env)
-    if raised:
-        errors.extend(f"scoring:{ruleset.scoring.rules[i].id}" for i in raised)
-    rules = ruleset.scoring.rules
-    fit = bant = engagement = 0.0
-    contributions: list[Contribution] = []
-    matched: list[str] = []
-    for i in hits:
-        c = rules[i].contribution
-        if c is None:
-            continue
-        contributions.append(c)
-        matched.append(c.rule)
-        if c.group == "fit":
-            fit += c.points
-        elif c.group == "bant":
-            bant += c.points
-        else:
-            engagement += c.points
-    total = fit + bant + engagement
+    snap = snapshot or _EMPTY
+    env = derived(lead, snap, now)
+    xf = xb = xe = xo = 0.0
     for c in extra:
-        contributions.append(c)
-        total += c.points
         if c.group == "fit":
-            fit += c.points
+            xf += c.points
         elif c.group == "bant":
-            bant += c.points
+            xb += c.points
         elif c.group == "engagement":
-            engagement += c.points
-    grade = None
-    for letter, threshold in ruleset.grades:
-        if total >= threshold:
-            grade = letter
-            break
-    env["fit"], env["bant"], env["engagement"] = fit, bant, engagement
-    env["score"], env["grade"], env["_hits"] = total, grade, set(matched)
-
-    # first-match stages, each seeing the outputs of the ones before
-    q = _run(ruleset.qualification, env, errors)
+            xe += c.points
+        else:
+            xo += c.points
+    run = ruleset.run
+    if run is None:  # a Ruleset built by hand without the fused function
+        raise ValueError("ruleset was not compiled by the loader")
+    contributions, matched, q, t, s, a, p, raised, fit, bant, engagement, total, grade = run(
+        lead, env, now, snap.counts, snap.last, xf, xb, xe, xo)
+    if extra:
+        contributions.extend(extra)
     status = DEFAULT_STATUS
     if q >= 0:
         rule = ruleset.qualification.rules[q]
         status = rule.status or DEFAULT_STATUS
         matched.append(rule.id)
-    env["status"] = status
-    t = _run(ruleset.territories, env, errors)
-    territory = ruleset.territories.rules[t].id if t >= 0 else None
-    env["territory"] = territory
-    s = _run(ruleset.segments, env, errors)
-    segment = ruleset.segments.rules[s].id if s >= 0 else None
-    env["segment"] = segment
-    a = _run(ruleset.assignment, env, errors)
-    route = _route(ruleset.assignment.rules[a], env) if a >= 0 else _NO_RULE
-    env["pool"] = route.target if route.kind == "pool" else None
-    env["queue"] = route.target if route.kind == "queue" else None
-    p = _run(ruleset.sla, env, errors)
-    sla_policy = ruleset.sla.rules[p].id if p >= 0 else None
-    for index, stage in ((t, ruleset.territories), (s, ruleset.segments),
-                         (a, ruleset.assignment), (p, ruleset.sla)):
-        if index >= 0:
-            matched.append(stage.rules[index].id)
-
+    territory = segment = sla_policy = None
+    if t >= 0:
+        territory = ruleset.territories.rules[t].id
+        matched.append(territory)
+    if s >= 0:
+        segment = ruleset.segments.rules[s].id
+        matched.append(segment)
+    route = _NO_RULE
+    if a >= 0:
+        rule = ruleset.assignment.rules[a]
+        route = rule.route or _owner_route(rule, env)
+        matched.append(rule.id)
+    if p >= 0:
+        sla_policy = ruleset.sla.rules[p].id
+        matched.append(sla_policy)
+    errors: tuple[str, ...] = ()
+    if raised:
+        stages = {st.name: st for st in ruleset.stages}
+        errors = tuple(f"{name}:{stages[name].rules[i].id}" for name, i in raised)
     return Evaluation(
         rules_version=ruleset.version,
         score=Score(total=total, grade=grade, fit=fit, bant=bant, engagement=engagement,
-                    contributions=tuple(contributions)),
+                    contributions=tuple(contributions)),  # type: ignore[arg-type]
         status=status, territory=territory, segment=segment, route=route,
         sla_policy=sla_policy, matched=tuple(matched), decided=(q, t, s, a, p),
-        errors=tuple(errors),
-        derived={"email_domain": env["email_domain"], "company_domain": env["company_domain"],
-                 "free_email": env["free_email"], "disposable_email": env["disposable_email"],
-                 "region": env["region"], "account_owner": env["account_owner"]},
+        errors=errors, derived=env,
     )
 
 
-def _route(rule: CompiledRule, env: dict[str, Any]) -> Route:
-    if rule.route is not None:
-        return rule.route
+def _owner_route(rule: CompiledRule, env: dict[str, Any]) -> Route:
     owner = env["account_owner"]
     return Route(kind="account_owner", target=owner, rule=rule.id,
                  reason=f"{env['company_domain'] or 'this domain'} is an account owned by {owner}")

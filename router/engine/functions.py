@@ -127,15 +127,12 @@ class Matcher:
         options.never_capture = True  # only yes/no is needed: lets RE2 use its DFA
         compiled = re2.compile(pattern, options)
         self.pattern = pattern
-        regexp = getattr(compiled, "_regexp", None)
-        anchor = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
-        null = getattr(re2, "_NULL_SPAN", None)
-        if regexp is not None and anchor is not None and null is not None:
-            raw = regexp.Match
-
+        raw_set = self._raw_set(pattern, options)
+        if raw_set is not None:
+            # A one-pattern RE2 Set answers yes/no without the per-call enum conversion that
+            # makes RE2.Match cost ~1.5 µs through pybind11 (~0.5 µs here).
             def match(text: str) -> bool:
-                data = text.encode()
-                return bool(raw(anchor, data, 0, len(data))[0] != null)
+                return bool(raw_set.Match(text.encode()))
         else:  # a future binding without the private fast path: use the public API
 
             def match(text: str) -> bool:
@@ -160,6 +157,20 @@ class Matcher:
 
         self.memo = memo
         self.test = test
+
+    @staticmethod
+    def _raw_set(pattern: str, options: Any) -> Any:
+        binding = getattr(re2, "_re2", None)
+        anchor = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
+        if binding is None or anchor is None or not hasattr(binding, "Set"):
+            return None
+        try:
+            raw = binding.Set(anchor, options)
+            if raw.Add(pattern.encode()) != 0 or not raw.Compile():
+                return None
+        except Exception:
+            return None
+        return raw
 
 
 def _matches(text: Any, matcher: Matcher) -> bool:

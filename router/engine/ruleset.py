@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -46,6 +47,7 @@ class Stage(msgspec.Struct, frozen=True, kw_only=True):
     mode: str
     rules: tuple[CompiledRule, ...]
     fn: StageFn
+    exprs: tuple[Any, ...] = ()  # the CheckedExpr of each rule, for the fused function
 
 
 class RepSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -102,7 +104,8 @@ class Ruleset(msgspec.Struct, frozen=True, kw_only=True):
     last_events: frozenset[str]
     uses_account_owner: bool
     rules: dict[str, CompiledRule]
-    raw: dict[str, Any] = {}
+    # All stages compiled into one function (router.engine._fused); evaluate() calls this.
+    run: Callable[..., tuple[Any, ...]] | None = None
 
     @property
     def stages(self) -> tuple[Stage, ...]:

@@ -1,0 +1,205 @@
+"""One generated function for a whole ruleset: every stage, in order, in a single frame.
+
+Stage-by-stage evaluation pays, per stage, a call, a fresh load of every name it reads and
+dict writes of its outputs for the next stage; for a 90-rule ruleset that glue costs as much
+as the rules. Here the checked expressions of all stages are woven into one function:
+
+* lead fields are read once, as attributes of the ``Lead`` (no dict of the lead is built);
+* derived names (``email_domain``, ``now``, engagement windows...) once from a small dict;
+* stage outputs (``score``, ``status``, ``territory``...) are locals assigned by the code of
+  their stage, and ``hit("id")`` is a local boolean set when that scoring rule matched;
+* points are summed per group inline; first-match stages are ``if index < 0`` chains whose
+  outcome names come from constant tables.
+
+Every rule still runs inside its own ``try``: a rule that raises (only possible through a
+plugin function) counts as not matching and is reported. The result is exactly what the
+stage functions compute (a test runs both on generated leads).
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import sys
+import types
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from router.engine.expr import CheckedExpr, _globals
+from router.engine.functions import Function
+from router.engine.names import LEAD_FIELDS
+
+__all__ = ["FusedFn", "fuse"]
+
+# (scoring hits, q, t, s, a, p, raised (stage, index) pairs, fit, bant, engagement, total, grade)
+FusedFn = Callable[..., tuple[Any, ...]]
+
+_OUTPUT_LOCALS = {"fit": "_o_fit", "bant": "_o_bant", "engagement": "_o_eng",
+                  "score": "_o_score", "grade": "_o_grade", "status": "_o_status",
+                  "territory": "_o_territory", "segment": "_o_segment", "pool": "_o_pool",
+                  "queue": "_o_queue"}
+# Snapshot values passed as arguments rather than through the derived-names dict.
+_ARGS = {"now": "_a_now", "_counts": "_a_counts", "_last": "_a_last"}
+_FIRST_STAGES = ("qualification", "territories", "segments", "assignment", "sla")
+
+
+def _name(id_: str) -> ast.Name:
+    return ast.Name(id=id_, ctx=ast.Load())
+
+
+def _store(id_: str, value: ast.expr) -> ast.stmt:
+    return ast.Assign(targets=[ast.Name(id=id_, ctx=ast.Store())], value=value)
+
+
+class _Rewrite(ast.NodeTransformer):
+    """``_e["key"]`` → locals: lead fields and derived names hoisted, outputs and hits local."""
+
+    def __init__(self, hit_locals: dict[str, str]) -> None:
+        self.hoisted: dict[str, str] = {}
+        self.hit_locals = hit_locals
+
+    def visit_Compare(self, node: ast.Compare) -> ast.expr:
+        # hit("id") is compiled as `"id" in _e["_hits"]`: here it becomes the rule's flag.
+        if (len(node.ops) == 1 and isinstance(node.ops[0], ast.In)
+                and isinstance(node.left, ast.Constant) and _key(node.comparators[0]) == "_hits"):
+            return _name(self.hit_locals[node.left.value])
+        self.generic_visit(node)
+        return node
+
+    def visit_Subscript(self, node: ast.Subscript) -> ast.expr:
+        key = _key(node)
+        if key is None:
+            self.generic_visit(node)
+            return node
+        if key in _OUTPUT_LOCALS:
+            return _name(_OUTPUT_LOCALS[key])
+        local = self.hoisted.setdefault(key, f"_v{len(self.hoisted)}")
+        return _name(local)
+
+
+def _key(node: ast.AST) -> str | None:
+    if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name)
+            and node.value.id == "_e" and isinstance(node.slice, ast.Constant)
+            and isinstance(node.slice.value, str)):
+        return node.slice.value
+    return None
+
+
+def _guarded(test: ast.expr, action: list[ast.stmt], stage: str, index: int) -> ast.stmt:
+    on_error = ast.Expr(value=ast.Call(
+        func=ast.Attribute(value=_name("_x"), attr="append", ctx=ast.Load()),
+        args=[ast.Constant(value=(stage, index))], keywords=[]))
+    return ast.Try(body=[ast.If(test=test, body=action, orelse=[])],
+                   handlers=[ast.ExceptHandler(type=_name("Exception"), name=None,
+                                               body=[on_error])],
+                   orelse=[], finalbody=[])
+
+
+def fuse(stages: Mapping[str, list[CheckedExpr]], *, groups: list[str], points: list[float],
+         scoring_ids: list[str], contributions: list[Any], outcomes: Mapping[str, tuple[Any, ...]],
+         grades: tuple[tuple[str, float], ...], assignment_targets: tuple[tuple[Any, Any], ...],
+         functions: Mapping[str, Function]) -> FusedFn:
+    """Compile all stages into ``run(lead, derived, now, counts, last, extra_fit, extra_bant,
+    extra_engagement, extra_other)``, returning (contributions, matched scoring ids, q, t, s,
+    a, p, raised, fit, bant, engagement, total, grade).
+
+    ``outcomes[stage]`` is the table of what each first-match rule yields, with the default at
+    the end (index -1); ``assignment_targets`` gives (pool, queue) per assignment rule, default
+    last, for SLA rules that read ``pool``/``queue``.
+    """
+    used_hits = {c.value for ex in (e for exprs in stages.values() for e in exprs)
+                 for c in ast.walk(ex.node)
+                 if isinstance(c, ast.Constant) and isinstance(c.value, str)}
+    hit_locals = {rid: f"_h{i}" for i, rid in enumerate(scoring_ids) if rid in used_hits}
+    rewrite = _Rewrite(hit_locals)
+    constants: dict[str, Any] = {}
+    body: list[ast.stmt] = []
+    code: list[ast.stmt] = []
+
+    # scoring: collect, points summed per group inline
+    code.append(_store("_m", ast.List(elts=[], ctx=ast.Load())))
+    code.append(_store("_ids", ast.List(elts=[], ctx=ast.Load())))
+    sums = {"fit": "_o_fit", "bant": "_o_bant", "engagement": "_o_eng"}
+    for local, arg in (("_o_fit", "_a_fit"), ("_o_bant", "_a_bant"), ("_o_eng", "_a_eng")):
+        code.append(_store(local, _name(arg)))
+    for local in hit_locals.values():
+        code.append(_store(local, ast.Constant(value=False)))
+    for i, ex in enumerate(stages["scoring"]):
+        constants.update(ex.constants)
+        key = f"_c{i}"
+        constants[key] = contributions[i]
+        action: list[ast.stmt] = [ast.Expr(value=ast.Call(
+            func=ast.Attribute(value=_name("_m"), attr="append", ctx=ast.Load()),
+            args=[_name(key)], keywords=[])), ast.Expr(value=ast.Call(
+                func=ast.Attribute(value=_name("_ids"), attr="append", ctx=ast.Load()),
+                args=[ast.Constant(value=scoring_ids[i])], keywords=[]))]
+        action.append(ast.AugAssign(target=ast.Name(id=sums[groups[i]], ctx=ast.Store()),
+                                    op=ast.Add(), value=ast.Constant(value=points[i])))
+        if scoring_ids[i] in hit_locals:
+            action.append(_store(hit_locals[scoring_ids[i]], ast.Constant(value=True)))
+        code.append(_guarded(rewrite.visit(copy.deepcopy(ex.node)), action, "scoring", i))
+    total = ast.BinOp(left=ast.BinOp(left=ast.BinOp(left=_name("_o_fit"), op=ast.Add(),
+                                                    right=_name("_o_bant")),
+                                     op=ast.Add(), right=_name("_o_eng")),
+                      op=ast.Add(), right=_name("_a_other"))
+    code.append(_store("_o_score", total))
+    grade: ast.expr = ast.Constant(value=None)
+    for letter, threshold in reversed(grades):
+        grade = ast.IfExp(test=ast.Compare(left=_name("_o_score"), ops=[ast.GtE()],
+                                           comparators=[ast.Constant(value=threshold)]),
+                          body=ast.Constant(value=letter), orelse=grade)
+    code.append(_store("_o_grade", grade))
+
+    # first-match stages: `if _i < 0:` chains, outputs from constant tables
+    outputs = {"qualification": ["_o_status"], "territories": ["_o_territory"],
+               "segments": ["_o_segment"], "assignment": ["_o_pool", "_o_queue"], "sla": []}
+    for n, stage in enumerate(_FIRST_STAGES):
+        index = f"_i{n}"
+        code.append(_store(index, ast.Constant(value=-1)))
+        for i, ex in enumerate(stages[stage]):
+            constants.update(ex.constants)
+            guarded = _guarded(rewrite.visit(copy.deepcopy(ex.node)),
+                               [_store(index, ast.Constant(value=i))], stage, i)
+            code.append(guarded if i == 0 else ast.If(
+                test=ast.Compare(left=_name(index), ops=[ast.Lt()],
+                                 comparators=[ast.Constant(value=0)]),
+                body=[guarded], orelse=[]))
+        tables = [outcomes[stage]] if stage != "assignment" else [
+            tuple(t[0] for t in assignment_targets), tuple(t[1] for t in assignment_targets)]
+        for local, table in zip(outputs[stage], tables, strict=False):
+            key = f"_t_{local}"
+            constants[key] = table
+            code.append(_store(local, ast.Subscript(value=_name(key), slice=_name(index),
+                                                    ctx=ast.Load())))
+
+    body.append(_store("_x", ast.List(elts=[], ctx=ast.Load())))
+    for key, local in rewrite.hoisted.items():
+        if key in LEAD_FIELDS or key == "attributes":
+            value: ast.expr = ast.Attribute(value=_name("_l"), attr=key, ctx=ast.Load())
+        elif key in _ARGS:
+            value = _name(_ARGS[key])
+        else:
+            value = ast.Call(func=ast.Attribute(value=_name("_e"), attr="get", ctx=ast.Load()),
+                             args=[ast.Constant(value=key)], keywords=[])
+        body.append(_store(local, value))
+    body.extend(code)
+    body.append(ast.Return(value=ast.Tuple(elts=[
+        _name("_m"), _name("_ids"), *[_name(f"_i{n}") for n in range(len(_FIRST_STAGES))],
+        _name("_x"),
+        _name("_o_fit"), _name("_o_bant"), _name("_o_eng"), _name("_o_score"),
+        _name("_o_grade")], ctx=ast.Load())))
+    args = ["_l", "_e", "_a_now", "_a_counts", "_a_last", "_a_fit", "_a_bant", "_a_eng",
+            "_a_other"]
+    fdef = ast.FunctionDef(
+        name="evaluate_ruleset",
+        args=ast.arguments(posonlyargs=[], args=[ast.arg(arg=a) for a in args], vararg=None,
+                           kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[]),
+        body=body, decorator_list=[], returns=None)
+    if sys.version_info >= (3, 12):
+        fdef.type_params = []
+    module = ast.Module(body=[fdef], type_ignores=[])
+    ast.fix_missing_locations(module)
+    compiled = compile(module, "<rules>", "exec")
+    fcode = next(c for c in compiled.co_consts if isinstance(c, types.CodeType))
+    fn: FusedFn = types.FunctionType(fcode, _globals(functions, constants), "evaluate_ruleset")
+    return fn
