@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 
 __all__ = ["serve"]
 
@@ -55,6 +57,9 @@ def serve(args: argparse.Namespace) -> int:
     os.environ.update(settings.to_env())
     print(f"leadrouter: serving on http://{settings.host}:{settings.port} with "
           f"{settings.workers} worker(s), rules from {settings.rules_dir}", file=sys.stderr)
+    # uvicorn re-raises SIGTERM after its graceful shutdown; with the default handler that
+    # would kill this process before the embedded Valkey is stopped. Turn it into an exit.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         uvicorn.run("router.app:app_from_env", factory=True, host=settings.host,
                     port=settings.port, workers=settings.workers, loop="uvloop",
@@ -65,3 +70,6 @@ def serve(args: argparse.Namespace) -> int:
             embedded.stop()
     return 0
 
+
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
