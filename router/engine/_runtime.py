@@ -2,8 +2,11 @@
 
 The language promises that a missing value (null) never raises: ordering comparisons involving
 null (or values that cannot be ordered against each other) are false, and arithmetic involving
-null or mismatched kinds is null. The compiler inlines the common typed cases (a number field
-against a number literal) and calls these helpers only where the kinds are known per lead only.
+null or mismatched kinds is null. Booleans are not numbers here, as at load (`consent > false` is
+refused): ordering one is false and arithmetic on one is null. A result too large for a float
+(``OverflowError``) is null too, so the built-in operators never raise. The compiler inlines the
+common typed cases (a number field against a number literal) and calls these helpers only where
+the kinds are known per lead only.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ def _num(x: Any) -> bool:
 
 
 def _lt(a: Any, b: Any) -> bool:
+    if a.__class__ is bool or b.__class__ is bool:
+        return False
     try:
         return bool(a < b)
     except TypeError:
@@ -25,6 +30,8 @@ def _lt(a: Any, b: Any) -> bool:
 
 
 def _le(a: Any, b: Any) -> bool:
+    if a.__class__ is bool or b.__class__ is bool:
+        return False
     try:
         return bool(a <= b)
     except TypeError:
@@ -32,6 +39,8 @@ def _le(a: Any, b: Any) -> bool:
 
 
 def _gt(a: Any, b: Any) -> bool:
+    if a.__class__ is bool or b.__class__ is bool:
+        return False
     try:
         return bool(a > b)
     except TypeError:
@@ -39,6 +48,8 @@ def _gt(a: Any, b: Any) -> bool:
 
 
 def _ge(a: Any, b: Any) -> bool:
+    if a.__class__ is bool or b.__class__ is bool:
+        return False
     try:
         return bool(a >= b)
     except TypeError:
@@ -47,31 +58,59 @@ def _ge(a: Any, b: Any) -> bool:
 
 def _add(a: Any, b: Any) -> Any:
     if _num(a) and _num(b):
-        return a + b
+        try:
+            return a + b
+        except OverflowError:
+            return None
     if isinstance(a, str) and isinstance(b, str):
         return a + b
     return None
 
 
 def _sub(a: Any, b: Any) -> Any:
-    return a - b if _num(a) and _num(b) else None
+    if not (_num(a) and _num(b)):
+        return None
+    try:
+        return a - b
+    except OverflowError:
+        return None
 
 
 def _mul(a: Any, b: Any) -> Any:
     # Numbers only: "x" * 10**9 would be an unbounded allocation.
-    return a * b if _num(a) and _num(b) else None
+    if not (_num(a) and _num(b)):
+        return None
+    try:
+        return a * b
+    except OverflowError:
+        return None
 
 
 def _div(a: Any, b: Any) -> Any:
-    return a / b if _num(a) and _num(b) and b != 0 else None
+    if not (_num(a) and _num(b)) or b == 0:
+        return None
+    try:
+        return a / b
+    except OverflowError:
+        return None
 
 
 def _floordiv(a: Any, b: Any) -> Any:
-    return a // b if _num(a) and _num(b) and b != 0 else None
+    if not (_num(a) and _num(b)) or b == 0:
+        return None
+    try:
+        return a // b
+    except OverflowError:
+        return None
 
 
 def _mod(a: Any, b: Any) -> Any:
-    return a % b if _num(a) and _num(b) and b != 0 else None
+    if not (_num(a) and _num(b)) or b == 0:
+        return None
+    try:
+        return a % b
+    except OverflowError:
+        return None
 
 
 def _neg(a: Any) -> Any:

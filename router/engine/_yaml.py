@@ -13,6 +13,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
 
 from router.engine.errors import RuleError, RulesetError
 
@@ -57,9 +58,14 @@ def _plain(node: Any, path: Path, positions: dict[Path, tuple[int, int]]) -> Any
             k: str | int = key if type(key) is int else str(key)
             child = (*path, k)
             try:
-                line, col = node.lc.value(key)
+                # A block mapping or list starts on the line after its key: point at the key.
+                block = isinstance(value, CommentedMap | CommentedSeq) and not (
+                    value.fa.flow_style())
+                line, col = node.lc.key(key) if block else node.lc.value(key)
             except (KeyError, TypeError):
                 line, col = node.lc.line, node.lc.col
+            if isinstance(value, LiteralScalarString | FoldedScalarString):
+                line += 1  # a block scalar's text starts on the line after its `|` or `>`
             positions[child] = (line + 1, col + 1)
             out[k] = _plain(value, child, positions)
         return out

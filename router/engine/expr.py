@@ -313,6 +313,10 @@ class _Builder:
         if isinstance(op, ast.Eq | ast.NotEq):
             for a, b in ((left, right), (right, left)):
                 if isinstance(b.node, ast.Constant) and b.node.value is None:
+                    if isinstance(a.node, ast.Constant):
+                        # `"x" == null`: decided now (`"x" is None` is a SyntaxWarning).
+                        same = a.node.value is None
+                        return ast.Constant(value=same == isinstance(op, ast.Eq))
                     cls = ast.Is if isinstance(op, ast.Eq) else ast.IsNot
                     return ast.Compare(left=a.node, ops=[cls()], comparators=[b.node])
             self._check_kinds(node, left, right, ordering=False)
@@ -434,6 +438,9 @@ class _Builder:
 
     def _fn_matches(self, node: ast.Call, fn: Function, depth: int) -> _Typed:
         text = self.build(node.args[0], depth)
+        if text.type not in (STR, ANY):
+            raise self.fail(node, f"matches() expects text, got {text.label or text.type} "
+                            f"({text.type})", f"example: {fn.example}")
         pattern = self._literal_text(node, fn, 1)
         if len(pattern) > MAX_LITERAL_TEXT:
             raise self.fail(node, "regular expression is too long", "simplify the pattern")

@@ -84,8 +84,9 @@ def _explain(exc: msgspec.ValidationError, tp: Any) -> tuple[str, str, tuple[str
 
 
 def _decode(doc: Document, path: tuple[str | int, ...], item: Any, tp: type[Any],
-            errors: list[RuleError]) -> Any:
-    rule = item.get("id") if isinstance(item, dict) and isinstance(item.get("id"), str) else None
+            errors: list[RuleError], rule: str | None = None) -> Any:
+    if rule is None and isinstance(item, dict) and isinstance(item.get("id"), str):
+        rule = item["id"]
     try:
         return msgspec.convert(item, tp, strict=True)
     except msgspec.ValidationError as exc:
@@ -168,13 +169,14 @@ def _decode_lists(loaded: Loaded, errors: list[RuleError]) -> dict[str, list[Any
                                     fix="write `pools:` then `  my-pool: {strategy: ...}`"))
         else:
             for pool_id, item in value.items():
-                decoded = _decode(doc, (*path, pool_id), item, s.Pool, errors)
+                decoded = _decode(doc, (*path, pool_id), item, s.Pool, errors, str(pool_id))
                 if decoded is not None:
                     out["pools"].append((doc, (*path, pool_id), (str(pool_id), decoded)))
     return out
 
 
-_SECTION_TYPES: dict[str, Any] = typing.get_type_hints(s._Sections)
+# include_extras keeps the Annotated constraints (e.g. reject reasons are rule-id-like names).
+_SECTION_TYPES: dict[str, Any] = typing.get_type_hints(s._Sections, include_extras=True)
 
 
 def _check_reps(items: list[Any], errors: list[RuleError]) -> None:
@@ -206,8 +208,12 @@ def _read_docs(files: Mapping[str, str], errors: list[RuleError]) -> list[Docume
 
 
 def version_of(docs: list[Document]) -> str:
-    """sha256 of the canonical content: comments, key order and whitespace do not count."""
-    canonical = msgspec.json.encode({d.file: d.data for d in docs}, order="sorted")
+    """sha256 of the canonical content: comments, key order and whitespace do not count.
+
+    Files count by name, not by path, so the same rules loaded from another directory (another
+    checkout, another replica) have the same version.
+    """
+    canonical = msgspec.json.encode({Path(d.file).name: d.data for d in docs}, order="sorted")
     return hashlib.sha256(canonical).hexdigest()
 
 
