@@ -305,3 +305,20 @@ async def test_connect_to_nothing_is_state_unavailable(tmp_path: Path) -> None:
     with pytest.raises(StateUnavailable):
         await lazy.ping()
     await lazy.close()
+
+
+def test_works_on_uvloop(redis_url: str) -> None:
+    """The service runs on uvloop, whose transports are not asyncio.Transport subclasses."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def flow() -> None:
+        store = await Store.connect(redis_url)
+        try:
+            got = await store.prefetch([claim("k", "L1")], account_domain="acme.com")
+            assert (await store.commit(plan("L1", got.owned_claims))).owner == "a"
+            assert (await store.get_lead("L1")) is not None
+        finally:
+            await store.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(flow())

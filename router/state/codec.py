@@ -79,10 +79,9 @@ def parse_history(raw: bytes) -> HistoryEntry:
     return msgspec.convert(doc, HistoryEntry)
 
 
-def stored_lead(lead_id: str, fields: dict[bytes, bytes],
-                history: list[bytes]) -> StoredLead:
-    """The lead hash (HGETALL) and history list (LRANGE) as a StoredLead."""
-    f = {key.decode(): value for key, value in fields.items()}
+def stored_lead(lead_id: str, fields: list[bytes], history: list[bytes]) -> StoredLead:
+    """The lead hash (HGETALL's flat field, value list) and history (LRANGE) as a StoredLead."""
+    f = {fields[i].decode(): fields[i + 1] for i in range(0, len(fields), 2)}
 
     def field(name: str) -> str | None:
         return text(f.get(name))

@@ -1,4 +1,4 @@
-"""The two exceptions the state layer raises, and the translation from redis-py's.
+"""The two exceptions the state layer raises, and the translation from the wire's.
 
 Callers handle exactly one "try again later" condition, :class:`StateUnavailable` (the API maps
 it to 503 + Retry-After); anything else from Redis is a bug or a misconfiguration
@@ -10,9 +10,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from redis import exceptions as rx
+from router.state.wire import ReplyError
 
-__all__ = ["StateError", "StateUnavailable", "translate_errors"]
+__all__ = ["StateError", "StateUnavailable", "check_reply", "translate_errors"]
 
 
 class StateError(RuntimeError):
@@ -31,18 +31,26 @@ _TRANSIENT_REPLIES = ("OOM", "READONLY", "MASTERDOWN", "LOADING", "BUSY", "TRYAG
                       "CLUSTERDOWN", "NOREPLICAS")
 
 
+def check_reply(what: str, reply: object) -> None:
+    """Raise the state exception for an inline error reply (from a batch)."""
+    if isinstance(reply, ReplyError):
+        raise _translate(what, reply) from reply
+
+
+def _translate(what: str, exc: ReplyError) -> StateError:
+    if str(exc).startswith(_TRANSIENT_REPLIES):
+        return StateUnavailable(f"Redis cannot serve {what} now: {exc}")
+    return StateError(f"Redis rejected {what}: {exc}")
+
+
 @contextlib.contextmanager
 def translate_errors(what: str) -> Iterator[None]:
-    """Re-raise redis-py errors raised inside the block as StateUnavailable / StateError."""
+    """Re-raise connection problems and error replies inside the block as state exceptions."""
     try:
         yield
-    except (rx.ConnectionError, rx.TimeoutError, OSError) as exc:
-        # rx.BusyLoadingError is a ConnectionError subclass; OSError (incl. the builtin
-        # ConnectionError/TimeoutError) covers socket errors some redis-py paths let through.
+    except OSError as exc:
+        # Refused, reset, lost or timed out (builtin ConnectionError and TimeoutError are both
+        # OSError subclasses).
         raise StateUnavailable(f"Redis unavailable during {what}: {exc}") from exc
-    except rx.ResponseError as exc:
-        if str(exc).startswith(_TRANSIENT_REPLIES):
-            raise StateUnavailable(f"Redis cannot serve {what} now: {exc}") from exc
-        raise StateError(f"Redis rejected {what}: {exc}") from exc
-    except rx.RedisError as exc:
-        raise StateError(f"Redis error during {what}: {exc}") from exc
+    except ReplyError as exc:
+        raise _translate(what, exc) from exc

@@ -20,11 +20,11 @@ def _key(store: Store) -> str:
 async def rules_generation(store: Store) -> int:
     with translate_errors("rules_generation"):
         store.round_trips += 1
-        value = await store.client.get(_key(store))
+        value = await store.wire.call("GET", _key(store))
     return int(value or 0)
 
 
 async def bump_rules_generation(store: Store) -> int:
     with translate_errors("bump_rules_generation"):
         store.round_trips += 1
-        return int(await store.client.incr(_key(store)))
+        return int(await store.wire.call("INCR", _key(store)))

@@ -13,20 +13,11 @@ from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 
-import redis.asyncio
-from redis import exceptions as rx
+from router.state.wire import Arg, ReplyError, Wire
 
-__all__ = ["SCRIPT_NAMES", "Script", "command", "load_scripts"]
+__all__ = ["SCRIPT_NAMES", "Script", "load_scripts"]
 
 SCRIPT_NAMES = ("commit", "pool_stats", "release", "transition")
-
-EncodableArg = str | bytes | int | float
-
-
-async def command(client: redis.asyncio.Redis, *args: EncodableArg, **options: Any) -> Any:
-    """One command, typed (redis-py's ``execute_command`` is not), with redis-py's reply
-    parsing. Lower-level than the named methods: less Python per call on the hot path."""
-    return await client.execute_command(*args, **options)  # type: ignore[no-untyped-call]
 
 
 class Script:
@@ -37,16 +28,18 @@ class Script:
         self.source = source
         self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
 
-    async def __call__(self, client: redis.asyncio.Redis, keys: Sequence[str],
-                       args: Sequence[EncodableArg], on_round_trip: Callable[[int], None]) -> Any:
+    async def __call__(self, wire: Wire, keys: Sequence[str], args: Sequence[Arg],
+                       on_round_trip: Callable[[int], None]) -> Any:
         on_round_trip(1)
         try:
-            return await command(client, "EVALSHA", self.sha, len(keys), *keys, *args)
-        except rx.NoScriptError:
-            # Server restarted or scripts flushed: load and retry once (2 more round trips).
-            on_round_trip(2)
-            await command(client, "SCRIPT", "LOAD", self.source)
-            return await command(client, "EVALSHA", self.sha, len(keys), *keys, *args)
+            return await wire.call("EVALSHA", self.sha, len(keys), *keys, *args)
+        except ReplyError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+        # Server restarted or scripts flushed: load and retry (2 more round trips).
+        on_round_trip(2)
+        await wire.call("SCRIPT", "LOAD", self.source)
+        return await wire.call("EVALSHA", self.sha, len(keys), *keys, *args)
 
 
 def _read(name: str) -> str:

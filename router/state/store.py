@@ -9,7 +9,8 @@ The hot path costs two round trips per lead, whatever the rules or the pool size
    publish the outbox event and finalise the idempotency keys, atomically.
 
 :attr:`Store.round_trips` counts network round trips (a pipeline is one, an EVALSHA is one; a
-NOSCRIPT reload adds two) for the benchmarks and tests. Key layout and topology: ``keys.py``.
+NOSCRIPT reload adds two) for the benchmarks and tests. Key layout and topology: ``keys.py``;
+the connection (one multiplexed hiredis protocol, not redis-py's pool, and why): ``wire.py``.
 """
 
 from __future__ import annotations
@@ -17,17 +18,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
 from typing import Any, Protocol
 
 import msgspec
-import redis.asyncio
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 
 from router.engine.availability import PoolPlan
 from router.state.codec import LuaPlan, PoolStatsArg, pool_stats_from_reply, stored_lead, text
-from router.state.errors import StateError, translate_errors
+from router.state.errors import StateError, check_reply, translate_errors
 from router.state.keys import Keys
 from router.state.models import (
     AssignResult,
@@ -44,7 +41,8 @@ from router.state.models import (
     from_ms,
     to_ms,
 )
-from router.state.scripts import EncodableArg, command, load_scripts
+from router.state.scripts import load_scripts
+from router.state.wire import Arg, Wire
 
 __all__ = ["ExtraRead", "Store", "fingerprint"]
 
@@ -61,20 +59,20 @@ class ExtraRead(Protocol):
     """A read added to the prefetch pipeline (e.g. engagement counts), so it costs no extra
     round trip. Implementations live in ``router/state/`` and build keys with ``keys``."""
 
-    def commands(self, keys: Keys) -> Sequence[tuple[EncodableArg, ...]]: ...
+    def commands(self, keys: Keys) -> Sequence[tuple[Arg, ...]]: ...
 
     def parse(self, replies: list[Any]) -> Any: ...
 
 
 class Store:
-    """Async access to the service state. Create with :meth:`connect`; safe to share between
-    the tasks of one event loop (redis-py pools connections)."""
+    """Async access to the service state. Create with :meth:`connect`; share one Store between
+    all tasks of an event loop (they multiplex one connection), one per process."""
 
-    def __init__(self, client: redis.asyncio.Redis, *, prefix: str = "lr:",
+    def __init__(self, wire: Wire, *, prefix: str = "lr:",
                  retention: dt.timedelta = dt.timedelta(hours=24),
                  inflight_ttl: dt.timedelta = dt.timedelta(seconds=30),
                  history_max: int = 200, outbox_maxlen: int = 100_000) -> None:
-        self.client = client
+        self.wire = wire
         self.keys = Keys(prefix)
         self.retention_ms = int(retention.total_seconds() * 1000)
         self.inflight_ms = int(inflight_ttl.total_seconds() * 1000)
@@ -83,30 +81,24 @@ class Store:
         self.round_trips = 0
         self._scripts = load_scripts()
         self._encoder = msgspec.json.Encoder()
-        self._pool_keys = lru_cache(maxsize=512)(self._pool_keys_uncached)
+        self._pool_keys_by_id: dict[int, tuple[PoolPlan, tuple[str, ...]]] = {}
 
     @classmethod
     async def connect(cls, url: str, *, prefix: str = "lr:", verify: bool = True,
-                      socket_timeout: float = 2.0, max_connections: int | None = None,
+                      timeout: float = 2.0, connect_timeout: float = 1.0,
                       **options: Any) -> Store:
-        """Connect to ``url`` (``redis://host:port/db``). With ``verify`` (default) the server
-        must answer, be Redis ≥ 7 / Valkey (``SET NX GET``) and take the scripts, or this raises
-        :class:`StateUnavailable` / :class:`StateError`. ``options``: see ``__init__``."""
-        client = redis.asyncio.Redis.from_url(
-            url,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=min(socket_timeout, 1.0),
-            # One quick retry hides a pooled connection the server closed (restart, idle
-            # timeout); more would only delay the 503 when Redis is really down.
-            retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
-            max_connections=max_connections,
-        )
-        store = cls(client, prefix=prefix, **options)
+        """Connect to ``url`` (``redis://host:port/db``, see ``wire.py``). With ``verify``
+        (default) the server must answer, be Redis >= 7 / Valkey (``SET NX GET``) and take the
+        scripts, or this raises :class:`StateUnavailable` / :class:`StateError`; without it
+        the connection is made on first use (a service may start before its Redis).
+        ``timeout`` bounds every call. ``options``: see ``__init__``."""
+        store = cls(Wire(url, timeout=timeout, connect_timeout=connect_timeout),
+                    prefix=prefix, **options)
         if verify:
             try:
                 await store.load_scripts()
             except BaseException:
-                await client.aclose()
+                await store.close()
                 raise
         return store
 
@@ -114,24 +106,26 @@ class Store:
         """Check the server version and SCRIPT LOAD every script (one round trip)."""
         with translate_errors("script load"):
             self.round_trips += 1
-            async with self.client.pipeline(transaction=False) as pipe:
-                pipe.execute_command("INFO", "server")
-                for script in self._scripts.values():
-                    pipe.execute_command("SCRIPT", "LOAD", script.source)
-                info, *_ = await pipe.execute()
-        version = str(info.get("redis_version", "0"))
+            replies = await self.wire.batch(
+                [("INFO", "server"), *(("SCRIPT", "LOAD", sc.source)
+                                       for sc in self._scripts.values())])
+        for reply in replies:
+            check_reply("script load", reply)
+        info = dict(line.split(":", 1) for line in replies[0].decode().splitlines()
+                    if ":" in line)
+        version = info.get("redis_version", "0")
         if int(version.split(".", maxsplit=1)[0]) < 7:
             raise StateError(f"Redis {version} is too old: leadrouter needs Redis >= 7 or Valkey "
                              "(SET ... NX GET)")
 
     async def close(self) -> None:
-        await self.client.aclose()
+        await self.wire.close()
 
     async def ping(self) -> None:
         """Raise :class:`StateUnavailable` unless Redis answers now (readiness checks)."""
         with translate_errors("ping"):
             self.round_trips += 1
-            await command(self.client, "PING")
+            await self.wire.call("PING")
 
     def _count(self, n: int) -> None:
         self.round_trips += n
@@ -146,24 +140,21 @@ class Store:
         Claims that come back ``new`` are owned by this request: pass them to
         :meth:`commit` (via :attr:`CommitPlan.claims`) or :meth:`release` them.
         """
-        # The `get` option makes redis-py return SET's old value instead of a boolean.
-        commands: list[tuple[tuple[EncodableArg, ...], dict[str, Any]]] = [
-            (self._claim_command(c), {"get": True}) for c in claims]
+        commands: list[tuple[Arg, ...]] = [self._claim_command(c) for c in claims]
         if account_domain:
-            commands.append((("HGET", self.keys.account(account_domain), "owner"), {}))
+            commands.append(("HGET", self.keys.account(account_domain), "owner"))
         spans: list[tuple[ExtraRead, int, int]] = []
         for read in extra:
             start = len(commands)
-            commands.extend((command, {}) for command in read.commands(self.keys))
+            commands.extend(read.commands(self.keys))
             spans.append((read, start, len(commands)))
         if not commands:
             return Prefetched(claims=(), account_owner=None)
         with translate_errors("prefetch"):
             self.round_trips += 1
-            async with self.client.pipeline(transaction=False) as pipe:
-                for args, options in commands:
-                    pipe.execute_command(*args, **options)
-                replies = await pipe.execute()
+            replies = await self.wire.batch(commands)
+        for reply in replies:
+            check_reply("prefetch", reply)
         results = tuple(self._claim_result(c, r) for c, r in zip(claims, replies, strict=False))
         owner = text(replies[len(claims)]) if account_domain else None
         return Prefetched(claims=results, account_owner=owner,
@@ -172,7 +163,7 @@ class Store:
     def _marker(self, c: ClaimRequest) -> str:
         return f"F|{c.fingerprint}|{c.lead_id}"
 
-    def _claim_command(self, c: ClaimRequest) -> tuple[EncodableArg, ...]:
+    def _claim_command(self, c: ClaimRequest) -> tuple[Arg, ...]:
         # NX + GET (Redis >= 7): set-if-absent and see the old value in the same command, so
         # concurrent duplicates cannot both see "absent". The in-flight TTL frees the key if
         # this worker dies before commit or release.
@@ -197,8 +188,21 @@ class Store:
             return
         with translate_errors("release"):
             # Compare-and-delete: never drop a key someone else claimed after ours expired.
-            await self._scripts["release"](self.client, [c.redis_key for c in owned],
+            await self._scripts["release"](self.wire, [c.redis_key for c in owned],
                                            [c.marker for c in owned], self._count)
+
+    def _pool_keys(self, plan: PoolPlan) -> tuple[str, ...]:
+        # Memo by identity: PlanCache hands out the same plan objects all minute long, and
+        # hashing a plan (nested tuples) costs more than the lookup saves. The plan is kept in
+        # the entry so its id cannot be reused while cached.
+        hit = self._pool_keys_by_id.get(id(plan))
+        if hit is not None and hit[0] is plan:
+            return hit[1]
+        if len(self._pool_keys_by_id) > 1024:
+            self._pool_keys_by_id.clear()
+        keys = self._pool_keys_uncached(plan)
+        self._pool_keys_by_id[id(plan)] = (plan, keys)
+        return keys
 
     def _pool_keys_uncached(self, plan: PoolPlan) -> tuple[str, ...]:
         k = self.keys
@@ -235,7 +239,7 @@ class Store:
         )
         with translate_errors("commit"):
             reply = await self._scripts["commit"](
-                self.client, keys, [self._encoder.encode(arg), plan.decision], self._count)
+                self.wire, keys, [self._encoder.encode(arg), plan.decision], self._count)
         status, owner_b, pool_b, queue_b, strategy_b, reason_b, due, at, other = reply
         return AssignResult(
             lead_id=lead_id, status=status.decode(), owner=text(owner_b), pool=text(pool_b),
@@ -250,10 +254,11 @@ class Store:
         """The stored decision, its live fields and its history (one round trip), or None."""
         with translate_errors("get_lead"):
             self.round_trips += 1
-            async with self.client.pipeline(transaction=False) as pipe:
-                pipe.execute_command("HGETALL", self.keys.lead(lead_id))
-                pipe.execute_command("LRANGE", self.keys.history(lead_id), 0, -1)
-                fields, history = await pipe.execute()
+            fields, history = await self.wire.batch(
+                [("HGETALL", self.keys.lead(lead_id)),
+                 ("LRANGE", self.keys.history(lead_id), 0, -1)])
+        check_reply("get_lead", fields)
+        check_reply("get_lead", history)
         return stored_lead(lead_id, fields, history) if fields else None
 
     async def transition(self, lead_id: str, *, now: dt.datetime, new_state: str,
@@ -281,7 +286,7 @@ class Store:
                "event": event or "", "hmax": self.history_max, "omax": self.outbox_maxlen}
         with translate_errors("transition"):
             status, owner, state = await self._scripts["transition"](
-                self.client, keys, [self._encoder.encode(arg)], self._count)
+                self.wire, keys, [self._encoder.encode(arg)], self._count)
         return TransitionResult(status=status.decode(), owner=text(owner), state=text(state))
 
     # -- reps, pools, accounts ---------------------------------------------------------------
@@ -298,10 +303,12 @@ class Store:
         key = self.keys.rep(rep)
         with translate_errors("put_rep"):
             self.round_trips += 1
-            async with self.client.pipeline(transaction=True) as pipe:  # MULTI: no half state
-                pipe.delete(key)
-                pipe.execute_command("HSET", key, *(x for kv in mapping.items() for x in kv))
-                await pipe.execute()
+            # MULTI/EXEC in one write: readers never see the state half replaced.
+            replies = await self.wire.batch(
+                [("MULTI",), ("DEL", key),
+                 ("HSET", key, *(x for kv in mapping.items() for x in kv)), ("EXEC",)])
+        for reply in replies:
+            check_reply("put_rep", reply)
         return RepState(rep=rep, status=status, until=until if "until" in mapping else None,
                         updated_at=from_ms(to_ms(at)))
 
@@ -309,7 +316,7 @@ class Store:
         """The rep's live state; a rep never set is available."""
         with translate_errors("get_rep"):
             self.round_trips += 1
-            status, until, at = await command(self.client,
+            status, until, at = await self.wire.call(
                 "HMGET", self.keys.rep(rep), "status", "until", "at")
         return RepState(rep=rep, status=(text(status) or "available"),  # type: ignore[arg-type]
                         until=from_ms(until) if until else None,
@@ -321,7 +328,7 @@ class Store:
         arg = PoolStatsArg(pool=pool, now=to_ms(now), ret=self.retention_ms)
         with translate_errors("pool_stats"):
             raw = await self._scripts["pool_stats"](
-                self.client, self._pool_keys(pool), [self._encoder.encode(arg)], self._count)
+                self.wire, self._pool_keys(pool), [self._encoder.encode(arg)], self._count)
         return pool_stats_from_reply(pool, raw)
 
     async def put_account(self, domain: str, owner: str, *,
@@ -329,18 +336,18 @@ class Store:
         at = to_ms(now or dt.datetime.now(dt.UTC))
         with translate_errors("put_account"):
             self.round_trips += 1
-            await command(self.client,
+            await self.wire.call(
                 "HSET", self.keys.account(domain), "owner", owner, "at", at)
 
     async def get_account(self, domain: str) -> str | None:
         """The owner rep of ``domain``, or None."""
         with translate_errors("get_account"):
             self.round_trips += 1
-            return text(await command(self.client,
+            return text(await self.wire.call(
                 "HGET", self.keys.account(domain), "owner"))
 
     async def delete_account(self, domain: str) -> bool:
         """True if there was an account to delete."""
         with translate_errors("delete_account"):
             self.round_trips += 1
-            return bool(await command(self.client, "DEL", self.keys.account(domain)))
+            return bool(await self.wire.call("DEL", self.keys.account(domain)))
