@@ -1,0 +1,111 @@
+"""Micro-benchmark of the state layer's hot path against an embedded Valkey.
+
+    uv run python loadtests/bench_state.py [--leads 20000] [--concurrency 16]
+
+Per lead it runs what POST /v1/leads will: a prefetch (two idempotency claims + the account
+owner) and a commit into a weighted pool whose overflow chain has two more pools (5 members
+each), then reports:
+
+* sequential µs per prefetch+commit (one task: latency, client + server + loopback),
+* client CPU µs per lead (process time / leads: what limits one worker),
+* commits/s with N concurrent tasks on one event loop,
+* Redis round trips per lead (from Store.round_trips).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import itertools
+import tempfile
+import time
+
+from router.engine.availability import MemberPlan, PoolPlan
+from router.state import ClaimRequest, CommitPlan, Store, fingerprint
+from router.state.embedded import EmbeddedValkey
+
+DAY = "2026-03-02"
+NOW = dt.datetime(2026, 3, 2, 17, 0, tzinfo=dt.UTC)
+DECISION = b'{"status":"sql","score":{"total":85,"grade":"A"},"rules_version":"abc123"}' * 4
+
+
+def _chain() -> tuple[PoolPlan, ...]:
+    def pool(pid: str, strategy: str) -> PoolPlan:
+        members = tuple(MemberPlan(f"{pid}-r{i}", i + 1, True, DAY, -1) for i in range(5))
+        return PoolPlan(id=pid, strategy=strategy, pool_cap=-1, day=DAY, members=members)
+    return (pool("ent", "weighted_round_robin"), pool("mm", "least_loaded"),
+            pool("smb", "round_robin"))
+
+
+async def _one(store: Store, lead_id: str, chain: tuple[PoolPlan, ...]) -> None:
+    fp = fingerprint(lead_id.encode())
+    got = await store.prefetch(
+        [ClaimRequest(scope="key:web", key=lead_id, fingerprint=fp, lead_id=lead_id),
+         ClaimRequest(scope="ext:web", key=lead_id, fingerprint=fp, lead_id=lead_id)],
+        account_domain="acme.com")
+    await store.commit(CommitPlan(lead_id=lead_id, now=NOW, kind="pool", decision=DECISION,
+                                  chain=chain, queue="unassigned", claims=got.owned_claims,
+                                  due_at=NOW + dt.timedelta(minutes=5), sla_policy="hot"))
+
+
+async def bench(url: str, leads: int, concurrency: int) -> None:
+    store = await Store.connect(url)
+    chain = _chain()
+    ids = (f"lead-{i}" for i in itertools.count())
+    for _ in range(500):  # warm up: connections, caches, script cache
+        await _one(store, next(ids), chain)
+
+    trips = store.round_trips
+    cpu, wall = time.process_time(), time.perf_counter()
+    for _ in range(leads):
+        await _one(store, next(ids), chain)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    per_lead_trips = (store.round_trips - trips) / leads
+    print(f"sequential:   {wall / leads * 1e6:7.1f} µs per prefetch+commit "
+          f"({leads / wall:,.0f} leads/s), client CPU {cpu / leads * 1e6:6.1f} µs/lead, "
+          f"{per_lead_trips:g} round trips/lead")
+
+    remaining = iter(range(leads))
+
+    async def worker() -> None:
+        for _ in remaining:
+            await _one(store, next(ids), chain)
+
+    cpu, wall = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(f"concurrent:   {leads / wall:,.0f} commits/s with {concurrency} tasks, "
+          f"client CPU {cpu / leads * 1e6:6.1f} µs/lead")
+
+    cpu, wall = time.process_time(), time.perf_counter()
+    for _ in range(leads):
+        lead_id = next(ids)
+        await store.commit(CommitPlan(lead_id=lead_id, now=NOW, kind="pool", decision=DECISION,
+                                      chain=chain, queue="unassigned"))
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(f"commit only:  {wall / leads * 1e6:7.1f} µs per commit, "
+          f"client CPU {cpu / leads * 1e6:6.1f} µs/commit")
+    await store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--leads", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--redis-url", help="use this server instead of an embedded Valkey")
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    args = parser.parse_args()
+    if args.loop == "uvloop":
+        import uvloop  # uvicorn[standard] brings it; the service runs on it
+        uvloop.install()
+    if args.redis_url:
+        asyncio.run(bench(args.redis_url, args.leads, args.concurrency))
+        return
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedValkey(tmp) as server:
+        print(f"embedded valkey-server on port {server.port}, loop {args.loop}")
+        asyncio.run(bench(server.url, args.leads, args.concurrency))
+
+
+if __name__ == "__main__":
+    main()
