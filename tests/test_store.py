@@ -322,3 +322,45 @@ def test_works_on_uvloop(redis_url: str) -> None:
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(flow())
+
+
+# -- the multiplexed connection -------------------------------------------------------------
+
+
+async def test_cancelled_caller_keeps_replies_in_order(store: Store,
+                                                       redis_client: redis.Redis) -> None:
+    redis_client.set("lr:a", "A")
+    redis_client.set("lr:b", "B")
+    await store.ping()
+    slow = asyncio.ensure_future(store.wire.call("GET", "lr:a"))
+    await asyncio.sleep(0)  # written, reply not read yet
+    slow.cancel()
+    results = await asyncio.gather(*(store.wire.call("GET", k) for k in ["lr:b", "lr:a"] * 50))
+    assert results == [b"B", b"A"] * 50
+
+
+async def test_silent_server_times_out_as_state_unavailable() -> None:
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1 << 16)
+        await asyncio.sleep(5)
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(StateUnavailable, match="unavailable"):
+            await Store.connect(f"redis://127.0.0.1:{port}/0", timeout=0.2)
+    finally:
+        server.close()
+
+
+def test_url_forms() -> None:
+    from router.state.wire import Wire
+
+    w = Wire("redis://user:p%40ss@example.com:6380/3")
+    assert (w.host, w.port, w.db, w.username, w.password, w.ssl) == (
+        "example.com", 6380, 3, "user", "p@ss", None)
+    assert Wire("rediss://h").ssl is not None and Wire("redis://h").port == 6379
+    u = Wire("unix:///run/valkey.sock?db=2")
+    assert (u.unix_path, u.db) == ("/run/valkey.sock", 2)
+    with pytest.raises(ValueError, match="scheme"):
+        Wire("http://h")
