@@ -73,14 +73,19 @@ def arith(op: ast.operator, a: Any, b: Any) -> Any:
         return None
 
 
+def same(a: Any, b: Any) -> bool:
+    """The language's equality: Python's, except that true/false never equal numbers."""
+    return bool(a == b) and isinstance(a, bool) == isinstance(b, bool)
+
+
 def compare(op: ast.cmpop, a: Any, b: Any, right: ast.expr, e: dict[str, Any]) -> bool:
     if isinstance(op, ast.Eq):
-        return bool(a == b)  # Python equality: note True == 1 (see test_expr.py xfail)
+        return same(a, b)
     if isinstance(op, ast.NotEq):
-        return bool(a != b)
+        return not same(a, b)
     if isinstance(op, ast.In | ast.NotIn):
         if isinstance(right, ast.List | ast.Tuple):
-            found = any(a == v for v in (ref(x, e) for x in right.elts))
+            found = any(same(a, v) for v in (ref(x, e) for x in right.elts))
         else:
             found = kind(a) == kind(b) == "str" and a in b
         return found if isinstance(op, ast.In) else not found

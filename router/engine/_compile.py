@@ -51,16 +51,20 @@ def _did_you_mean(word: str, options: Any, what: str) -> str:
 
 
 class _Compiler:
-    def __init__(self, functions: Mapping[str, Function], errors: list[RuleError]) -> None:
+    def __init__(self, functions: Mapping[str, Function], errors: list[RuleError],
+                 broken: frozenset[str] = frozenset()) -> None:
         self.functions = functions
         self.errors = errors
+        self.broken = broken  # ids whose definition failed and was reported already
         self.windows: set[tuple[str, int]] = set()
         self.last_events: set[str] = set()
         self.names: set[str] = set()
         self.counter = 0
 
     def err(self, doc: Document, path: tuple[str | int, ...], msg: str, fix: str,
-            rule: str | None) -> None:
+            rule: str | None, *, about: str | None = None) -> None:
+        if about is not None and about in self.broken:
+            return  # `about` failed to load and is reported on its own line
         self.errors.append(doc.error(path, msg, fix=fix, rule=rule))
 
     def unique(self, stage: str, items: list[Item], get_id: Any) -> None:
@@ -124,7 +128,7 @@ def _pools(c: _Compiler, items: list[Item], reps: dict[str, RepSpec]) -> dict[st
             rep, weight = (m, None) if isinstance(m, str) else (m.rep, m.weight)
             if rep not in reps:
                 c.err(doc, (*path, "members", i), f"pool member `{rep}` is not a rep",
-                      _did_you_mean(rep, reps, "rep"), pid)
+                      _did_you_mean(rep, reps, "rep"), pid, about=rep)
                 continue
             if any(rep == seen for seen, _ in members):
                 c.err(doc, (*path, "members", i), f"`{rep}` is listed twice",
@@ -140,7 +144,7 @@ def _pools(c: _Compiler, items: list[Item], reps: dict[str, RepSpec]) -> dict[st
                   "keep one of them", pid)
         if kind == "pool" and target not in ids:
             c.err(doc, (*path, "overflow"), f"overflow pool `{target}` does not exist",
-                  _did_you_mean(target, ids, "pool"), pid)
+                  _did_you_mean(target, ids, "pool"), pid, about=target)
         pools[pid] = PoolSpec(id=pid, strategy=p.strategy, members=tuple(members),
                               daily_cap=p.daily_cap, pool_daily_cap=p.pool_daily_cap,
                               working_hours=p.working_hours, overflow_kind=kind,
@@ -168,8 +172,9 @@ def _stage(c: _Compiler, name: str, mode: str, entries: list[tuple[CompiledRule,
 
 def compile_ruleset(items: dict[str, list[Item]], extra: dict[str, Any],
                     functions: Mapping[str, Function], errors: list[RuleError], *,
-                    version: str, source: str, files: tuple[str, ...]) -> Ruleset | None:
-    c = _Compiler(functions, errors)
+                    version: str, source: str, files: tuple[str, ...],
+                    broken: frozenset[str] = frozenset()) -> Ruleset | None:
+    c = _Compiler(functions, errors, broken)
     reps = _reps(c, items["reps"])
     pools = _pools(c, items["pools"], reps)
     grades = tuple(sorted((extra.get("grades") or {}).items(), key=lambda kv: -kv[1]))
@@ -182,11 +187,12 @@ def compile_ruleset(items: dict[str, list[Item]], extra: dict[str, Any],
             q.id = f"qualification.{int(path[-1]) + 1}.{q.status}"
     c.unique("qualification", items["qualification"], lambda r: r.id)
 
+    # Broken ids count as known in expressions: their own error is reported already.
     ctx = dict(functions=functions, grades=frozenset(g for g, _ in grades),
-               territories=frozenset(r.id for _, _, r in items["territories"]),
-               segments=frozenset(r.id for _, _, r in items["segments"]),
-               pools=frozenset(pools), reps=frozenset(reps),
-               hit_ids=frozenset(r.id for _, _, r in scoring_items))
+               territories=frozenset(r.id for _, _, r in items["territories"]) | c.broken,
+               segments=frozenset(r.id for _, _, r in items["segments"]) | c.broken,
+               pools=frozenset(pools) | c.broken, reps=frozenset(reps) | c.broken,
+               hit_ids=frozenset(r.id for _, _, r in scoring_items) | c.broken)
 
     def build(stage: str, section: list[Item], make: Any) -> list[tuple[CompiledRule, Any]]:
         scope = scope_for(stage, **ctx)  # type: ignore[arg-type]
@@ -283,10 +289,10 @@ def _assign_rule(c: _Compiler, doc: Document, path: tuple[str | int, ...], r: s.
     kind, target = chosen[0]
     if kind == "pool" and target not in pools:
         c.err(doc, (*path, "pool"), f"pool `{target}` does not exist",
-              _did_you_mean(target, pools, "pool"), r.id)
+              _did_you_mean(target, pools, "pool"), r.id, about=target)
     if kind == "owner" and target not in reps:
         c.err(doc, (*path, "owner"), f"rep `{target}` does not exist",
-              _did_you_mean(target, reps, "rep"), r.id)
+              _did_you_mean(target, reps, "rep"), r.id, about=target)
     route = None
     if kind == "owner":
         route = Route(kind=kind, target=target, rule=r.id,
@@ -316,7 +322,7 @@ def _sla_rule(c: _Compiler, doc: Document, path: tuple[str | int, ...], r: s.Sla
             kind, target = _target(value)
             if kind == "pool" and target not in pools:
                 c.err(doc, (*path, key), f"pool `{target}` does not exist",
-                      _did_you_mean(target, pools, "pool"), r.id)
+                      _did_you_mean(target, pools, "pool"), r.id, about=target)
             targets[key] = (kind, target)
         else:
             targets[key] = (value, None) if value else ("", None)

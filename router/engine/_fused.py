@@ -62,7 +62,7 @@ class _Rewrite(ast.NodeTransformer):
         # hit("id") is compiled as `"id" in _e["_hits"]`: here it becomes the rule's flag.
         if (len(node.ops) == 1 and isinstance(node.ops[0], ast.In)
                 and isinstance(node.left, ast.Constant) and _key(node.comparators[0]) == "_hits"):
-            return _name(self.hit_locals[node.left.value])
+            return _name(self.hit_locals[str(node.left.value)])
         self.generic_visit(node)
         return node
 
@@ -88,7 +88,8 @@ def _key(node: ast.AST) -> str | None:
 def _guarded(test: ast.expr, action: list[ast.stmt], stage: str, index: int) -> ast.stmt:
     on_error = ast.Expr(value=ast.Call(
         func=ast.Attribute(value=_name("_x"), attr="append", ctx=ast.Load()),
-        args=[ast.Constant(value=(stage, index))], keywords=[]))
+        args=[ast.Tuple(elts=[ast.Constant(value=stage), ast.Constant(value=index)],
+                        ctx=ast.Load())], keywords=[]))
     return ast.Try(body=[ast.If(test=test, body=action, orelse=[])],
                    handlers=[ast.ExceptHandler(type=_name("Exception"), name=None,
                                                body=[on_error])],

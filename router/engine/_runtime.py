@@ -125,8 +125,23 @@ def _in_text(needle: Any, hay: Any) -> bool:
     return isinstance(needle, str) and isinstance(hay, str) and needle in hay
 
 
+def _eq(a: Any, b: Any) -> bool:
+    # true/false are not numbers: Python says True == 1, the rule language does not.
+    return bool(a == b) and (a.__class__ is bool) == (b.__class__ is bool)
+
+
+def _in_tagged(x: Any, tagged: frozenset[tuple[bool, Any]]) -> bool:
+    # List literals holding numbers or booleans are stored as (is_bool, value) pairs, so a
+    # loosely typed value `true` is not found in [1, 2] (hash(True) == hash(1) otherwise).
+    try:
+        return (x.__class__ is bool, x) in tagged
+    except TypeError:
+        return False
+
+
 RUNTIME: dict[str, Any] = {
     "_lt": _lt, "_le": _le, "_gt": _gt, "_ge": _ge,
     "_add": _add, "_sub": _sub, "_mul": _mul, "_div": _div, "_floordiv": _floordiv,
-    "_mod": _mod, "_neg": _neg, "_pos": _pos, "_in_text": _in_text,
+    "_mod": _mod, "_neg": _neg, "_pos": _pos, "_in_text": _in_text, "_eq": _eq,
+    "_in_tagged": _in_tagged,
 }

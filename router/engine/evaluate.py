@@ -144,7 +144,7 @@ def evaluate(ruleset: Ruleset, lead: Lead, snapshot: Snapshot | None = None, *,
     return Evaluation(
         rules_version=ruleset.version,
         score=Score(total=total, grade=grade, fit=fit, bant=bant, engagement=engagement,
-                    contributions=tuple(contributions)),  # type: ignore[arg-type]
+                    contributions=tuple(contributions)),
         status=status, territory=territory, segment=segment, route=route,
         sla_policy=sla_policy, matched=tuple(matched), decided=(q, t, s, a, p),
         errors=errors, derived=env,

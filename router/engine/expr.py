@@ -58,6 +58,8 @@ _REFUSED = {
     ast.Yield: "`yield` is not allowed",
     ast.YieldFrom: "`yield` is not allowed",
     ast.Slice: "slices are not allowed",
+    ast.List: "a list can only follow `in`, as in `country in [\"US\", \"CA\"]`",
+    ast.Tuple: "a list can only follow `in`, as in `country in [\"US\", \"CA\"]`",
 }
 
 
@@ -101,12 +103,19 @@ class _Typed:
     them with the same kind cannot raise, so the compiler emits a bare comparison.
     """
 
-    __slots__ = ("domain", "label", "node", "nonnull", "type")
+    __slots__ = ("alt", "domain", "label", "node", "nonnull", "type")
 
     def __init__(self, node: ast.expr, typ: str, label: str = "",
                  domain: frozenset[str] | None = None, *, nonnull: bool = False) -> None:
         self.node, self.type, self.label, self.domain = node, typ, label, domain
         self.nonnull = nonnull or (isinstance(node, ast.Constant) and node.value is not None)
+        self.alt: ast.expr | None = None  # lists: the kind-tagged set (see _runtime._in_tagged)
+
+
+def _loose(a: _Typed, b: _Typed) -> bool:
+    """Could Python's == confuse true with 1 here? Only when a kind is known per lead only."""
+    kinds = {a.type, b.type}
+    return ANY in kinds and not kinds & {STR, TIME}
 
 
 def _env(key: str) -> ast.expr:
@@ -320,6 +329,9 @@ class _Builder:
                     cls = ast.Is if isinstance(op, ast.Eq) else ast.IsNot
                     return ast.Compare(left=a.node, ops=[cls()], comparators=[b.node])
             self._check_kinds(node, left, right, ordering=False)
+            if _loose(left, right):
+                eq = _call("_eq", left.node, right.node)
+                return eq if isinstance(op, ast.Eq) else ast.UnaryOp(op=ast.Not(), operand=eq)
             return ast.Compare(left=left.node, ops=[op], comparators=[right.node])
         self._check_kinds(node, left, right, ordering=True)
         fn = _OPS_CMP[type(op)]
@@ -368,8 +380,14 @@ class _Builder:
                 values.append(item.node.value)
             kinds = {i.type for i in items if i.type != ANY}
             typ = kinds.pop() if len(kinds) == 1 else ANY
-            return _Typed(self.const(frozenset(values)), "list:" + typ, "list",
-                          frozenset(v for v in values if isinstance(v, str)))
+            strings = frozenset(v for v in values if isinstance(v, str))
+            if any(isinstance(v, int | float) for v in values):
+                # Numbers (or true/false beside them): also keep a kind-tagged copy for values
+                # whose kind is only known per lead (see _runtime._in_tagged).
+                plain = _Typed(self.const(frozenset(values)), "list:" + typ, "list", strings)
+                plain.alt = self.const(frozenset((v.__class__ is bool, v) for v in values))
+                return plain
+            return _Typed(self.const(frozenset(values)), "list:" + typ, "list", strings)
         return self.build(node, depth)
 
     def _membership(self, node: ast.AST, needle: _Typed, hay: _Typed) -> ast.expr:
@@ -381,6 +399,8 @@ class _Builder:
             if needle.domain is not None and hay.domain:
                 for v in hay.domain:
                     self._check_domain(node, needle, _Typed(ast.Constant(value=v), STR))
+            if needle.type == ANY and hay.alt is not None:
+                return _call("_in_tagged", needle.node, hay.alt)
             return ast.Compare(left=needle.node, ops=[ast.In()], comparators=[hay.node])
         if hay.type in (STR, ANY) and needle.type in (STR, ANY):
             return _call("_in_text", needle.node, hay.node)
@@ -399,7 +419,9 @@ class _Builder:
             raise self.fail(node, f"unknown function `{name}`",
                             f"did you mean `{hint}`?" if hint else
                             "see docs/rules.md for the function list")
-        if len(node.args) != len(fn.params) or any(isinstance(a, ast.Starred) for a in node.args):
+        if any(isinstance(a, ast.Starred) for a in node.args):
+            raise self.fail(node, "`*` unpacking is not allowed", f"example: {fn.example}")
+        if len(node.args) != len(fn.params):
             raise self.fail(node, f"{name}() takes {len(fn.params)} argument(s), "
                             f"got {len(node.args)}", f"example: {fn.example}")
         for kw in node.keywords:
@@ -447,7 +469,10 @@ class _Builder:
         try:
             matcher = Matcher(pattern)
         except Exception as exc:  # re2.error, but the binding raises a few kinds
-            raise self.fail(node, f"invalid regular expression: {exc}",
+            detail = exc.args[0] if exc.args else exc
+            if isinstance(detail, bytes):
+                detail = detail.decode("utf-8", "replace")
+            raise self.fail(node, f"invalid regular expression: {detail}",
                             "RE2 syntax: no backreferences or lookaround") from None
         # Inline memo lookup, RE2 only on a miss: `(m if (m := memo.get(x)) is not None else
         # test(x))`. Only for simple subjects, which are cheap and pure to evaluate twice.
@@ -507,7 +532,9 @@ class _Builder:
 
 def check(source: str, scope: Scope, prefix: str = "0") -> CheckedExpr:
     """Parse and check one expression; raises :class:`ExprError` when it is refused."""
-    if not isinstance(source, str) or not source.strip():
+    if not isinstance(source, str):
+        raise ExprError("a condition must be text", 'quote it, e.g. when: "employees >= 100"')
+    if not source.strip():
         raise ExprError("empty expression", 'write a condition, or "true" to always match')
     if len(source) > MAX_SOURCE:
         raise ExprError("expression is too long", f"keep it under {MAX_SOURCE} characters, "

@@ -125,6 +125,7 @@ class Matcher:
     def __init__(self, pattern: str) -> None:
         options = re2.Options()
         options.never_capture = True  # only yes/no is needed: lets RE2 use its DFA
+        options.log_errors = False  # errors are reported as rule errors, not on stderr
         compiled = re2.compile(pattern, options)
         self.pattern = pattern
         raw_set = self._raw_set(pattern, options)

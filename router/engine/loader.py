@@ -8,6 +8,7 @@ caller gets a :class:`RulesetError` listing all of it and keeps serving the rule
 
 from __future__ import annotations
 
+import contextvars
 import difflib
 import hashlib
 import re
@@ -92,6 +93,9 @@ def _decode(doc: Document, path: tuple[str | int, ...], item: Any, tp: type[Any]
     except msgspec.ValidationError as exc:
         msg, fix, sub = _explain(exc, tp)
         errors.append(doc.error((*path, *sub), msg, fix=fix, rule=rule))
+        if rule is not None:
+            # Already reported: references to it must not add "does not exist" errors.
+            BROKEN.get().add(rule)
         return None
 
 
@@ -176,6 +180,10 @@ def _decode_lists(loaded: Loaded, errors: list[RuleError]) -> dict[str, list[Any
 
 
 # include_extras keeps the Annotated constraints (e.g. reject reasons are rule-id-like names).
+# Ids of items that failed to decode, for the current load (a context variable, so concurrent
+# loads in threads or tasks do not share it).
+BROKEN: contextvars.ContextVar[set[str]] = contextvars.ContextVar("broken_ids")
+
 _SECTION_TYPES: dict[str, Any] = typing.get_type_hints(s._Sections, include_extras=True)
 
 
@@ -221,6 +229,7 @@ def load_texts(files: Mapping[str, str], *, source: str = "<memory>",
                functions: Mapping[str, Function] | None = None) -> Any:
     """Load rule files given as ``{file name: YAML text}``; see :func:`load_directory`."""
     errors: list[RuleError] = []
+    BROKEN.set(set())
     if not files:
         raise RulesetError([RuleError(file=source, message="no rule files found",
                                       fix="add scoring.yaml, routing.yaml, sla.yaml, reps.yaml")])
@@ -235,7 +244,8 @@ def load_texts(files: Mapping[str, str], *, source: str = "<memory>",
             extra[key] = _decode(doc, path, value, _SECTION_TYPES[key], errors)
     fns = dict(BUILTINS if functions is None else functions)
     ruleset = compile_ruleset(items, extra, fns, errors, version=version_of(docs),
-                              source=source, files=tuple(d.file for d in docs))
+                              source=source, files=tuple(d.file for d in docs),
+                              broken=frozenset(BROKEN.get()))
     if errors:
         raise RulesetError(errors)
     return ruleset
