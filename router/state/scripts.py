@@ -9,15 +9,27 @@ server answers NOSCRIPT and the script is loaded and the call retried, transpare
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
-from router.state.wire import Arg, ReplyError, Wire
+from router.state.wire import ReplyError, Wire, bulk
 
-__all__ = ["SCRIPT_NAMES", "Script", "load_scripts"]
+__all__ = ["SCRIPT_NAMES", "PackedKeys", "Script", "load_scripts", "pack_keys"]
 
 SCRIPT_NAMES = ("commit", "pool_stats", "release", "transition")
+
+
+class PackedKeys(NamedTuple):
+    """Script keys already in RESP form: a pool's keys are packed once per plan and reused."""
+
+    n: int
+    blob: bytes
+
+
+def pack_keys(keys: Iterable[str]) -> PackedKeys:
+    frags = [bulk(k) for k in keys]
+    return PackedKeys(len(frags), b"".join(frags))
 
 
 class Script:
@@ -27,19 +39,26 @@ class Script:
         self.name = name
         self.source = source
         self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+        self._sha_bulk = bulk(self.sha)
 
-    async def __call__(self, wire: Wire, keys: Sequence[str], args: Sequence[Arg],
-                       on_round_trip: Callable[[int], None]) -> Any:
+    async def __call__(self, wire: Wire, keys: Sequence[str] | Sequence[PackedKeys],
+                       args: Sequence[str | bytes], on_round_trip: Callable[[int], None]) -> Any:
+        """EVALSHA with ``keys`` (plain, or PackedKeys parts in order) and ``args``."""
+        parts = [k if isinstance(k, PackedKeys) else pack_keys((k,)) for k in keys]
+        nkeys = sum(p.n for p in parts)
+        packed = b"".join((b"*%d\r\n$7\r\nEVALSHA\r\n" % (3 + nkeys + len(args)),
+                           self._sha_bulk, bulk(str(nkeys)), *(p.blob for p in parts),
+                           *(bulk(a) for a in args)))
         on_round_trip(1)
         try:
-            return await wire.call("EVALSHA", self.sha, len(keys), *keys, *args)
+            return await wire.call_packed(packed)
         except ReplyError as exc:
             if not str(exc).startswith("NOSCRIPT"):
                 raise
         # Server restarted or scripts flushed: load and retry (2 more round trips).
         on_round_trip(2)
         await wire.call("SCRIPT", "LOAD", self.source)
-        return await wire.call("EVALSHA", self.sha, len(keys), *keys, *args)
+        return await wire.call_packed(packed)
 
 
 def _read(name: str) -> str:

@@ -41,7 +41,7 @@ from router.state.models import (
     from_ms,
     to_ms,
 )
-from router.state.scripts import load_scripts
+from router.state.scripts import PackedKeys, load_scripts, pack_keys
 from router.state.wire import Arg, Wire
 
 __all__ = ["ExtraRead", "Store", "fingerprint"]
@@ -81,7 +81,7 @@ class Store:
         self.round_trips = 0
         self._scripts = load_scripts()
         self._encoder = msgspec.json.Encoder()
-        self._pool_keys_by_id: dict[int, tuple[PoolPlan, tuple[str, ...]]] = {}
+        self._pool_keys_by_id: dict[int, tuple[PoolPlan, PackedKeys]] = {}
 
     @classmethod
     async def connect(cls, url: str, *, prefix: str = "lr:", verify: bool = True,
@@ -191,7 +191,7 @@ class Store:
             await self._scripts["release"](self.wire, [c.redis_key for c in owned],
                                            [c.marker for c in owned], self._count)
 
-    def _pool_keys(self, plan: PoolPlan) -> tuple[str, ...]:
+    def _pool_keys(self, plan: PoolPlan) -> PackedKeys:
         # Memo by identity: PlanCache hands out the same plan objects all minute long, and
         # hashing a plan (nested tuples) costs more than the lookup saves. The plan is kept in
         # the entry so its id cannot be reused while cached.
@@ -200,7 +200,7 @@ class Store:
             return hit[1]
         if len(self._pool_keys_by_id) > 1024:
             self._pool_keys_by_id.clear()
-        keys = self._pool_keys_uncached(plan)
+        keys = pack_keys(self._pool_keys_uncached(plan))
         self._pool_keys_by_id[id(plan)] = (plan, keys)
         return keys
 
@@ -218,15 +218,15 @@ class Store:
         owner_kind = plan.kind in _OWNER_KINDS
         if owner_kind and not plan.owner:
             raise ValueError(f"a {plan.kind} route needs plan.owner")
-        keys = [k.lead(lead_id), k.history(lead_id), k.outbox, k.sla_due, k.queue(plan.queue)]
-        keys += [c.redis_key for c in plan.claims]
+        own = [k.lead(lead_id), k.history(lead_id), k.outbox, k.sla_due, k.queue(plan.queue)]
+        own += [c.redis_key for c in plan.claims]
         if owner_kind:
             owner = plan.owner or ""
-            keys += (k.rep_day(owner, plan.owner_day or plan.now.astimezone(dt.UTC).date()
-                               .isoformat()), k.rep_open(owner))
-        elif plan.kind == "pool":
-            for pool in plan.chain:
-                keys += self._pool_keys(pool)
+            own += (k.rep_day(owner, plan.owner_day or plan.now.astimezone(dt.UTC).date()
+                              .isoformat()), k.rep_open(owner))
+        keys = [pack_keys(own)]
+        if plan.kind == "pool":
+            keys += [self._pool_keys(pool) for pool in plan.chain]
         arg = LuaPlan(
             id=lead_id, now=now, ret=self.retention_ms, kind=plan.kind,
             target=plan.owner or "", why=plan.reason, rule=plan.rule or "",
@@ -328,7 +328,7 @@ class Store:
         arg = PoolStatsArg(pool=pool, now=to_ms(now), ret=self.retention_ms)
         with translate_errors("pool_stats"):
             raw = await self._scripts["pool_stats"](
-                self.wire, self._pool_keys(pool), [self._encoder.encode(arg)], self._count)
+                self.wire, [self._pool_keys(pool)], [self._encoder.encode(arg)], self._count)
         return pool_stats_from_reply(pool, raw)
 
     async def put_account(self, domain: str, owner: str, *,

@@ -29,9 +29,16 @@ from typing import Any, cast
 
 import hiredis
 
-__all__ = ["Arg", "ReplyError", "Wire"]
+__all__ = ["Arg", "ReplyError", "Wire", "bulk"]
 
 Arg = str | bytes | int | float
+
+
+def bulk(value: str | bytes) -> bytes:
+    """``value`` as a RESP bulk string. Commands with many arguments (the commit script's ~60
+    keys) are cheaper to assemble from cached fragments than to pack argument by argument."""
+    data = value.encode() if isinstance(value, str) else value
+    return b"$%d\r\n%b\r\n" % (len(data), data)
 
 
 class ReplyError(Exception):
@@ -152,11 +159,14 @@ class Wire:
             return self._proto
 
     async def _send(self, proto: _Protocol, commands: Sequence[Sequence[Arg]]) -> list[Any]:
+        packed = b"".join(hiredis.pack_command(tuple(c)) for c in commands)  # type: ignore[arg-type]
+        return await self._send_packed(proto, packed, len(commands))
+
+    async def _send_packed(self, proto: _Protocol, packed: bytes, count: int) -> list[Any]:
         if proto.lost or proto.transport is None:
             raise ConnectionError("connection to Redis lost")
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        packed = b"".join(hiredis.pack_command(tuple(c)) for c in commands)  # type: ignore[arg-type]
-        proto.pending.append(_Batch(future, len(commands)))
+        proto.pending.append(_Batch(future, count))
         proto.transport.write(packed)
         try:
             async with asyncio.timeout(self.timeout):
@@ -174,6 +184,13 @@ class Wire:
     async def call(self, *args: Arg) -> Any:
         """One command; raises its error reply as :class:`ReplyError`."""
         (reply,) = await self._send(await self._protocol(), (args,))
+        if isinstance(reply, ReplyError):
+            raise reply
+        return reply
+
+    async def call_packed(self, packed: bytes) -> Any:
+        """One command already in RESP form (see :func:`bulk`); raises its error reply."""
+        (reply,) = await self._send_packed(await self._protocol(), packed, 1)
         if isinstance(reply, ReplyError):
             raise reply
         return reply
