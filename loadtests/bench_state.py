@@ -9,7 +9,10 @@ each), then reports:
 * sequential µs per prefetch+commit (one task: latency, client + server + loopback),
 * client CPU µs per lead (process time / leads: what limits one worker),
 * commits/s with N concurrent tasks on one event loop,
-* Redis round trips per lead (from Store.round_trips).
+* Redis round trips per lead (from Store.round_trips),
+* references measured in the same run, since this machine is noisy: a PING through the same
+  connection, and a PING and a 3-command pipeline through redis-py's asyncio client. Compare the
+  ratios across runs, not the absolute numbers.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ import datetime as dt
 import itertools
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
+
+import redis.asyncio
 
 from router.engine.availability import MemberPlan, PoolPlan
 from router.state import ClaimRequest, CommitPlan, Store, fingerprint
@@ -49,13 +55,44 @@ async def _one(store: Store, lead_id: str, chain: tuple[PoolPlan, ...]) -> None:
                                   due_at=NOW + dt.timedelta(minutes=5), sla_policy="hot"))
 
 
+async def _per_call(n: int, fn: Callable[[], Awaitable[object]]) -> tuple[float, float]:
+    """(wall µs, client CPU µs) per call of ``fn``, after a warm-up."""
+    for _ in range(200):
+        await fn()
+    cpu, wall = time.process_time(), time.perf_counter()
+    for _ in range(n):
+        await fn()
+    return ((time.perf_counter() - wall) / n * 1e6, (time.process_time() - cpu) / n * 1e6)
+
+
+async def references(store: Store, url: str, n: int) -> float:
+    client = redis.asyncio.Redis.from_url(url)
+
+    async def pipeline3() -> None:
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.get("a")
+            pipe.get("b")
+            pipe.get("c")
+            await pipe.execute()
+
+    ping = await _per_call(n, store.ping)
+    for name, (wall, cpu) in (("PING, this connection", ping),
+                              ("PING, redis-py", await _per_call(n, client.ping)),
+                              ("3-command pipeline, redis-py", await _per_call(n, pipeline3))):
+        print(f"reference:    {wall:7.1f} µs {name}, client CPU {cpu:6.1f} µs")
+    await client.aclose()
+    return ping[1]
+
+
 async def bench(url: str, leads: int, concurrency: int) -> None:
     store = await Store.connect(url)
     chain = _chain()
+    ping_cpu = await references(store, url, min(leads, 5000))
     ids = (f"lead-{i}" for i in itertools.count())
     for _ in range(500):  # warm up: connections, caches, script cache
         await _one(store, next(ids), chain)
 
+    await store.wire.call("CONFIG", "RESETSTAT")
     trips = store.round_trips
     cpu, wall = time.process_time(), time.perf_counter()
     for _ in range(leads):
@@ -64,7 +101,15 @@ async def bench(url: str, leads: int, concurrency: int) -> None:
     per_lead_trips = (store.round_trips - trips) / leads
     print(f"sequential:   {wall / leads * 1e6:7.1f} µs per prefetch+commit "
           f"({leads / wall:,.0f} leads/s), client CPU {cpu / leads * 1e6:6.1f} µs/lead, "
-          f"{per_lead_trips:g} round trips/lead")
+          f"{per_lead_trips:g} round trips/lead (CPU = {cpu / leads * 1e6 / ping_cpu:.1f} PINGs)")
+
+    stats = (await store.wire.call("INFO", "commandstats")).decode()
+    for line in stats.splitlines():
+        if line.startswith(("cmdstat_evalsha:", "cmdstat_set:")):
+            name, fields = line.removeprefix("cmdstat_").split(":", 1)
+            per_call = dict(f.split("=") for f in fields.split(","))["usec_per_call"]
+            print(f"server:       {float(per_call):7.1f} µs of Redis time per {name.upper()} "
+                  "(SETs inside scripts included)")
 
     remaining = iter(range(leads))
 
