@@ -12,12 +12,14 @@ from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsPlugin
 
-from router import __version__
-from router.api import accounts, health, leads, reps
+from router import __version__, metrics
+from router.api import accounts, health, leads, reps, status
 from router.api import rules as rules_api
 from router.api.errors import exception_handlers
 from router.api.openapi import components
+from router.instrument import InstrumentedStore
 from router.leads import LeadService
+from router.middleware import ObservabilityMiddleware
 from router.reload import RulesManager
 from router.settings import Settings
 from router.state.errors import StateError
@@ -49,6 +51,7 @@ class Context:
 
     def attach(self, store: Store) -> None:
         self._store = store
+        metrics.ROUND_TRIP_SOURCE.attach(store)
         self.leads = LeadService(store=store, rules=self.rules, settings=self.settings,
                                  clock=self.now)
 
@@ -96,7 +99,7 @@ def create_app(settings: Settings, *, rules: RulesManager | None = None,
         if store is None:
             # verify=False: start even while Redis is down (503 until it is back); scripts are
             # loaded now if possible, else on first use (EVALSHA falls back on NOSCRIPT).
-            connected = await Store.connect(
+            connected = await InstrumentedStore.connect(
                 settings.redis_url or "", prefix=settings.key_prefix, verify=False,
                 retention=datetime.timedelta(seconds=settings.decision_retention),
                 inflight_ttl=datetime.timedelta(seconds=settings.inflight_timeout))
@@ -106,12 +109,16 @@ def create_app(settings: Settings, *, rules: RulesManager | None = None,
         with contextlib.suppress(StateError):
             ctx._rules_generation = await rules_generation(ctx.store)
         watcher = asyncio.create_task(ctx.watch_rules(), name="rules-watcher")
+        flusher = asyncio.create_task(_flush_metrics(settings.metrics_flush_seconds),
+                                      name="metrics-flush")
         try:
             yield
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            for task in (watcher, flusher):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            metrics.mark_process_dead()
             if owned:
                 await ctx.store.close()
 
@@ -119,7 +126,7 @@ def create_app(settings: Settings, *, rules: RulesManager | None = None,
         route_handlers=[health.livez, health.readyz, rules_api.get_rules,
                         rules_api.reload_rules, rules_api.evaluate_lead, *leads.handlers,
                         *reps.handlers,
-                        *accounts.handlers],
+                        *accounts.handlers, *status.handlers],
         lifespan=[lifespan],
         plugins=[ProblemDetailsPlugin(ProblemDetailsConfig(enable_for_all_http_exceptions=True))],
         exception_handlers=exception_handlers,
@@ -130,8 +137,17 @@ def create_app(settings: Settings, *, rules: RulesManager | None = None,
         debug=False,
     )
     app.state.ctx = ctx
+    # Outside routing and the exception handlers: sees 404s and final status codes.
+    app.asgi_handler = ObservabilityMiddleware(app.asgi_handler, access=settings.access_log)
     app.state.retry_after = settings.retry_after_seconds
     return app
+
+
+async def _flush_metrics(interval: float) -> None:
+    """Move the hot path's metric updates into prometheus-client (see router/metrics.py)."""
+    while True:
+        await asyncio.sleep(interval)
+        metrics.flush()
 
 
 def app_from_env() -> Litestar:

@@ -21,10 +21,12 @@ import msgspec
 from leadrouter_sdk import Assignment, Decision, Lead, Score, Sla, Step
 from leadrouter_sdk import HistoryEntry as PublicHistory
 
+from router import metrics
 from router.engine.availability import PlanCache, local_day
 from router.engine.evaluate import Evaluation, Snapshot, build_env, evaluate, explain
 from router.engine.ruleset import Ruleset
 from router.engine.sla_clock import deadline
+from router.logs import REQUEST
 from router.reload import RulesManager
 from router.settings import Settings
 from router.state.models import ClaimRequest, CommitPlan, Prefetched, StoredLead
@@ -60,6 +62,11 @@ class Record(msgspec.Struct, kw_only=True):
 
 
 _encode = msgspec.json.Encoder().encode
+_perf = time.perf_counter
+_OUTCOMES = {name: metrics.LEAD_OUTCOMES.labels(name)
+             for name in ("created", "duplicate", "conflict", "mismatch")}
+_STAGES = {name: metrics.STAGE_DURATION.labels(name)
+           for name in ("prefetch", "evaluate", "commit")}
 _decode_record = msgspec.json.Decoder(Record).decode
 
 
@@ -95,28 +102,52 @@ class LeadService:
         domain = None
         if ruleset.uses_account_owner:
             domain = build_env(lead, Snapshot(), now)["company_domain"]
+        metrics.LEADS_RECEIVED.labels(source).inc()
+        t0 = _perf()
         pre: Prefetched = await self.store.prefetch(claims, account_domain=domain)
+        t1 = _perf()
         blocking = pre.blocking
         if blocking is not None:
             await self.store.release(pre.owned_claims)
             if blocking.state == "mismatch" and blocking.scope.startswith("key:"):
+                _OUTCOMES["mismatch"].inc()
                 return "mismatch", None, blocking.lead_id
             if blocking.state == "in_flight":
+                _OUTCOMES["conflict"].inc()
                 return "conflict", None, blocking.lead_id
+            _OUTCOMES["duplicate"].inc()
             return "duplicate", await self.get(blocking.lead_id, duplicate=True), \
                 blocking.lead_id
         try:
             ev = evaluate(ruleset, lead, Snapshot(account_owner=pre.account_owner), now=now)
             plan = self._plan(ruleset, lead, ev, lead_id, now, source, pre)
+            t2 = _perf()
             result = await self.store.commit(plan)
         except BaseException:
             await self.store.release(pre.owned_claims)
             raise
         if result.status in ("duplicate", "in_flight") and result.other_lead:
             if result.status == "in_flight":
+                _OUTCOMES["conflict"].inc()
                 return "conflict", None, result.other_lead
+            _OUTCOMES["duplicate"].inc()
             return "duplicate", await self.get(result.other_lead, duplicate=True), \
                 result.other_lead
+        _STAGES["prefetch"].observe(t1 - t0)
+        _STAGES["evaluate"].observe(t2 - t1)
+        _STAGES["commit"].observe(_perf() - t2)
+        _OUTCOMES["created"].inc()
+        metrics.DECISIONS.labels(ev.status, ev.score.grade or "", result.pool or "",
+                                 result.queue or "", ev.route.rule or "").inc()
+        if result.owner:
+            metrics.ASSIGNMENTS.labels(result.pool or "", result.owner).inc()
+        metrics.SCORES.observe(ev.score.total)
+        if result.due_at is not None and ev.sla_policy:
+            metrics.SLA_STARTED.labels(ev.sla_policy).inc()
+        request = REQUEST.get()
+        if request is not None:  # for the request's log line (batches: the last lead)
+            request.lead_id = lead_id
+            request.rules_version = ruleset.version
         decision = _decision(ruleset, ev, lead_id, now, result.owner, result.pool,
                              result.queue, result.strategy, result.reason, result.due_at,
                              state=result.status)

@@ -23,6 +23,7 @@ from typing import Any
 
 import msgspec
 
+from router import metrics
 from router.engine.cases import load_cases, run_cases
 from router.engine.errors import RuleError, RulesetError
 from router.engine.functions import Function
@@ -130,6 +131,9 @@ class RulesManager:
             if changed:
                 log.info("rules reloaded", extra={"version": ruleset.version, "reason": reason})
         self.last_result = result
+        # Trigger names are the callers' constants ("admin", "file change", "generation").
+        metrics.RULES_RELOADS.labels("ok" if result.ok else "rejected",
+                                     reason.replace(" ", "_")).inc()
         return result
 
     def changed_on_disk(self) -> bool:

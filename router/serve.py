@@ -53,10 +53,12 @@ def serve(args: argparse.Namespace) -> int:
             return 1
         print(f"leadrouter: embedded Valkey at {url} (data in {settings.data_dir})",
               file=sys.stderr)
-        settings = msgspec.structs.replace(settings, redis_url=url)
+        settings = msgspec.structs.replace(settings, redis_url=url, embedded_redis=True)
     os.environ.update(settings.to_env())
+    metrics_dir = _prepare_metrics_dir(settings.data_dir)
     print(f"leadrouter: serving on http://{settings.host}:{settings.port} with "
-          f"{settings.workers} worker(s), rules from {settings.rules_dir}", file=sys.stderr)
+          f"{settings.workers} worker(s), rules from {settings.rules_dir}, metrics in "
+          f"{metrics_dir}", file=sys.stderr)
     # uvicorn re-raises SIGTERM after its graceful shutdown; with the default handler that
     # would kill this process before the embedded Valkey is stopped. Turn it into an exit.
     signal.signal(signal.SIGTERM, _exit_on_signal)
@@ -69,6 +71,22 @@ def serve(args: argparse.Namespace) -> int:
         if embedded is not None:
             embedded.stop()
     return 0
+
+
+def _prepare_metrics_dir(data_dir: str) -> Path:
+    """Point every worker's prometheus-client at one fresh multiprocess directory.
+
+    ``PROMETHEUS_MULTIPROC_DIR`` if the environment sets it, else ``<data dir>/metrics``; the
+    files a previous run left there are removed first (their counters would be added to this
+    run's). Must run before prometheus-client is imported in this process: with one worker
+    uvicorn runs the app right here (see tests/test_ops_multiprocess.py).
+    """
+    directory = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or Path(data_dir) / "metrics")
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink(missing_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory.resolve())
+    return directory
 
 
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:

@@ -46,6 +46,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     require_rules_tests: bool = True
     retry_after_seconds: Seconds = 2
     log_level: str = "info"
+    # One JSON line per HTTP request (leadrouter.access, at info) with request id and timing.
+    access_log: bool = True
+    # How often each worker moves its hot-path metric updates into prometheus-client.
+    metrics_flush_seconds: Annotated[float, msgspec.Meta(gt=0)] = 1.0
+    # Set by `leadrouter serve` when it started the embedded valkey-server (for /v1/status).
+    embedded_redis: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None,
