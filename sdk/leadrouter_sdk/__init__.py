@@ -10,6 +10,17 @@ from leadrouter_sdk._decision import (
     Step,
 )
 from leadrouter_sdk._lead import AttributeValue, Lead, decode_lead, lead_from_mapping
+from leadrouter_sdk.hookspecs import (
+    Event,
+    ExpressionFunction,
+    HookSpecs,
+    PluginDisabled,
+    RouteOverride,
+    RouteProposal,
+    ScoreContext,
+    ValueType,
+    hookimpl,
+)
 
 __version__ = "0.1.0"
 
@@ -18,12 +29,21 @@ __all__ = [
     "AttributeValue",
     "Contribution",
     "Decision",
+    "Event",
+    "ExpressionFunction",
     "HistoryEntry",
+    "HookSpecs",
     "Lead",
+    "PluginDisabled",
+    "RouteOverride",
+    "RouteProposal",
     "Score",
+    "ScoreContext",
     "Sla",
     "Step",
+    "ValueType",
     "__version__",
     "decode_lead",
+    "hookimpl",
     "lead_from_mapping",
 ]
