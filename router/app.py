@@ -13,6 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsPlugin
 
 from router import __version__, metrics
+from router._plugins_delivery import run_sinks
 from router.api import accounts, health, leads, reps, status
 from router.api import rules as rules_api
 from router.api.errors import exception_handlers
@@ -20,6 +21,7 @@ from router.api.openapi import components
 from router.instrument import InstrumentedStore
 from router.leads import LeadService
 from router.middleware import ObservabilityMiddleware
+from router.plugins import PluginHost
 from router.reload import RulesManager
 from router.settings import Settings
 from router.state.errors import StateError
@@ -35,9 +37,11 @@ class Context:
     """What request handlers need: settings, the live rules, the store and the clock."""
 
     def __init__(self, settings: Settings, rules: RulesManager, *,
-                 clock: Callable[[], datetime.datetime] | None = None) -> None:
+                 clock: Callable[[], datetime.datetime] | None = None,
+                 plugins: PluginHost | None = None) -> None:
         self.settings = settings
         self.rules = rules
+        self.plugins = plugins
         self.now = clock or (lambda: datetime.datetime.now(datetime.UTC))
         self._store: Store | None = None
         self.leads: LeadService | None = None
@@ -53,7 +57,7 @@ class Context:
         self._store = store
         metrics.ROUND_TRIP_SOURCE.attach(store)
         self.leads = LeadService(store=store, rules=self.rules, settings=self.settings,
-                                 clock=self.now)
+                                 clock=self.now, plugins=self.plugins)
 
     async def store_ok(self) -> bool:
         if self._store is None:
@@ -85,13 +89,17 @@ class Context:
 
 def create_app(settings: Settings, *, rules: RulesManager | None = None,
                store: Store | None = None,
-               clock: Callable[[], datetime.datetime] | None = None) -> Litestar:
-    """Build the service. ``store``/``rules``/``clock`` may be injected (tests)."""
+               clock: Callable[[], datetime.datetime] | None = None,
+               plugins: PluginHost | None = None) -> Litestar:
+    """Build the service. ``store``/``rules``/``clock``/``plugins`` may be injected (tests);
+    by default plugins are discovered from the settings (router/plugins.py)."""
+    host = plugins if plugins is not None else PluginHost.from_settings(settings)
     manager = rules or RulesManager(settings.rules_dir,
-                                    require_tests=settings.require_rules_tests)
+                                    require_tests=settings.require_rules_tests,
+                                    functions=host.functions())
     if not manager.loaded:
         manager.load_initial()  # invalid rules at start-up: refuse to start, say why
-    ctx = Context(settings, manager, clock=clock)
+    ctx = Context(settings, manager, clock=clock, plugins=host)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -112,7 +120,8 @@ def create_app(settings: Settings, *, rules: RulesManager | None = None,
         flusher = asyncio.create_task(_flush_metrics(settings.metrics_flush_seconds),
                                       name="metrics-flush")
         try:
-            yield
+            async with run_sinks(ctx.store, host, settings):  # outbox → on_event
+                yield
         finally:
             for task in (watcher, flusher):
                 task.cancel()

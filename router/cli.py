@@ -27,7 +27,45 @@ def _print_json(data: Any) -> None:
 def _load(directory: str) -> Any:
     from router.engine.loader import load_directory
 
-    return load_directory(directory)
+    return load_directory(directory, functions=_plugin_host().functions())
+
+
+def _plugin_host() -> Any:
+    """The plugins the service would load (LEADROUTER_PLUGINS* from the environment): rule
+    files may call the expression functions they register."""
+    from router.plugins import PluginHost
+    from router.settings import Settings
+
+    return PluginHost.from_settings(Settings.from_env(), metrics=False)
+
+
+def cmd_plugins_list(args: argparse.Namespace) -> int:
+    from router.plugins import PluginError
+
+    try:
+        host = _plugin_host()
+        host.functions()
+    except PluginError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    infos = host.plugins()
+    if args.format == "json":
+        _print_json({"plugins": infos})
+        return 0
+    if not infos:
+        print("no plugins found (entry point group `leadrouter`, LEADROUTER_PLUGINS)")
+        return 0
+    for info in infos:
+        print(f"{info.name} {info.version or '-'}  [{info.status}]  ({info.source}: "
+              f"{info.target})")
+        if info.hooks:
+            print(f"    hooks: {', '.join(info.hooks)}")
+        if info.functions:
+            print(f"    functions: {', '.join(f + '()' for f in info.functions)}")
+        for line in (info.error, *info.problems):
+            if line:
+                print(f"    {line}")
+    return 1 if any(i.status == "failed" for i in infos) else 0
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
@@ -165,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--now", type=_iso, help="evaluation time (ISO 8601), default now")
     explain.add_argument("--format", choices=("text", "json"), default="text")
     explain.set_defaults(func=cmd_rules_explain)
+
+    plugins = sub.add_parser("plugins", help="show the plugins the service would load")
+    psub = plugins.add_subparsers(dest="plugins_command", required=True)
+    plist = psub.add_parser("list", help="each plugin's name, version, hooks and status")
+    plist.add_argument("--format", choices=("text", "json"), default="text")
+    plist.set_defaults(func=cmd_plugins_list)
     return parser
 
 

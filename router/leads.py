@@ -27,6 +27,7 @@ from router.engine.evaluate import Evaluation, Snapshot, build_env, evaluate, ex
 from router.engine.ruleset import Ruleset
 from router.engine.sla_clock import deadline
 from router.logs import REQUEST
+from router.plugins import PluginHost
 from router.reload import RulesManager
 from router.settings import Settings
 from router.state.models import ClaimRequest, CommitPlan, Prefetched, StoredLead
@@ -72,11 +73,12 @@ _decode_record = msgspec.json.Decoder(Record).decode
 
 class LeadService:
     def __init__(self, *, store: Store, rules: RulesManager, settings: Settings,
-                 clock: Callable[[], dt.datetime]) -> None:
+                 clock: Callable[[], dt.datetime], plugins: PluginHost | None = None) -> None:
         self.store = store
         self.rules = rules
         self.settings = settings
         self.now = clock
+        self.plugins = plugins  # enrich/score/route/on_decision hooks (router/plugins.py)
         self._plan_cache: PlanCache | None = None
 
     def _plans(self, ruleset: Ruleset) -> PlanCache:
@@ -91,6 +93,11 @@ class LeadService:
         ruleset = self.rules.current  # one ruleset for the whole request, even across reloads
         now = self.now()
         lead_id = new_lead_id()
+        plugins = self.plugins
+        notes: tuple[Step, ...] = ()
+        if plugins is not None and plugins.has("enrich"):
+            lead, enriched = await plugins.enrich(lead)
+            notes = tuple(enriched)
         fingerprint = hashlib.sha256(body).hexdigest()
         claims = []
         if idempotency_key:
@@ -119,8 +126,12 @@ class LeadService:
             return "duplicate", await self.get(blocking.lead_id, duplicate=True), \
                 blocking.lead_id
         try:
-            ev = evaluate(ruleset, lead, Snapshot(account_owner=pre.account_owner), now=now)
-            plan = self._plan(ruleset, lead, ev, lead_id, now, source, pre)
+            snapshot = Snapshot(account_owner=pre.account_owner)
+            if plugins is None:
+                ev = evaluate(ruleset, lead, snapshot, now=now)
+            else:  # score hooks → engine → route hooks, each isolated
+                ev, notes = await plugins.evaluate(ruleset, lead, snapshot, now=now, notes=notes)
+            plan = self._plan(ruleset, lead, ev, lead_id, now, source, pre, notes)
             t2 = _perf()
             result = await self.store.commit(plan)
         except BaseException:
@@ -150,17 +161,20 @@ class LeadService:
             request.rules_version = ruleset.version
         decision = _decision(ruleset, ev, lead_id, now, result.owner, result.pool,
                              result.queue, result.strategy, result.reason, result.due_at,
-                             state=result.status)
+                             state=result.status, notes=notes)
+        if plugins is not None and plugins.has("on_decision"):
+            await plugins.on_decision(lead, decision)
         return "created", decision, lead_id
 
     def _plan(self, ruleset: Ruleset, lead: Lead, ev: Evaluation, lead_id: str,
-              now: dt.datetime, source: str, pre: Prefetched) -> CommitPlan:
+              now: dt.datetime, source: str, pre: Prefetched,
+              notes: tuple[Step, ...] = ()) -> CommitPlan:
         route = ev.route
         record = Record(lead=lead, status=ev.status, score=ev.score, territory=ev.territory,
                         segment=ev.segment, route_kind=route.kind, route_rule=route.rule,
                         route_reason=route.reason, sla_policy=ev.sla_policy,
                         rules_version=ruleset.version, created_at=now, matched=ev.matched,
-                        explanation=explain(ruleset, ev), source=source)
+                        explanation=explain(ruleset, ev) + notes, source=source)
         policy = ruleset.sla_policies.get(ev.sla_policy or "")
         kw: dict[str, Any] = {}
         if route.kind == "pool" and route.target:
@@ -190,7 +204,8 @@ class LeadService:
 
 def _decision(ruleset: Ruleset, ev: Evaluation, lead_id: str, now: dt.datetime,
               owner: str | None, pool: str | None, queue: str | None, strategy: str | None,
-              reason: str, due_at: dt.datetime | None, *, state: str) -> Decision:
+              reason: str, due_at: dt.datetime | None, *, state: str,
+              notes: tuple[Step, ...] = ()) -> Decision:
     return Decision(
         lead_id=lead_id, status=ev.status, score=ev.score, territory=ev.territory,
         segment=ev.segment,
@@ -198,7 +213,7 @@ def _decision(ruleset: Ruleset, ev: Evaluation, lead_id: str, now: dt.datetime,
                               strategy=strategy, reason=reason or ev.route.reason),
         sla=Sla(policy=ev.sla_policy, due_at=due_at, state="pending" if due_at else None),
         rules_version=ruleset.version, created_at=now, matched=ev.matched,
-        explanation=explain(ruleset, ev),
+        explanation=explain(ruleset, ev) + notes,
         history=(PublicHistory(at=now, event="created"),
                  PublicHistory(at=now, event=state, detail={
                      k: v for k, v in (("owner", owner), ("pool", pool), ("queue", queue))

@@ -31,8 +31,15 @@ def serve(args: argparse.Namespace) -> int:
         print(f"leadrouter: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
+    from router.plugins import PluginError, PluginHost
+
+    try:  # metrics=False: prometheus-client must not be imported before its directory is set
+        functions = PluginHost.from_settings(settings, metrics=False).functions()
+    except PluginError as exc:
+        print(f"leadrouter: {exc}", file=sys.stderr)
+        return 1
     try:
-        load_directory(settings.rules_dir)
+        load_directory(settings.rules_dir, functions=functions)
     except RulesetError as exc:
         print(f"leadrouter: the rules in {settings.rules_dir} do not load, not starting.\n"
               f"{exc.summary()}", file=sys.stderr)

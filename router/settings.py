@@ -45,6 +45,24 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     reload_poll_seconds: Annotated[float, msgspec.Meta(ge=0)] = 2.0
     require_rules_tests: bool = True
     retry_after_seconds: Seconds = 2
+    # Plugins (docs/plugins.md): installed entry points (group `leadrouter`) are loaded, plus
+    # these modules ("pkg.mod" or "pkg.mod:Object", comma-separated), minus the blocked names
+    # ("*" blocks every entry point). Strict: a plugin that fails to load stops start-up.
+    plugins: str = ""
+    plugins_block: str = ""
+    plugins_strict: bool = False
+    # Time budget of one hook call (seconds); on_event deliveries get their own.
+    plugin_budget: Annotated[float, msgspec.Meta(gt=0)] = 0.25
+    plugin_event_budget: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    # Circuit breaker: this many consecutive failures switch a hook off for the cool-down.
+    plugin_breaker_threshold: Annotated[int, msgspec.Meta(ge=1)] = 5
+    plugin_breaker_cooldown: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    # Outbox delivery to on_event sinks: idle poll interval, attempts before dead-lettering,
+    # exponential backoff between attempts (first delay, cap).
+    outbox_poll_seconds: Annotated[float, msgspec.Meta(gt=0)] = 0.2
+    outbox_max_attempts: Annotated[int, msgspec.Meta(ge=1)] = 12
+    outbox_retry_seconds: Annotated[float, msgspec.Meta(gt=0)] = 1.0
+    outbox_retry_max_seconds: Annotated[float, msgspec.Meta(gt=0)] = 300.0
     log_level: str = "info"
     # One JSON line per HTTP request (leadrouter.access, at info) with request id and timing.
     access_log: bool = True

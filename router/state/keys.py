@@ -14,7 +14,8 @@ groups the keys one entity's scripts touch, so a later Redis Cluster port knows 
     {queue:NAME}             zset    lead ids waiting, score = queued ms           TTL retention
     {idem:SCOPE:KEY}         str     F|sha256|lead (in flight), D|... (done)       TTL 30 s / ret.*
     {sla}:due                zset    lead ids by SLA due ms, pruned                TTL >= leads'
-    {outbox}                 stream  events for plugin sinks                       MAXLEN ~ N
+    {outbox}                 stream  events for sinks (a consumer group per sink)  MAXLEN ~ N
+    {outbox}:dead            stream  events a sink failed to take (outbox.py)      MAXLEN ~ 10k
 
     * retention + time until the SLA deadline: a lead outlives its deadline.
 
@@ -50,6 +51,7 @@ class Keys:
     def __init__(self, prefix: str = "lr:") -> None:
         self.prefix = prefix
         self.outbox = f"{prefix}{{outbox}}"
+        self.outbox_dead = f"{prefix}{{outbox}}:dead"
         self.sla_due = f"{prefix}{{sla}}:due"
         # Bound methods wrapped per instance, so two stores with different prefixes never share.
         self.pool = lru_cache(maxsize=1024)(self._pool)
