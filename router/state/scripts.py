@@ -1,6 +1,8 @@
 """The Lua scripts: read from ``lua/*.lua`` once, run by EVALSHA, re-loaded on NOSCRIPT.
 
-Each script is ``_lib.lua`` + its own file, so shared helpers (eligibility above all) exist once.
+Each script is ``_lib.lua`` + its own file, so shared helpers (eligibility above all) exist once;
+a script pulls in a further library with a ``--!include NAME.lua`` line (``_pick.lua``: the pool
+pick shared by commit, reassign and re-qualification).
 The SHA1 is computed locally, so the first call needs no SCRIPT LOAD round trip when the server
 already has the script (another worker loaded it); after a server restart or SCRIPT FLUSH the
 server answers NOSCRIPT and the script is loaded and the call retried, transparently.
@@ -61,10 +63,34 @@ class Script:
         return await wire.call_packed(packed)
 
 
+_INCLUDE = "--!include "
+
+
 def _read(name: str) -> str:
     return resources.files("router.state").joinpath("lua", name).read_text(encoding="utf-8")
 
 
+def _expand(source: str) -> str:
+    """Replace each ``--!include NAME.lua`` line with that library's text (once per script:
+    a second include of the same library is dropped, so libraries may include each other)."""
+    seen: set[str] = set()
+
+    def expand(text: str) -> str:
+        out = []
+        for line in text.splitlines():
+            if line.startswith(_INCLUDE):
+                name = line[len(_INCLUDE):].strip()
+                if name not in seen:
+                    seen.add(name)
+                    out.append(expand(_read(name)))
+                continue
+            out.append(line)
+        return "\n".join(out)
+
+    return expand(source)
+
+
 def load_scripts() -> dict[str, Script]:
     lib = _read("_lib.lua")
-    return {name: Script(name, f"{lib}\n{_read(name + '.lua')}") for name in SCRIPT_NAMES}
+    return {name: Script(name, f"{lib}\n{_expand(_read(name + '.lua'))}")
+            for name in SCRIPT_NAMES}

@@ -1,0 +1,15 @@
+"""The shared pool pick (router/state/lua/_pick.lua): included once per script, same picks."""
+
+from __future__ import annotations
+
+from router.state.scripts import SCRIPT_NAMES, load_scripts
+
+
+def test_pick_library_is_included_once_where_asked() -> None:
+    scripts = load_scripts()
+    commit = scripts["commit"].source
+    assert commit.count("local function pick_chain(") == 1
+    assert "--!include" not in commit
+    for name in SCRIPT_NAMES:
+        # every script still starts with the shared helpers
+        assert "local function member_facts(" in scripts[name].source
