@@ -19,8 +19,8 @@ __all__ = ["serve"]
 
 def serve(args: argparse.Namespace) -> int:
     from router.engine.errors import RulesetError
-    from router.engine.loader import load_directory
     from router.logs import configure_logging
+    from router.reload import RulesManager
     from router.settings import Settings, SettingsError
 
     try:
@@ -39,9 +39,13 @@ def serve(args: argparse.Namespace) -> int:
         print(f"leadrouter: {exc}", file=sys.stderr)
         return 1
     try:
-        load_directory(settings.rules_dir, functions=functions)
+        # The same check every worker makes at start-up (load, then the rules' own cases),
+        # done once here so a bad ruleset gives one clear message instead of a worker crash.
+        RulesManager(settings.rules_dir, require_tests=settings.require_rules_tests,
+                     functions=functions).load_initial()
     except RulesetError as exc:
-        print(f"leadrouter: the rules in {settings.rules_dir} do not load, not starting.\n"
+        print(f"leadrouter: the rules in {settings.rules_dir} are not valid, not starting "
+              "(fix them, or set LEADROUTER_REQUIRE_RULES_TESTS=false to skip the cases).\n"
               f"{exc.summary()}", file=sys.stderr)
         return 1
 

@@ -79,10 +79,16 @@ def test_missing_field_equals_null_and_not_equal_to_null_tests_presence() -> Non
     assert ev("title == None") and ev("title != None", title="x")
 
 
-def test_not_equal_with_null_on_one_side_is_true() -> None:
-    assert ev("employees != 5")
-    assert ev('title != "VP"')
-    assert ev("attributes.x != 1")
+def test_not_equal_with_a_missing_value_is_false() -> None:
+    # DESIGN.md: "a missing field compares false" — `!=` and `not in` included; presence is
+    # tested with `== null` / `!= null`, and an explicit `not (...)` still negates.
+    assert not ev("employees != 5")
+    assert not ev('title != "VP"')
+    assert not ev("attributes.x != 1")
+    assert not ev('country not in ["US", "CA"]')
+    assert ev('not (country in ["US", "CA"])')
+    assert ev("employees != 5", employees=6) and not ev("employees != 5", employees=5)
+    assert ev('country not in ["US", "CA"]', country="DE")
 
 
 def test_not_of_a_false_comparison_is_true_even_for_null() -> None:
@@ -91,8 +97,9 @@ def test_not_of_a_false_comparison_is_true_even_for_null() -> None:
     assert not ev("not employees > 5", employees=10)
 
 
-def test_not_in_is_not_of_in_so_null_is_not_in_any_list() -> None:
-    assert ev('country not in ["US", "CA"]')
+def test_a_missing_value_is_neither_in_nor_not_in_a_list() -> None:
+    # like every comparison with a missing value, both are false (unless the list holds null)
+    assert not ev('country not in ["US", "CA"]')
     assert not ev('country in ["US", "CA"]')
     assert ev("attributes.x in [1, null]")
 

@@ -78,17 +78,29 @@ def same(a: Any, b: Any) -> bool:
     return bool(a == b) and isinstance(a, bool) == isinstance(b, bool)
 
 
-def compare(op: ast.cmpop, a: Any, b: Any, right: ast.expr, e: dict[str, Any]) -> bool:
+def is_null_literal(node: ast.expr) -> bool:
+    if isinstance(node, ast.Constant):
+        return node.value is None
+    return isinstance(node, ast.Name) and node.id in CONSTANTS and CONSTANTS[node.id] is None
+
+
+def compare(op: ast.cmpop, a: Any, b: Any, right: ast.expr, e: dict[str, Any],
+            left: ast.expr | None = None) -> bool:
     if isinstance(op, ast.Eq):
         return same(a, b)
     if isinstance(op, ast.NotEq):
-        return not same(a, b)
+        # a missing value compares false, `!=` included (`x != null` tests presence)
+        if is_null_literal(right):
+            return a is not None
+        if left is not None and is_null_literal(left):
+            return b is not None
+        return a is not None and b is not None and not same(a, b)
     if isinstance(op, ast.In | ast.NotIn):
         if isinstance(right, ast.List | ast.Tuple):
             found = any(same(a, v) for v in (ref(x, e) for x in right.elts))
         else:
             found = kind(a) == kind(b) == "str" and a in b
-        return found if isinstance(op, ast.In) else not found
+        return found if isinstance(op, ast.In) else (a is not None and not found)
     if a is None or b is None or kind(a) != kind(b) or kind(a) == "bool":
         return False  # null and incomparable kinds order false
     return bool(ORDER[type(op)](a, b))
@@ -165,13 +177,13 @@ def ref(node: ast.expr, e: dict[str, Any]) -> Any:
     if isinstance(node, ast.IfExp):
         return ref(node.body, e) if ref(node.test, e) else ref(node.orelse, e)
     if isinstance(node, ast.Compare):
-        left = ref(node.left, e)
+        left, left_node = ref(node.left, e), node.left
         for op, right_node in zip(node.ops, node.comparators, strict=True):
             is_list = isinstance(right_node, ast.List | ast.Tuple)
             right = None if is_list else ref(right_node, e)
-            if not compare(op, left, right, right_node, e):
+            if not compare(op, left, right, right_node, e, left_node):
                 return False
-            left = right
+            left, left_node = right, right_node
         return True
     if isinstance(node, ast.Call):
         return call(node, e)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -37,6 +38,7 @@ __all__ = ["compile_ruleset"]
 
 _DEFAULT_REASONS = ("bad_fit", "no_budget", "not_ready", "duplicate", "spam", "wrong_territory")
 _DEFAULT_QUEUE = "unassigned"
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 DEFAULT_STATUS = "nurture"
 
 Item = tuple[Document, tuple[str | int, ...], Any]
@@ -124,12 +126,16 @@ def _pools(c: _Compiler, items: list[Item], reps: dict[str, RepSpec]) -> dict[st
     ids = {pid for _, _, (pid, _) in items}
     for doc, path, (pid, p) in items:
         members: list[tuple[str, int]] = []
+        if not _ID.match(pid):
+            c.err(doc, path, f"pool id `{pid}` is not a valid id",
+                  "use letters, digits and . _ : - (starting with a letter or digit)", pid)
         for i, m in enumerate(p.members):
             rep, weight = (m, None) if isinstance(m, str) else (m.rep, m.weight)
             if rep not in reps:
                 c.err(doc, (*path, "members", i), f"pool member `{rep}` is not a rep",
                       _did_you_mean(rep, reps, "rep"), pid, about=rep)
                 continue
+
             if any(rep == seen for seen, _ in members):
                 c.err(doc, (*path, "members", i), f"`{rep}` is listed twice",
                       "list each rep once; use weight for a bigger share", pid)
@@ -189,6 +195,7 @@ def compile_ruleset(items: dict[str, list[Item]], extra: dict[str, Any],
 
     # Broken ids count as known in expressions: their own error is reported already.
     ctx = dict(functions=functions, grades=frozenset(g for g, _ in grades),
+               grade_thresholds=dict(grades),
                territories=frozenset(r.id for _, _, r in items["territories"]) | c.broken,
                segments=frozenset(r.id for _, _, r in items["segments"]) | c.broken,
                pools=frozenset(pools) | c.broken, reps=frozenset(reps) | c.broken,
@@ -234,7 +241,10 @@ def compile_ruleset(items: dict[str, list[Item]], extra: dict[str, Any],
               "assignment": _stage(c, "assignment", "first", assignment),
               "sla": _stage(c, "sla", "first", sla)}
     return Ruleset(
-        version=version, source=source, files=files, grades=grades, **stages,
+        version=version, source=source, files=files, grades=grades,
+        scoring=stages["scoring"], qualification=stages["qualification"],
+        territories=stages["territories"], segments=stages["segments"],
+        assignment=stages["assignment"], sla=stages["sla"],
         pools=pools, reps=reps, sla_policies=sla_policies,
         holidays=frozenset(d.isoformat() for d in extra.get("holidays") or ()),
         reject_reasons=tuple(extra.get("reject_reasons") or _DEFAULT_REASONS),

@@ -130,6 +130,11 @@ def _eq(a: Any, b: Any) -> bool:
     return bool(a == b) and (a.__class__ is bool) == (b.__class__ is bool)
 
 
+def _ne(a: Any, b: Any) -> bool:
+    # A missing value compares false, `!=` included.
+    return a is not None and b is not None and not _eq(a, b)
+
+
 def _in_tagged(x: Any, tagged: frozenset[tuple[bool, Any]]) -> bool:
     # List literals holding numbers or booleans are stored as (is_bool, value) pairs, so a
     # loosely typed value `true` is not found in [1, 2] (hash(True) == hash(1) otherwise).
@@ -142,6 +147,6 @@ def _in_tagged(x: Any, tagged: frozenset[tuple[bool, Any]]) -> bool:
 RUNTIME: dict[str, Any] = {
     "_lt": _lt, "_le": _le, "_gt": _gt, "_ge": _ge,
     "_add": _add, "_sub": _sub, "_mul": _mul, "_div": _div, "_floordiv": _floordiv,
-    "_mod": _mod, "_neg": _neg, "_pos": _pos, "_in_text": _in_text, "_eq": _eq,
+    "_mod": _mod, "_neg": _neg, "_pos": _pos, "_in_text": _in_text, "_eq": _eq, "_ne": _ne,
     "_in_tagged": _in_tagged,
 }

@@ -75,7 +75,11 @@ def in_working_hours(rep: RepSpec, now: dt.datetime) -> bool:
 
     Intervals are half-open ``[start, end)`` minutes since local midnight, so 09:00-17:00 ends
     at 16:59. Overnight shifts are split into two days by the loader, hence no wrap-around here.
+    A rep with no working hours configured at all is not restricted by hours (otherwise a pool
+    that respects hours could silently never pick them).
     """
+    if not any(rep.hours):
+        return True
     local = _local(rep.timezone, now)
     minute = local.hour * 60 + local.minute
     return any(start <= minute < end for start, end in rep.hours[local.weekday()])

@@ -81,6 +81,9 @@ class Scope(msgspec.Struct, frozen=True, kw_only=True):
     names: Mapping[str, str]
     later: Mapping[str, str] = {}
     domains: Mapping[str, frozenset[str]] = {}
+    # Names whose values have a meaningful order: value -> rank (status: bad_lead < nurture <
+    # mql < sql; grade: by threshold). Other enumerated names cannot be ordered.
+    ranks: Mapping[str, Mapping[str, float]] = {}
     functions: Mapping[str, Function] = {}
     hit_ids: frozenset[str] | None = None
 
@@ -110,6 +113,19 @@ class _Typed:
         self.node, self.type, self.label, self.domain = node, typ, label, domain
         self.nonnull = nonnull or (isinstance(node, ast.Constant) and node.value is not None)
         self.alt: ast.expr | None = None  # lists: the kind-tagged set (see _runtime._in_tagged)
+
+
+def _not_null(values: list[_Typed], test: ast.expr) -> ast.expr:
+    """``test`` guarded by ``value is not None`` for each value that may be null."""
+    guards: list[ast.expr] = [
+        ast.Compare(left=v.node, ops=[ast.IsNot()], comparators=[ast.Constant(value=None)])
+        for v in values if not v.nonnull]
+    return ast.BoolOp(op=ast.And(), values=[*guards, test]) if guards else test
+
+
+_ORDER: dict[type[ast.cmpop], Callable[[float, float], bool]] = {
+    ast.Lt: lambda a, b: a < b, ast.LtE: lambda a, b: a <= b,
+    ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b}
 
 
 def _loose(a: _Typed, b: _Typed) -> bool:
@@ -303,7 +319,8 @@ class _Builder:
                 right = self._container(comparator, depth)
                 test = self._membership(node, left, right)
                 if isinstance(op, ast.NotIn):
-                    test = ast.UnaryOp(op=ast.Not(), operand=test)
+                    # `x not in [...]` is false when x is missing, like every comparison.
+                    test = _not_null([left], ast.UnaryOp(op=ast.Not(), operand=test))
                 parts.append(test)
                 left = right
                 continue
@@ -329,10 +346,19 @@ class _Builder:
                     cls = ast.Is if isinstance(op, ast.Eq) else ast.IsNot
                     return ast.Compare(left=a.node, ops=[cls()], comparators=[b.node])
             self._check_kinds(node, left, right, ordering=False)
+            if isinstance(op, ast.NotEq):
+                # A missing value compares false, `!=` included: `country != "US"` is false
+                # when the country is missing (test presence with `country == null`).
+                if _loose(left, right):
+                    return _call("_ne", left.node, right.node)
+                ne = ast.Compare(left=left.node, ops=[op], comparators=[right.node])
+                return _not_null([left, right], ne)
             if _loose(left, right):
-                eq = _call("_eq", left.node, right.node)
-                return eq if isinstance(op, ast.Eq) else ast.UnaryOp(op=ast.Not(), operand=eq)
+                return _call("_eq", left.node, right.node)
             return ast.Compare(left=left.node, ops=[op], comparators=[right.node])
+        ranked = self._ranked(node, op, left, right)
+        if ranked is not None:
+            return ranked
         self._check_kinds(node, left, right, ordering=True)
         fn = _OPS_CMP[type(op)]
         # Fast paths. Two numbers that cannot be null compare without a helper; a typed field
@@ -347,6 +373,27 @@ class _Builder:
                                         comparators=[ast.Constant(value=None)])
                     return ast.BoolOp(op=ast.And(), values=[guard, cmp])
         return _call(fn, left.node, right.node)
+
+    def _ranked(self, node: ast.AST, op: ast.cmpop, left: _Typed,
+                right: _Typed) -> ast.expr | None:
+        """Ordering on an enumerated name: by its rank (status, grade), else refused."""
+        for field, lit, flip in ((left, right, False), (right, left, True)):
+            if field.domain is None:
+                continue
+            ranks = self.scope.ranks.get(field.label)
+            if ranks is None:
+                raise self.fail(node, f"{field.label} values have no order",
+                                f'use `{field.label} in ["a", "b"]` or == instead')
+            if not (isinstance(lit.node, ast.Constant) and isinstance(lit.node.value, str)):
+                best = max(ranks, key=ranks.__getitem__) if ranks else "..."
+                raise self.fail(node, f"{field.label} can only be ordered against a literal",
+                                f'e.g. {field.label} >= "{best}"')
+            pivot = ranks[lit.node.value]
+            test = _ORDER[type(op)]
+            keep = frozenset(v for v, r in ranks.items()
+                             if (test(pivot, r) if flip else test(r, pivot)))
+            return ast.Compare(left=field.node, ops=[ast.In()], comparators=[self.const(keep)])
+        return None
 
     def _check_kinds(self, node: ast.AST, a: _Typed, b: _Typed, *, ordering: bool) -> None:
         if ANY in (a.type, b.type) or a.type == b.type:
@@ -364,8 +411,9 @@ class _Builder:
         if isinstance(value, str) and value not in field.domain:
             hint = _suggest(value, field.domain)
             known = ", ".join(sorted(field.domain)[:12])
-            raise self.fail(node, f'"{value}" is not a known {field.label}',
-                            f'did you mean "{hint}"?' if hint else f"known: {known}")
+            fix = (f'did you mean "{hint}"?' if hint else f"known: {known}" if known else
+                   f"no {field.label} is defined in the rules yet")
+            raise self.fail(node, f'"{value}" is not a known {field.label}', fix)
 
     def _container(self, node: ast.expr, depth: int) -> _Typed:
         if isinstance(node, ast.List | ast.Tuple):

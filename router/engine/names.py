@@ -72,7 +72,8 @@ _COUNTRIES = frozenset({c.alpha_2 for c in pycountry.countries} | set(REGION_OF)
 
 def scope_for(stage: str, *, functions: Mapping[str, Function], grades: frozenset[str],
               territories: frozenset[str], segments: frozenset[str], pools: frozenset[str],
-              reps: frozenset[str], hit_ids: frozenset[str]) -> Scope:
+              reps: frozenset[str], hit_ids: frozenset[str],
+              grade_thresholds: Mapping[str, float] | None = None) -> Scope:
     """The scope of ``stage``: every name an earlier stage produced, nothing later."""
     names: dict[str, str] = dict(LEAD_FIELDS)
     names.update({k: v[0] for k, v in DERIVED.items()})
@@ -96,5 +97,7 @@ def scope_for(stage: str, *, functions: Mapping[str, Function], grades: frozense
         "pool": pools,
         "account_owner": reps,
     }
-    return Scope(stage=stage, names=names, later=later, domains=domains, functions=functions,
-                 hit_ids=hit_ids if position > 0 else None)
+    ranks = {"status": {s: float(i) for i, s in enumerate(STATUSES)},
+             "grade": dict(grade_thresholds or {})}
+    return Scope(stage=stage, names=names, later=later, domains=domains, ranks=ranks,
+                 functions=functions, hit_ids=hit_ids if position > 0 else None)
