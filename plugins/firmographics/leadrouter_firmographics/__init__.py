@@ -27,7 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-from leadrouter_sdk import Lead, PluginDisabled, hookimpl
+import msgspec
+from leadrouter_sdk import Lead, PluginDisabled, hookimpl, lead_from_mapping
 
 __all__ = ["COLUMNS", "Firmographics", "load_companies"]
 __version__ = "0.1.0"
@@ -50,10 +51,11 @@ def _host(value: str) -> str:
     return host[4:] if host.startswith("www.") else host
 
 
-def load_companies(path: str | Path) -> dict[str, dict[str, str]]:
-    """``{domain: {field: text}}`` from the CSV at ``path``; raises ValueError naming the line
-    of the first problem."""
-    companies: dict[str, dict[str, str]] = {}
+def load_companies(path: str | Path) -> dict[str, dict[str, Any]]:
+    """``{domain: {field: value}}`` from the CSV at ``path``, values validated and normalised
+    like lead input (``"1,200"`` → 1200, ``Germany`` → ``DE``) once, here, so enriching a lead
+    costs a dict lookup; raises ValueError naming the line of the first problem."""
+    companies: dict[str, dict[str, Any]] = {}
     with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         header = [(h or "").strip().lower() for h in reader.fieldnames or ()]
@@ -70,7 +72,11 @@ def load_companies(path: str | Path) -> dict[str, dict[str, str]]:
             domain = _host(fields.pop("domain", ""))
             if not domain:
                 raise ValueError(f"{path}:{reader.line_num}: row without a domain")
-            companies[domain] = fields
+            try:
+                company = lead_from_mapping(fields)
+            except msgspec.ValidationError as exc:
+                raise ValueError(f"{path}:{reader.line_num}: {exc}") from None
+            companies[domain] = {k: getattr(company, k) for k in fields}
     return companies
 
 
@@ -89,7 +95,7 @@ class Firmographics:
         self.clock = clock
         self._stamp: tuple[int, int] | None = None
         self._checked = 0.0
-        self.companies: dict[str, dict[str, str]] = {}
+        self.companies: dict[str, dict[str, Any]] = {}
         self._reload()  # a missing or broken file fails the plugin at start-up, visibly
 
     def _reload(self) -> None:
@@ -107,7 +113,7 @@ class Firmographics:
             with contextlib.suppress(OSError, ValueError):
                 self._reload()
 
-    def lookup(self, domain: str | None) -> dict[str, str] | None:
+    def lookup(self, domain: str | None) -> dict[str, Any] | None:
         """The company of ``domain`` or of its closest parent domain, or None."""
         if not domain:
             return None

@@ -25,9 +25,9 @@ def companies(tmp_path: Path) -> Path:
 
 def test_load_and_lookup(companies: Path) -> None:
     plugin = Firmographics(companies)
-    assert plugin.lookup("ACME.com") == {"company": "Acme", "employees": "1,200",
-                                         "industry": "Software", "annual_revenue": "$50M",
-                                         "country": "Germany"}
+    assert plugin.lookup("ACME.com") == {"company": "Acme", "employees": 1200,
+                                         "industry": "Software", "annual_revenue": 50e6,
+                                         "country": "DE"}
     assert plugin.lookup("eu.sales.acme.com") == plugin.lookup("acme.com")  # parent domain
     assert plugin.lookup("bigretail.example")["company"] == "Big Retail"  # type: ignore[index]
     assert plugin.lookup("other.com") is None
@@ -66,6 +66,9 @@ def test_a_bad_file_is_reported(tmp_path: Path) -> None:
     path.write_text("domain,employees\n,10\n")
     with pytest.raises(ValueError, match=r"bad.csv:2: row without a domain"):
         load_companies(path)
+    path.write_text("domain,employees\nacme.com,10\nbig.com,lots\n")
+    with pytest.raises(ValueError, match=r"bad.csv:3: Expected a whole number"):
+        load_companies(path)
 
 
 def test_the_file_is_reread_when_it_changes(companies: Path) -> None:
@@ -74,7 +77,7 @@ def test_the_file_is_reread_when_it_changes(companies: Path) -> None:
     assert plugin.lookup("new.example") is None
     companies.write_text(CSV + "new.example,New,12,,,\n", encoding="utf-8")
     now[0] += 10
-    assert plugin.enrich(lead=_lead("x@new.example")) == {"company": "New", "employees": "12"}
+    assert plugin.enrich(lead=_lead("x@new.example")) == {"company": "New", "employees": 12}
 
 
 def _lead(email: str) -> Any:
