@@ -14,7 +14,7 @@ from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetail
 
 from router import __version__, metrics
 from router._plugins_delivery import run_sinks
-from router.api import accounts, health, leads, reps, status
+from router.api import accounts, forms, health, leads, people, reps, sources, status
 from router.api import rules as rules_api
 from router.api.errors import exception_handlers
 from router.api.openapi import components
@@ -135,7 +135,8 @@ def create_app(settings: Settings, *, rules: RulesManager | None = None,
         route_handlers=[health.livez, health.readyz, rules_api.get_rules,
                         rules_api.reload_rules, rules_api.evaluate_lead, *leads.handlers,
                         *reps.handlers,
-                        *accounts.handlers, *status.handlers],
+                        *accounts.handlers, *status.handlers, *forms.handlers,
+                        *sources.handlers, *people.handlers],
         lifespan=[lifespan],
         plugins=[ProblemDetailsPlugin(ProblemDetailsConfig(enable_for_all_http_exceptions=True))],
         exception_handlers=exception_handlers,

@@ -24,12 +24,13 @@ from leadrouter_sdk import HistoryEntry as PublicHistory
 from router import metrics
 from router.engine.availability import PlanCache, local_day
 from router.engine.evaluate import Evaluation, Snapshot, build_env, evaluate, explain
-from router.engine.ruleset import Ruleset
+from router.engine.ruleset import Route, Ruleset
 from router.engine.sla_clock import deadline
 from router.logs import REQUEST
 from router.plugins import PluginHost
 from router.reload import RulesManager
 from router.settings import Settings
+from router.state.erasure import person_hash
 from router.state.models import ClaimRequest, CommitPlan, Prefetched, StoredLead
 from router.state.store import Store
 
@@ -88,8 +89,10 @@ class LeadService:
         return cache
 
     async def route(self, lead: Lead, *, body: bytes, source: str = "api",
-                    idempotency_key: str | None = None) -> tuple[Outcome, Decision | None, str]:
-        """Route ``lead``; returns (outcome, decision, lead id or message)."""
+                    idempotency_key: str | None = None,
+                    spam: str | None = None) -> tuple[Outcome, Decision | None, str]:
+        """Route ``lead``; returns (outcome, decision, lead id or message). ``spam`` (why the
+        intake judged it automated) makes it a ``bad_lead`` in the ``spam`` queue, unrouted."""
         ruleset = self.rules.current  # one ruleset for the whole request, even across reloads
         now = self.now()
         lead_id = new_lead_id()
@@ -131,6 +134,9 @@ class LeadService:
                 ev = evaluate(ruleset, lead, snapshot, now=now)
             else:  # score hooks → engine → route hooks, each isolated
                 ev, notes = await plugins.evaluate(ruleset, lead, snapshot, now=now, notes=notes)
+            if spam is not None:
+                ev, notes = _as_spam(ev, spam), (*notes, Step(stage="intake", outcome="bad_lead",
+                                                               detail=spam))
             plan = self._plan(ruleset, lead, ev, lead_id, now, source, pre, notes)
             t2 = _perf()
             result = await self.store.commit(plan)
@@ -195,11 +201,20 @@ class LeadService:
             due = deadline(policy, owner, ruleset.holidays, now)
         return CommitPlan(lead_id=lead_id, now=now, kind=route.kind, decision=_encode(record),
                           reason=route.reason, rule=route.rule, sla_policy=ev.sla_policy,
-                          due_at=due, claims=pre.owned_claims, **kw)
+                          due_at=due, claims=pre.owned_claims,
+                          person=person_hash(lead.email) if lead.email else None, **kw)
 
     async def get(self, lead_id: str, *, duplicate: bool = False) -> Decision | None:
         stored = await self.store.get_lead(lead_id)
         return None if stored is None else from_stored(stored, duplicate=duplicate)
+
+
+def _as_spam(ev: Evaluation, reason: str) -> Evaluation:
+    """Spam is scored but never routed: bad_lead, the ``spam`` queue, no SLA."""
+    _, t, s, _, _ = ev.decided
+    return msgspec.structs.replace(
+        ev, status="bad_lead", sla_policy=None, decided=(-1, t, s, -1, -1),
+        route=Route(kind="queue", target="spam", rule=None, reason=reason))
 
 
 def _decision(ruleset: Ruleset, ev: Evaluation, lead_id: str, now: dt.datetime,

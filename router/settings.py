@@ -70,6 +70,21 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     metrics_flush_seconds: Annotated[float, msgspec.Meta(gt=0)] = 1.0
     # Set by `leadrouter serve` when it started the embedded valkey-server (for /v1/status).
     embedded_redis: bool = False
+    # Intake (docs/intake.md). Client addresses: X-Forwarded-For is believed only from these
+    # proxies (comma-separated addresses or CIDRs, e.g. "10.0.0.0/8,127.0.0.1"); none by default.
+    trusted_proxies: str = ""
+    # The service's public base URL (https://leads.example.com) as senders see it: HubSpot signs
+    # the URL it called. Unset: the request's own URL.
+    public_url: str | None = None
+    # Default rate limits: per client address per form, per API key / source (N/min, N/h ...).
+    form_rate_limit: str = "20/min"
+    source_rate_limit: str = "600/min"
+    # Per request: form fields / lead fields at most, characters per value at most.
+    max_fields: Annotated[int, msgspec.Meta(ge=10, le=10_000)] = 200
+    max_field_chars: Annotated[int, msgspec.Meta(ge=256, le=1_000_000)] = 4000
+    # Require an API key with the `intake` scope on POST /v1/leads and :batch (off: open, as
+    # before; sources and erasure always need credentials).
+    require_api_key: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None,

@@ -25,6 +25,7 @@ from router.engine._compile import compile_ruleset
 from router.engine._yaml import Document, load_yaml
 from router.engine.errors import RuleError, RulesetError
 from router.engine.functions import BUILTINS, Function
+from router.intake.config import compile_intake
 
 __all__ = ["Loaded", "load_directory", "load_texts"]
 
@@ -246,9 +247,10 @@ def load_texts(files: Mapping[str, str], *, source: str = "<memory>",
     ruleset = compile_ruleset(items, extra, fns, errors, version=version_of(docs),
                               source=source, files=tuple(d.file for d in docs),
                               broken=frozenset(BROKEN.get()))
-    if errors:
+    intake = compile_intake(loaded.values, errors)
+    if errors or ruleset is None:
         raise RulesetError(errors)
-    return ruleset
+    return msgspec.structs.replace(ruleset, intake=intake)
 
 
 def load_directory(directory: str | Path, *,

@@ -106,6 +106,8 @@ class Ruleset(msgspec.Struct, frozen=True, kw_only=True):
     rules: dict[str, CompiledRule]
     # All stages compiled into one function (router.engine._fused); evaluate() calls this.
     run: Callable[..., tuple[Any, ...]] | None = None
+    # forms: / sources: (router.intake.config.IntakeConfig), compiled with the rules
+    intake: Any = None
 
     @property
     def stages(self) -> tuple[Stage, ...]:

@@ -132,6 +132,9 @@ class _Sections(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     holidays: list[datetime.date] | None = None
     sla: list[object] | None = None
     reject_reasons: list[RuleId] | None = None
+    # intake (router/intake/config.py): HTML forms and machine sources, usually in intake.yaml
+    forms: dict[str, object] | None = None
+    sources: dict[str, object] | None = None
 
 
 SECTIONS = tuple(_Sections.__struct_fields__)

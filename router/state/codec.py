@@ -39,6 +39,7 @@ class LuaPlan(msgspec.Struct, kw_only=True):
     claims: tuple[tuple[str, str], ...]
     hmax: int
     omax: int
+    person: int = 0  # 1: the last key is the person index (erasure.py)
 
 
 class PoolStatsArg(msgspec.Struct):

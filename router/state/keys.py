@@ -16,6 +16,11 @@ groups the keys one entity's scripts touch, so a later Redis Cluster port knows 
     {sla}:due                zset    lead ids by SLA due ms, pruned                TTL >= leads'
     {outbox}                 stream  events for sinks (a consumer group per sink)  MAXLEN ~ N
     {outbox}:dead            stream  events a sink failed to take (outbox.py)      MAXLEN ~ 10k
+    {rl:BUCKET}              str     rate-limit GCRA time (ms), ratelimit.py        TTL <= period
+    {wh:SOURCE:ID}           str     webhook id seen (replay protection)            TTL 3 x tol.
+    {person:SHA256}          set     lead ids of one email, for erasure             TTL retention*
+    {apikeys}                hash    sha256(API key) → metadata (never the key)     long-lived
+    {erasures}               stream  erasure log: when, kind, counts (no PII)       MAXLEN ~ 100k
 
     * retention + time until the SLA deadline: a lead outlives its deadline.
 
@@ -93,3 +98,27 @@ class Keys:
         """``scope`` says whose key it is (``key:<source>`` for the Idempotency-Key header,
         ``ext:<source>`` for external ids) so two sources never collide."""
         return f"{self.prefix}{{idem:{scope}:{key}}}"
+
+    # -- intake (router/state/ratelimit.py, apikeys.py, replay.py, erasure.py) ----------------
+
+    def ratelimit(self, bucket: str) -> str:
+        """GCRA state (str, ms): ``form:<id>:ip:<addr>``, ``key:<key id>``; TTL <= period."""
+        return f"{self.prefix}{{rl:{bucket}}}"
+
+    def webhook(self, source: str, message_id: str) -> str:
+        """A delivered webhook id (replay protection); TTL a few tolerance windows."""
+        return f"{self.prefix}{{wh:{source}:{message_id}}}"
+
+    def person(self, email_hash: str) -> str:
+        """set: the lead ids of one person (sha256 of the email), for erasure; TTL retention."""
+        return f"{self.prefix}{{person:{email_hash}}}"
+
+    @property
+    def api_keys(self) -> str:
+        """hash: sha256(key) → JSON metadata (id, source, scopes, expiry); never the key."""
+        return f"{self.prefix}{{apikeys}}"
+
+    @property
+    def erasures(self) -> str:
+        """stream: one entry per erasure (when, what kind, how many records); no personal data."""
+        return f"{self.prefix}{{erasures}}"

@@ -123,6 +123,7 @@ class CommitPlan(msgspec.Struct, frozen=True, kw_only=True):
     due_at: dt.datetime | None = None
     due_by_rep: dict[str, dt.datetime] = {}
     claims: tuple[Claim, ...] = ()  # the claims this request owns; finalised on commit
+    person: str | None = None  # sha256 of the email: the erasure index (erasure.py)
 
 
 class AssignResult(msgspec.Struct, frozen=True, kw_only=True):

@@ -227,6 +227,8 @@ class Store:
         keys = [pack_keys(own)]
         if plan.kind == "pool":
             keys += [self._pool_keys(pool) for pool in plan.chain]
+        if plan.person:
+            keys.append(pack_keys((k.person(plan.person),)))
         arg = LuaPlan(
             id=lead_id, now=now, ret=self.retention_ms, kind=plan.kind,
             target=plan.owner or "", why=plan.reason, rule=plan.rule or "",
@@ -236,6 +238,7 @@ class Store:
             pools=plan.chain if plan.kind == "pool" else (),
             claims=tuple((c.marker, f"D|{c.fingerprint}|{lead_id}") for c in plan.claims),
             hmax=self.history_max, omax=self.outbox_maxlen,
+            person=1 if plan.person else 0,
         )
         with translate_errors("commit"):
             reply = await self._scripts["commit"](

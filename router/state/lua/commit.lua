@@ -96,4 +96,11 @@ for i, c in ipairs(plan.claims) do
   redis.call('SET', KEYS[5 + i], c[2], 'PX', ttl)
 end
 
+-- The person index (erasure, access requests): the last key, when the lead has an email.
+if plan.person == 1 then
+  local k_person = KEYS[#KEYS]
+  redis.call('SADD', k_person, id)
+  if redis.call('PTTL', k_person) < ttl then redis.call('PEXPIRE', k_person, ttl) end
+end
+
 return {state, owner or '', pool or '', queue or '', strategy or '', reason, due, now, ''}

@@ -1,0 +1,148 @@
+"""HTML form posts: ``POST /v1/forms/{form_id}`` (and its CORS preflight).
+
+A browser posts the form (url-encoded or multipart, Web-to-Lead field names); the lead is
+routed and the browser is sent on with ``303 See Other`` to the form's thank-you page (or to an
+allow-listed ``retURL``). Scripts that ask for JSON (``Accept: application/json``) get
+``{"lead_id", "redirect"}`` instead — never the routing decision, which is internal.
+
+Public by design, so defended by design: a rate limit per client address and form, an origin
+allow-list (CORS and a check of ``Origin`` on every post), a honeypot field and a minimum fill
+time that turn bots into ``bad_lead`` records in the ``spam`` queue instead of routed leads.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from typing import Annotated, Any
+
+from litestar import Request, Response, post, route
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
+from litestar.params import Parameter
+
+from router.api.sources import intake_config, intake_problem, limits_of, route_lead
+from router.intake.config import FormConfig, parse_rate
+from router.intake.form import parse_form, read_form
+from router.intake.mapping import IntakeError
+from router.ratelimit import client_address, enforce
+from router.state.ratelimit import RateLimiter
+
+__all__ = ["handlers"]
+
+_FORM_ID = Annotated[str, Parameter(max_length=63)]
+
+
+def _form(request: Request[Any, Any, Any], form_id: str) -> FormConfig:
+    form = intake_config(request).forms.get(form_id)
+    if form is None:
+        raise IntakeError(404, "Unknown form", f"no form {form_id[:64]!r} in the intake "
+                          "configuration (rules/intake.yaml `forms:`)", kind="unknown-form")
+    return form
+
+
+def _cors(form: FormConfig, request: Request[Any, Any, Any]) -> dict[str, str]:
+    """CORS headers for an allowed origin; IntakeError(403) for an origin not on the list."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return {}
+    if not form.origins:
+        return {"Vary": "Origin"}  # no list: posts are accepted, scripts cannot read answers
+    if origin.lower() not in form.origins:
+        raise IntakeError(403, "Origin not allowed", f"this form accepts posts from "
+                          f"{', '.join(sorted(form.origins))} only (Origin: {origin[:100]!r})",
+                          field="Origin", kind="origin-not-allowed", headers={"Vary": "Origin"})
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+
+
+def _wants_json(request: Request[Any, Any, Any]) -> bool:
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+def _with_query(url: str, **params: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    query += list(params.items())
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+
+
+@route("/v1/forms/{form_id:str}", http_method=["OPTIONS"], tags=["forms"], status_code=204,
+       include_in_schema=False)
+async def form_preflight(request: Request[Any, Any, Any], form_id: _FORM_ID) -> Response[None]:
+    """CORS preflight for scripts posting the form with fetch()."""
+    try:
+        form = _form(request, form_id)
+        headers = _cors(form, request)
+    except IntakeError as exc:
+        raise intake_problem(exc) from None
+    if "Access-Control-Allow-Origin" in headers:
+        headers.update({"Access-Control-Allow-Methods": "POST",
+                        "Access-Control-Allow-Headers": "Content-Type, Accept",
+                        "Access-Control-Max-Age": "600"})
+    return Response(None, status_code=204, headers=headers)
+
+
+async def _post(request: Request[Any, Any, Any], form_id: str) -> Response[Any]:
+    form = _form(request, form_id)
+    cors = _cors(form, request)
+    ctx = request.app.state.ctx
+    settings = ctx.settings
+    client = request.client.host if request.client else None
+    addr = client_address(client, request.headers, settings.trusted_proxies)
+    spec = form.rate_limit or parse_rate(settings.form_rate_limit)
+    try:
+        headers = {**cors, **await enforce(RateLimiter(ctx.store), f"form:{form.id}:ip:{addr}",
+                                           spec)}
+    except IntakeError as exc:
+        exc.headers.update(cors)
+        raise
+    limits = limits_of(request)
+    body = await request.body()
+    try:
+        pairs = parse_form(body, request.headers.get("content-type", ""), limits)
+        post = read_form(form, pairs, ctx.now(), limits)
+    except IntakeError as exc:
+        exc.headers.update(headers)
+        if form.error_url and not _wants_json(request) and exc.status == 422:
+            url = _with_query(form.error_url, error=exc.kind, field=exc.field or "")
+            return Response(None, status_code=303, headers={**headers, "Location": url})
+        raise
+    key = request.headers.get("idempotency-key")
+    key = key.strip()[:255] if key and key.strip() and key.isprintable() else None
+    status, lead_id, _ = await route_lead(request, post.lead, body=body, source=form.source,
+                                          key=key, spam=post.spam)
+    if _wants_json(request):
+        return Response({"lead_id": lead_id, "redirect": post.redirect,
+                         "duplicate": status == 200}, status_code=201 if status == 201 else 200,
+                        headers=headers)
+    return Response(None, status_code=303, headers={**headers, "Location": post.redirect})
+
+
+def _form_op() -> type[Operation]:
+    from dataclasses import dataclass
+
+    fields = Schema(type="object", additional_properties=Schema(type="string"))  # type: ignore[arg-type]
+
+    @dataclass
+    class _Op(Operation):
+        def __post_init__(self) -> None:
+            self.request_body = RequestBody(
+                required=True, description="Web-to-Lead fields (first_name, last_name, email, "
+                "company, title, phone, city, state, country, lead_source, description, "
+                "retURL) and the form's mapped fields",
+                content={"application/x-www-form-urlencoded": OpenAPIMediaType(schema=fields),
+                         "multipart/form-data": OpenAPIMediaType(schema=fields)})
+
+    return _Op
+
+
+@post("/v1/forms/{form_id:str}", tags=["forms"], status_code=303, operation_class=_form_op())
+async def post_form(request: Request[Any, Any, Any], form_id: _FORM_ID) -> Response[Any]:
+    """An HTML form post: 303 to the thank-you page (or an allow-listed ``retURL``), or
+    ``{"lead_id", "redirect"}`` with ``Accept: application/json``."""
+    try:
+        return await _post(request, form_id)
+    except IntakeError as exc:
+        raise intake_problem(exc) from None
+
+
+handlers = [form_preflight, post_form]
