@@ -64,6 +64,11 @@ HOOKS = ("enrich", "score", "register_functions", "route", "on_decision", "on_ev
 _VALUE_TYPES = frozenset({"number", "text", "boolean", "datetime", "any"})
 _LEAD_FIELDS = frozenset(Lead.__struct_fields__)
 _STAGE = "plugins"
+_PLAIN = frozenset({dict, list, tuple, Contribution, RouteOverride})
+
+
+def _finite(x: float) -> bool:
+    return x - x == 0  # False for NaN and ±inf (msgspec checked the type is a number)
 
 
 class PluginError(RuntimeError):
@@ -166,6 +171,7 @@ class PluginHost:
                 spec.argnames = args
         self.infos: dict[str, PluginInfo] = {}
         self._impls: dict[str, tuple[_Impl, ...]] = {h: () for h in HOOKS}
+        self._wants_context = False  # build a ScoreContext only for scorers that take one
         self._functions: dict[str, Function] | None = None
         self._function_owner: dict[str, str] = {}
         # (plugin, hook, outcome) -> count; outcome: ok | raised | timeout | invalid | skipped
@@ -259,6 +265,7 @@ class PluginHost:
                 impls.append(_Impl(plugin, hook, hi.function, _accepted(hi.function, hook),
                                    breaker, self.metrics))
             self._impls[hook] = tuple(impls)
+        self._wants_context = any("context" in i.names for i in self._impls["score"])
         self._functions = None
 
     def has(self, hook: str) -> bool:
@@ -367,6 +374,15 @@ class PluginHost:
                         what: str) -> list[tuple[_Impl, Any]]:
         """Call every implementation; the (impl, result) of those that returned in time.
         Failures are recorded here; the caller validates results and calls _ok / _fail."""
+        done, pending = self._call_sync(impls, kwargs, budget, notes, what)
+        if pending:
+            await self._await_all(impls, done, pending, budget, notes, what)
+        return done
+
+    def _call_sync(self, impls: Sequence[_Impl], kwargs: Mapping[str, Any], budget: float,
+                   notes: list[Step] | None, what: str
+                   ) -> tuple[list[tuple[_Impl, Any]], list[tuple[_Impl, Awaitable[Any], float]]]:
+        """Call every implementation; sync results are done, awaitables pending."""
         done: list[tuple[_Impl, Any]] = []
         pending: list[tuple[_Impl, Awaitable[Any], float]] = []
         for impl in impls:
@@ -381,7 +397,7 @@ class PluginHost:
                 impl.series.duration.observe(time.perf_counter() - start)
                 self._fail(impl, "raised", f"raised {_short(exc)}", notes, what)
                 continue
-            if inspect.isawaitable(value):
+            if value is not None and type(value) not in _PLAIN and inspect.isawaitable(value):
                 pending.append((impl, value, start))
                 continue
             elapsed = time.perf_counter() - start
@@ -391,6 +407,11 @@ class PluginHost:
                            f"{budget * 1000:.0f} ms budget", notes, what)
                 continue
             done.append((impl, value))
+        return done, pending
+
+    async def _await_all(self, impls: Sequence[_Impl], done: list[tuple[_Impl, Any]],
+                         pending: list[tuple[_Impl, Awaitable[Any], float]], budget: float,
+                         notes: list[Step] | None, what: str) -> None:
         if pending:
             results = await asyncio.gather(*(self._await(impl, aw, start, budget)
                                               for impl, aw, start in pending))
@@ -402,7 +423,6 @@ class PluginHost:
                     self._fail(impl, outcome, detail, notes, what)
             order = {id(impl): i for i, impl in enumerate(impls)}
             done.sort(key=lambda pair: order[id(pair[0])])
-        return done
 
     async def _await(self, impl: _Impl, aw: Awaitable[Any], start: float,
                      budget: float) -> tuple[bool, Any]:
@@ -427,13 +447,16 @@ class PluginHost:
         notes: list[Step] = []
         if not impls:
             return lead, notes
-        results = await self._call_all(impls, {"lead": lead}, self.budget, notes,
-                                       "its enrichment was skipped")
+        results, pending = self._call_sync(impls, {"lead": lead}, self.budget, notes,
+                                           "its enrichment was skipped")
+        if pending:
+            await self._await_all(impls, results, pending, self.budget, notes,
+                                  "its enrichment was skipped")
         for impl, value in results:
             if value is None:
                 self._ok(impl)
                 continue
-            if not isinstance(value, Mapping):
+            if type(value) is not dict and not isinstance(value, Mapping):
                 self._fail(impl, "invalid", f"returned {type(value).__name__}, not a mapping "
                            "of lead fields", notes, "its enrichment was skipped")
                 continue
@@ -467,8 +490,10 @@ class PluginHost:
             return (), notes
         out: list[Contribution] = []
         what = "its contribution was skipped"
-        results = await self._call_all(impls, {"lead": lead, "context": context},
-                                       self.budget, notes, what)
+        results, pending = self._call_sync(impls, {"lead": lead, "context": context},
+                                           self.budget, notes, what)
+        if pending:
+            await self._await_all(impls, results, pending, self.budget, notes, what)
         for impl, value in results:
             if value is None:
                 self._ok(impl)
@@ -480,8 +505,11 @@ class PluginHost:
                 self._fail(impl, "invalid", f"returned {type(value).__name__}, not "
                            "contributions", notes, what)
                 continue
-            bad = next((c for c in items if not isinstance(c, Contribution)
-                        or c.points != c.points or abs(c.points) == float("inf")), None)
+            bad = None
+            for c in items:
+                if type(c) is not Contribution or not _finite(c.points):
+                    bad = c
+                    break
             if bad is not None:
                 self._fail(impl, "invalid", f"returned {bad!r}, not a Contribution with "
                            "finite points", notes, what)
@@ -537,8 +565,9 @@ class PluginHost:
         extra: tuple[Contribution, ...] = ()
         if self._impls["score"]:
             context = self.context(lead, now=now, rules_version=ruleset.version,
-                                   account_owner=snapshot.account_owner)
-            extra, more = await self.score(lead, context)
+                                   account_owner=snapshot.account_owner) \
+                if self._wants_context else None
+            extra, more = await self.score(lead, context)  # type: ignore[arg-type]
             steps += more
         ev = evaluate(ruleset, lead, snapshot, now=now, extra=extra)
         if self._impls["route"]:
