@@ -15,7 +15,9 @@ from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetail
 from router import __version__, metrics
 from router._plugins_delivery import run_sinks
 from router.api import accounts, forms, health, leads, people, reps, sources, status
+from router.api import owner as owner_api
 from router.api import rules as rules_api
+from router.api import sla as sla_api
 from router.api.errors import exception_handlers
 from router.api.openapi import components
 from router.instrument import InstrumentedStore
@@ -24,6 +26,7 @@ from router.middleware import ObservabilityMiddleware
 from router.plugins import PluginHost
 from router.reload import RulesManager
 from router.settings import Settings
+from router.sla import SlaService
 from router.state.errors import StateError
 from router.state.rules_sync import bump_rules_generation, rules_generation
 from router.state.store import Store
@@ -45,6 +48,7 @@ class Context:
         self.now = clock or (lambda: datetime.datetime.now(datetime.UTC))
         self._store: Store | None = None
         self.leads: LeadService | None = None
+        self.sla: SlaService | None = None
         self._rules_generation: int | None = None
 
     @property
@@ -58,6 +62,8 @@ class Context:
         metrics.ROUND_TRIP_SOURCE.attach(store)
         self.leads = LeadService(store=store, rules=self.rules, settings=self.settings,
                                  clock=self.now, plugins=self.plugins)
+        self.sla = SlaService(store=store, rules=self.rules, settings=self.settings,
+                              clock=self.now)
 
     async def store_ok(self) -> bool:
         if self._store is None:
@@ -110,7 +116,8 @@ def create_app(settings: Settings, *, rules: RulesManager | None = None,
             connected = await InstrumentedStore.connect(
                 settings.redis_url or "", prefix=settings.key_prefix, verify=False,
                 retention=datetime.timedelta(seconds=settings.decision_retention),
-                inflight_ttl=datetime.timedelta(seconds=settings.inflight_timeout))
+                inflight_ttl=datetime.timedelta(seconds=settings.inflight_timeout),
+                sla_facts_maxlen=settings.sla_facts_maxlen)
             with contextlib.suppress(StateError):
                 await connected.load_scripts()
         ctx.attach(store or connected)
@@ -119,11 +126,14 @@ def create_app(settings: Settings, *, rules: RulesManager | None = None,
         watcher = asyncio.create_task(ctx.watch_rules(), name="rules-watcher")
         flusher = asyncio.create_task(_flush_metrics(settings.metrics_flush_seconds),
                                       name="metrics-flush")
+        tasks = [watcher, flusher]
+        if settings.sla_poll_seconds > 0 and ctx.sla is not None:  # breach worker (router/sla.py)
+            tasks.append(asyncio.create_task(ctx.sla.run(), name="sla-worker"))
         try:
             async with run_sinks(ctx.store, host, settings):  # outbox → on_event
                 yield
         finally:
-            for task in (watcher, flusher):
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -136,7 +146,8 @@ def create_app(settings: Settings, *, rules: RulesManager | None = None,
                         rules_api.reload_rules, rules_api.evaluate_lead, *leads.handlers,
                         *reps.handlers,
                         *accounts.handlers, *status.handlers, *forms.handlers,
-                        *sources.handlers, *people.handlers],
+                        *sources.handlers, *people.handlers, *owner_api.handlers,
+                        *sla_api.handlers],
         lifespan=[lifespan],
         plugins=[ProblemDetailsPlugin(ProblemDetailsConfig(enable_for_all_http_exceptions=True))],
         exception_handlers=exception_handlers,

@@ -238,8 +238,8 @@ def _decision(ruleset: Ruleset, ev: Evaluation, lead_id: str, now: dt.datetime,
 def from_stored(stored: StoredLead, *, duplicate: bool = False) -> Decision:
     """The public decision of a stored lead: the record plus its live fields and history."""
     record = _decode_record(stored.decision)
-    sla_state = None
-    if stored.due_at is not None:
+    sla_state = stored.sla_state or None  # pending, met, late, breached, stopped (router/sla.py)
+    if sla_state is None and stored.due_at is not None:
         sla_state = "pending" if stored.state in ("assigned", "queued") else stored.state
     history = tuple(
         PublicHistory(at=h.at, event=h.event, detail={
@@ -247,7 +247,7 @@ def from_stored(stored: StoredLead, *, duplicate: bool = False) -> Decision:
             if k not in ("at", "event", "data") and v is not None} | h.data)
         for h in stored.history)
     return Decision(
-        lead_id=stored.lead_id, status=record.status, score=record.score,
+        lead_id=stored.lead_id, status=stored.status or record.status, score=record.score,
         territory=record.territory, segment=record.segment,
         assignment=Assignment(owner=stored.owner, pool=stored.pool, queue=stored.queue,
                               rule=stored.rule, strategy=stored.strategy,

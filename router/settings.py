@@ -63,6 +63,18 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     outbox_max_attempts: Annotated[int, msgspec.Meta(ge=1)] = 12
     outbox_retry_seconds: Annotated[float, msgspec.Meta(gt=0)] = 1.0
     outbox_retry_max_seconds: Annotated[float, msgspec.Meta(gt=0)] = 300.0
+    # SLA breach worker (docs/sla.md), in every process: how often it looks for due deadlines
+    # (0 = not in this process), how many it claims at once, how long a claim holds before
+    # another process may take the lead over (a worker that died mid-escalation).
+    sla_poll_seconds: Annotated[float, msgspec.Meta(ge=0)] = 0.5
+    sla_batch: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 200
+    sla_lease_seconds: Annotated[float, msgspec.Meta(gt=0)] = 15.0
+    # Facts kept for GET /v1/sla/report (a stream, trimmed to about this many entries).
+    sla_facts_maxlen: Annotated[int, msgspec.Meta(ge=1000)] = 200_000
+    # Where rejected (or SLA-recycled) leads go back to marketing, and where a lead rejected as
+    # `wrong_territory` waits for sales ops when the rep names no pool.
+    nurture_queue: str = "marketing-nurture"
+    reroute_queue: str = "unassigned"
     log_level: str = "info"
     # One JSON line per HTTP request (leadrouter.access, at info) with request id and timing.
     access_log: bool = True

@@ -39,6 +39,7 @@ class LuaPlan(msgspec.Struct, kw_only=True):
     claims: tuple[tuple[str, str], ...]
     hmax: int
     omax: int
+    fmax: int  # MAXLEN ~ of the SLA facts stream
     person: int = 0  # 1: the last key is the person index (erasure.py)
 
 
@@ -87,6 +88,7 @@ def stored_lead(lead_id: str, fields: list[bytes], history: list[bytes]) -> Stor
     def field(name: str) -> str | None:
         return text(f.get(name))
 
+    owners = field("owners") or field("owner")  # before any reassignment: just the owner
     return StoredLead(
         lead_id=lead_id, decision=msgspec.Raw(f.get("decision") or b"null"),
         state=field("state") or "", route=field("route") or "",
@@ -97,6 +99,8 @@ def stored_lead(lead_id: str, fields: list[bytes], history: list[bytes]) -> Stor
         due_at=from_ms(f["due_at"]) if f.get("due_at") else None,
         reassignments=int(f.get("reassignments") or 0),
         history=tuple(parse_history(raw) for raw in history),
+        status=field("status"), sla_state=field("sla_state"),
+        owners=tuple(owners.split(",")) if owners else (),
     )
 
 

@@ -13,7 +13,9 @@ groups the keys one entity's scripts touch, so a later Redis Cluster port knows 
     {lead:ID}:history        list    JSON entries, newest last, LTRIMmed           TTL retention*
     {queue:NAME}             zset    lead ids waiting, score = queued ms           TTL retention
     {idem:SCOPE:KEY}         str     F|sha256|lead (in flight), D|... (done)       TTL 30 s / ret.*
-    {sla}:due                zset    lead ids by SLA due ms, pruned                TTL >= leads'
+    {sla}:due                zset    lead ids by SLA due ms (claimed: lease end)    TTL >= leads'
+    {sla}:facts              stream  handoff/accept/breach/reassign/recycle facts  MAXLEN ~ N,
+                                     (ids = event ms: the SLA report's range)      TTL retention
     {outbox}                 stream  events for sinks (a consumer group per sink)  MAXLEN ~ N
     {outbox}:dead            stream  events a sink failed to take (outbox.py)      MAXLEN ~ 10k
     {rl:BUCKET}              str     rate-limit GCRA time (ms), ratelimit.py        TTL <= period
@@ -58,6 +60,7 @@ class Keys:
         self.outbox = f"{prefix}{{outbox}}"
         self.outbox_dead = f"{prefix}{{outbox}}:dead"
         self.sla_due = f"{prefix}{{sla}}:due"
+        self.sla_facts = f"{prefix}{{sla}}:facts"
         # Bound methods wrapped per instance, so two stores with different prefixes never share.
         self.pool = lru_cache(maxsize=1024)(self._pool)
         self.pool_day = lru_cache(maxsize=4096)(self._pool_day)

@@ -19,7 +19,8 @@ from router.state.wire import ReplyError, Wire, bulk
 
 __all__ = ["SCRIPT_NAMES", "PackedKeys", "Script", "load_scripts", "pack_keys"]
 
-SCRIPT_NAMES = ("commit", "pool_stats", "release", "transition")
+SCRIPT_NAMES = ("commit", "pool_stats", "release", "transition", "claim_due", "escalate",
+                "owner")
 
 
 class PackedKeys(NamedTuple):

@@ -71,13 +71,15 @@ class Store:
     def __init__(self, wire: Wire, *, prefix: str = "lr:",
                  retention: dt.timedelta = dt.timedelta(hours=24),
                  inflight_ttl: dt.timedelta = dt.timedelta(seconds=30),
-                 history_max: int = 200, outbox_maxlen: int = 100_000) -> None:
+                 history_max: int = 200, outbox_maxlen: int = 100_000,
+                 sla_facts_maxlen: int = 200_000) -> None:
         self.wire = wire
         self.keys = Keys(prefix)
         self.retention_ms = int(retention.total_seconds() * 1000)
         self.inflight_ms = int(inflight_ttl.total_seconds() * 1000)
         self.history_max = history_max
         self.outbox_maxlen = outbox_maxlen
+        self.sla_facts_maxlen = sla_facts_maxlen
         self.round_trips = 0
         self._scripts = load_scripts()
         self._encoder = msgspec.json.Encoder()
@@ -218,7 +220,8 @@ class Store:
         owner_kind = plan.kind in _OWNER_KINDS
         if owner_kind and not plan.owner:
             raise ValueError(f"a {plan.kind} route needs plan.owner")
-        own = [k.lead(lead_id), k.history(lead_id), k.outbox, k.sla_due, k.queue(plan.queue)]
+        own = [k.lead(lead_id), k.history(lead_id), k.outbox, k.sla_due, k.queue(plan.queue),
+               k.sla_facts]
         own += [c.redis_key for c in plan.claims]
         if owner_kind:
             owner = plan.owner or ""
@@ -237,7 +240,7 @@ class Store:
             dueby={rep: to_ms(when) for rep, when in plan.due_by_rep.items()},
             pools=plan.chain if plan.kind == "pool" else (),
             claims=tuple((c.marker, f"D|{c.fingerprint}|{lead_id}") for c in plan.claims),
-            hmax=self.history_max, omax=self.outbox_maxlen,
+            hmax=self.history_max, omax=self.outbox_maxlen, fmax=self.sla_facts_maxlen,
             person=1 if plan.person else 0,
         )
         with translate_errors("commit"):
@@ -250,6 +253,17 @@ class Store:
             assigned_at=from_ms(at), due_at=from_ms(due) if due >= 0 else None,
             other_lead=text(other),
         )
+
+    async def run_script(self, name: str, keys: Sequence[str] | Sequence[PackedKeys],
+                         args: Sequence[str | bytes]) -> Any:
+        """EVALSHA one of the scripts by name, for the state modules beside this one
+        (``sla.py``); errors are translated like every other operation's."""
+        with translate_errors(name):
+            return await self._scripts[name](self.wire, keys, args, self._count)
+
+    def pool_keys(self, plan: PoolPlan) -> PackedKeys:
+        """A pool's keys in the layout ``_pick.lua`` expects (packed once per plan)."""
+        return self._pool_keys(plan)
 
     # -- leads -------------------------------------------------------------------------------
 

@@ -1,11 +1,13 @@
 -- Pick (if the route is a pool) and commit one lead, atomically. See router/state/commit.py
 -- for the KEYS/ARGV layout; the reply is
 --   {status, owner, pool, queue, strategy, reason, due_ms (-1 = none), now_ms, other_lead}.
--- The pool pick itself is the shared one (_pick.lua).
+-- The pool pick itself is the shared one (_pick.lua); SLA facts for the report: _sla.lua.
 --!include _pick.lua
+--!include _sla.lua
 local plan = cjson.decode(ARGV[1])
 local now, id, ret = plan.now, plan.id, plan.ret
 local K_LEAD, K_HIST, K_OUTBOX, K_SLA, K_QUEUE = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local K_FACTS = KEYS[6]
 
 -- A lead id is committed at most once, whatever the caller does (retries, bugs).
 if redis.call('EXISTS', K_LEAD) == 1 then
@@ -17,7 +19,7 @@ end
 
 -- Our idempotency claims must still be ours. One can be lost only if this request ran longer
 -- than the in-flight TTL and another request took the key over: then it wins, we yield.
-local ki = 6
+local ki = 7
 for _, c in ipairs(plan.claims) do
   local v = redis.call('GET', KEYS[ki])
   if v and v ~= c[1] then
@@ -61,6 +63,11 @@ if due >= 0 then
   redis.call('ZADD', K_SLA, due, id)
   redis.call('ZREMRANGEBYSCORE', K_SLA, '-inf', '(' .. fmt_int(now - ret))
   if redis.call('PTTL', K_SLA) < ttl then redis.call('PEXPIRE', K_SLA, ttl) end
+  if plan.sla ~= '' then   -- the handoff, for the SLA report
+    sla_fact(K_FACTS, now, plan.fmax, ret,
+             {'t', 'handoff', 'lead', id, 'policy', plan.sla, 'pool', pool or '',
+              'queue', queue or '', 'owner', owner or '', 'due', fmt_int(due)})
+  end
 end
 
 local state = 'queued'
@@ -93,7 +100,7 @@ redis.call('XADD', K_OUTBOX, 'MAXLEN', '~', plan.omax, '*', 'type', 'lead.' .. s
            'queue', queue or '', 'due_at', due_s, 'decision', ARGV[2])
 
 for i, c in ipairs(plan.claims) do
-  redis.call('SET', KEYS[5 + i], c[2], 'PX', ttl)
+  redis.call('SET', KEYS[6 + i], c[2], 'PX', ttl)
 end
 
 -- The person index (erasure, access requests): the last key, when the lead has an email.

@@ -1,0 +1,122 @@
+"""Owner actions: ``POST /v1/leads/{id}/accept`` · ``/contacted`` · ``/reject``.
+
+The acting rep is in the body (``{"rep": "alice"}``); only the lead's current owner's action
+counts (anyone else: 409 with the current owner). Accept and contacted stop the SLA clock;
+reject needs a reason from the rules' ``reject_reasons`` (anything else: 422 naming them) and
+recycles the lead to nurture, or reroutes it for ``wrong_territory``. The reply is the lead as
+stored afterwards (as ``GET /v1/leads/{id}``). See docs/sla.md.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from leadrouter_sdk import Decision
+from litestar import Request, post
+from litestar.params import PathParameter
+
+from router.api.errors import DECODE_ERRORS, problem, validation_problem
+from router.api.openapi import json_body
+from router.sla import Action, Conflict, LeadNotFound, SlaService, UnknownPool, UnknownReason
+from router.state.errors import StateUnavailable
+
+__all__ = ["OwnerAction", "RejectAction", "handlers"]
+
+Rep = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[^\s,]+$")]
+Note = Annotated[str, msgspec.Meta(max_length=2000)]
+LeadId = Annotated[str, PathParameter()]
+
+
+class OwnerAction(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Who acts (a rep id, as in rules/reps.yaml or the account owner), with an optional note."""
+
+    rep: Rep
+    note: Note | None = None
+
+
+class RejectAction(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A rejection: ``reason`` is one of the rules' ``reject_reasons``. With ``wrong_territory``
+    the rep may name the ``pool`` the lead belongs in (it is re-picked there); without one the
+    lead waits in the reroute queue for sales ops."""
+
+    rep: Rep
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    note: Note | None = None
+    pool: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
+
+
+def _service(request: Request[Any, Any, Any]) -> SlaService:
+    service: SlaService | None = request.app.state.ctx.sla
+    if service is None:
+        raise StateUnavailable("the state store is not connected yet")
+    return service
+
+
+async def _body(request: Request[Any, Any, Any], tp: type[Any]) -> Any:
+    ctype = request.headers.get("content-type", "")
+    if ctype.split(";", 1)[0].strip().lower() not in ("application/json", ""):
+        raise problem(415, "Unsupported media type",
+                      f"send JSON with 'Content-Type: application/json' (got {ctype!r})")
+    try:
+        return msgspec.json.decode(await request.body(), type=tp)
+    except msgspec.ValidationError as exc:
+        raise validation_problem(exc) from None
+    except DECODE_ERRORS as exc:
+        raise problem(400, "Malformed JSON", f"the body is not valid JSON: {exc} — send e.g. "
+                      '{"rep": "alice"}', kind="malformed-json") from None
+
+
+async def _act(request: Request[Any, Any, Any], lead_id: str, action: Action,
+               body: OwnerAction | RejectAction) -> Decision:
+    if len(lead_id) > 64:
+        raise problem(404, "Not found", "no lead with that id", kind="lead-not-found")
+    reason = body.reason if isinstance(body, RejectAction) else None
+    pool = body.pool if isinstance(body, RejectAction) else None
+    try:
+        return await _service(request).act(lead_id, action, rep=body.rep, reason=reason,
+                                            note=body.note, pool=pool)
+    except LeadNotFound:
+        raise problem(404, "Not found", f"no lead {lead_id!r} (it may have expired after the "
+                      "decision retention period)", kind="lead-not-found") from None
+    except Conflict as exc:
+        raise problem(409, "Not the current owner" if exc.owner != body.rep else
+                      "Action not allowed now", str(exc), kind="owner-conflict",
+                      owner=exc.owner, state=exc.state) from None
+    except UnknownReason as exc:
+        allowed = ", ".join(exc.allowed)
+        raise problem(422, "Unknown reject reason", f"$.reason: {exc} — use one of: {allowed}",
+                      kind="reject-reason", allowed=list(exc.allowed),
+                      errors=[{"path": "$.reason", "message": f"use one of: {allowed}"}]
+                      ) from None
+    except UnknownPool as exc:
+        raise problem(422, "Unknown pool", f"$.pool: {exc} — pools: {', '.join(exc.allowed)}",
+                      kind="validation", allowed=list(exc.allowed),
+                      errors=[{"path": "$.pool", "message": str(exc)}]) from None
+
+
+@post("/v1/leads/{lead_id:str}/accept", tags=["sla"], status_code=200,
+      operation_class=json_body(OwnerAction, "The acting rep, e.g. {\"rep\": \"alice\"}."))
+async def accept_lead(request: Request[Any, Any, Any], lead_id: LeadId) -> Decision:
+    """The owner accepts the lead: the SLA clock stops (in time or late). Repeating it is
+    harmless. A queued lead nobody owns is taken by the rep who accepts it."""
+    return await _act(request, lead_id, "accept", await _body(request, OwnerAction))
+
+
+@post("/v1/leads/{lead_id:str}/contacted", tags=["sla"], status_code=200,
+      operation_class=json_body(OwnerAction, "The acting rep, e.g. {\"rep\": \"alice\"}."))
+async def contacted_lead(request: Request[Any, Any, Any], lead_id: LeadId) -> Decision:
+    """The owner has contacted the lead (stops the SLA clock if it still runs)."""
+    return await _act(request, lead_id, "contacted", await _body(request, OwnerAction))
+
+
+@post("/v1/leads/{lead_id:str}/reject", tags=["sla"], status_code=200,
+      operation_class=json_body(RejectAction, "The acting rep and the reason, e.g. "
+                                "{\"rep\": \"alice\", \"reason\": \"no_budget\"}."))
+async def reject_lead(request: Request[Any, Any, Any], lead_id: LeadId) -> Decision:
+    """The owner rejects the lead with a reason: it is recycled to nurture (status nurture),
+    or rerouted for ``wrong_territory``; the reason is counted in the SLA report."""
+    return await _act(request, lead_id, "reject", await _body(request, RejectAction))
+
+
+handlers = [accept_lead, contacted_lead, reject_lead]

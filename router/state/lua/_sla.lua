@@ -1,0 +1,126 @@
+-- SLA bookkeeping shared by commit.lua (handoffs), escalate.lua (breaches) and owner.lua
+-- (accept / contacted / reject): the facts stream the SLA report reads, lead events (history +
+-- outbox) and the moves a lead can make after its first assignment. Include with
+--   --!include _sla.lua
+-- (after _pick.lua when the script re-picks).
+
+-- Append one fact to the SLA facts stream: at most ~fmax entries, and the stream expires
+-- `ret` (the decision retention) after its last write. Entry ids carry the caller's clock
+-- (`<now>-*`), so the report's since/until are plain XRANGE bounds even under a test clock. An
+-- id never goes backwards: a worker whose clock is behind the stream's last entry gets '*',
+-- which Redis makes the next id after it.
+local function sla_fact(key, now, fmax, ret, fields)
+  local r = redis.pcall('XADD', key, 'MAXLEN', '~', fmax, fmt_int(now) .. '-*', unpack(fields))
+  if type(r) == 'table' and r.err then
+    redis.call('XADD', key, 'MAXLEN', '~', fmax, '*', unpack(fields))
+  end
+  redis.call('PEXPIRE', key, ret)
+end
+
+-- The escalate / owner scripts share one KEYS layout:
+--   1 lead  2 history  3 outbox  4 SLA schedule  5 SLA facts  6 current owner's open set
+--   7 current queue  8 target queue  9.. the pools of a re-pick chain (_pick.lua layout).
+-- `a` is the script's decoded ARGV[1]; it always has id, now, ret, hmax, omax, fmax.
+
+-- The live fields of the lead (KEYS[1]) as a table, or nil when it is gone.
+local function sla_lead()
+  local f = redis.call('HMGET', KEYS[1], 'state', 'owner', 'pool', 'queue', 'due_at', 'owners',
+                       'reassignments', 'sla', 'assigned_at', 'accepted_at', 'sla_state')
+  if not f[1] then return nil end
+  local owner = f[2] or ''
+  local owners = f[6] or ''
+  if owners == '' then owners = owner end
+  return {state = f[1], owner = owner, pool = f[3] or '', queue = f[4] or '',
+          due = tonumber(f[5] or '') or -1, owners = owners,
+          reassignments = tonumber(f[7] or '0') or 0, policy = f[8] or '',
+          assigned_at = tonumber(f[9] or '') or -1, accepted_at = f[10] or '',
+          sla_state = f[11] or ''}
+end
+
+-- Is the lead's SLA clock running? (commit.lua schedules it; nothing else marks it pending.)
+local function sla_running(cur)
+  return cur.due >= 0 and (cur.state == 'assigned' or cur.state == 'queued')
+    and (cur.sla_state == '' or cur.sla_state == 'pending')
+end
+
+-- History entry + outbox event (the commit's event shape: type, lead_id, at, owner, pool,
+-- queue, due_at, plus state and the history entry as JSON, and the stored decision).
+local function lead_event(a, etype, entry, now_owner, now_pool, now_queue, due, state)
+  entry.at = a.now
+  local doc = cjson.encode(entry)
+  redis.call('RPUSH', KEYS[2], doc)
+  redis.call('LTRIM', KEYS[2], -a.hmax, -1)
+  local due_s = ''
+  if due and due >= 0 then due_s = fmt_int(due) end
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', a.omax, '*', 'type', etype, 'lead_id', a.id,
+             'at', fmt_int(a.now), 'owner', now_owner or '', 'pool', now_pool or '',
+             'queue', now_queue or '', 'due_at', due_s, 'state', state,
+             'entry', doc, 'decision', redis.call('HGET', KEYS[1], 'decision') or '')
+end
+
+-- Take the lead away from its current owner / queue (before it moves somewhere else).
+local function sla_release(a, cur)
+  if cur.owner ~= '' then redis.call('ZREM', KEYS[6], a.id) end
+  if cur.queue ~= '' then redis.call('ZREM', KEYS[7], a.id) end
+end
+
+-- Keep the lead (and its history) alive until `retention` after a new deadline.
+local function sla_keep(a, due)
+  if due < 0 or due <= a.now then return end
+  local ttl = a.ret + (due - a.now)
+  if redis.call('PTTL', KEYS[1]) < ttl then
+    redis.call('PEXPIRE', KEYS[1], ttl)
+    redis.call('PEXPIRE', KEYS[2], ttl)
+  end
+  if redis.call('PTTL', KEYS[4]) < ttl then redis.call('PEXPIRE', KEYS[4], ttl) end
+end
+
+-- Put the lead in the target queue (KEYS[8]) without an owner; the SLA clock stops (no owner
+-- to hold to it). `state` = 'queued' (escalated / rerouted) or 'recycled' (back to nurture).
+local function sla_to_queue(a, cur, queue, state, sla_state, extra)
+  sla_release(a, cur)
+  redis.call('ZADD', KEYS[8], a.now, a.id)
+  redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', '(' .. fmt_int(a.now - a.ret))
+  redis.call('PEXPIRE', KEYS[8], a.ret)
+  redis.call('ZREM', KEYS[4], a.id)
+  redis.call('HSET', KEYS[1], 'state', state, 'owner', '', 'pool', '', 'queue', queue,
+             'strategy', '', 'updated_at', fmt_int(a.now), 'sla_state', sla_state,
+             unpack(extra or {}))
+end
+
+-- Re-pick a rep in the chain a.pools (keys from KEYS[9]), excluding every earlier owner (and
+-- a.exclude). Returns the new owner, pool, strategy, reason and due (or nil when nobody is
+-- eligible: the caller sends the lead to the chain's queue).
+local function sla_repick(a, cur)
+  local exclude = {}
+  for rep in string.gmatch(cur.owners, '[^,]+') do exclude[rep] = true end
+  for _, rep in ipairs(a.exclude or {}) do exclude[rep] = true end
+  local home = nil
+  if a.home ~= '' then home = a.home end
+  local ctx = {now = a.now, ret = a.ret, id = a.id, exclude = exclude, home = home}
+  local owner, pool, strategy, reason = pick_chain(a.pools, 9, a.queue, ctx)
+  return owner, pool, strategy, reason
+end
+
+-- Hand the lead to `owner` (already counted by the pick) with a fresh SLA deadline.
+local function sla_to_owner(a, cur, owner, pool, strategy, reason)
+  sla_release(a, cur)
+  local due = a.due_wall
+  if a.dueby[owner] then due = a.dueby[owner] end
+  local owners = cur.owners
+  if owners == '' then owners = owner else owners = owners .. ',' .. owner end
+  if due >= 0 then
+    redis.call('ZADD', KEYS[4], due, a.id)
+  else
+    redis.call('ZREM', KEYS[4], a.id)
+  end
+  local due_s, sla_state = '', ''
+  if due >= 0 then due_s, sla_state = fmt_int(due), 'pending' end
+  redis.call('HSET', KEYS[1], 'state', 'assigned', 'owner', owner, 'pool', pool or '',
+             'queue', '', 'strategy', strategy or '', 'reason', reason or '',
+             'owners', owners, 'reassignments', fmt_int(cur.reassignments + 1),
+             'owner_since', fmt_int(a.now), 'updated_at', fmt_int(a.now), 'due_at', due_s,
+             'sla_state', sla_state)
+  sla_keep(a, due)
+  return due
+end
