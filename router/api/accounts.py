@@ -8,7 +8,7 @@ import msgspec
 from litestar import Request, Response, delete, get, put
 
 from router.api.auth import admin_guard
-from router.api.errors import problem, validation_problem
+from router.api.errors import DECODE_ERRORS, problem, validation_problem
 from router.api.openapi import json_body
 from router.engine.functions import domain_of
 
@@ -39,7 +39,7 @@ async def put_account(request: Request[Any, Any, Any], domain: str) -> dict[str,
         body = msgspec.json.decode(await request.body(), type=AccountOwner)
     except msgspec.ValidationError as exc:
         raise validation_problem(exc) from None
-    except msgspec.DecodeError as exc:
+    except DECODE_ERRORS as exc:
         raise problem(400, "Malformed JSON", f"the body is not valid JSON: {exc}") from None
     if body.owner not in ctx.rules.current.reps:
         raise problem(422, "Unknown rep", f"$.owner: {body.owner!r} is not a rep in "

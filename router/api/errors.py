@@ -18,12 +18,16 @@ from litestar.plugins.problem_details import ProblemDetailsException
 
 from router.state.errors import StateUnavailable
 
-__all__ = ["exception_handlers", "problem", "validation_problem"]
+__all__ = ["DECODE_ERRORS", "exception_handlers", "problem", "validation_problem"]
 
 log = logging.getLogger("leadrouter.api")
 
 TYPE_BASE = "https://leadrouter.dev/problems/"
 _PATH = re.compile(r" - at `(\$[^`]*)`$")
+_UNKNOWN = re.compile(r"^Object contains unknown field `([^`]*)`")
+# What msgspec raises for bodies that are not JSON it can read: malformed JSON, invalid UTF-8
+# inside a string (UnicodeDecodeError) and nesting deeper than the recursion limit.
+DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
 
 def problem(status: int, title: str, detail: str, *, kind: str | None = None,
@@ -38,10 +42,11 @@ def validation_problem(exc: msgspec.ValidationError | ValueError, *,
     """422 naming the offending field (``$.employees``) and what to send instead."""
     text = str(exc)
     m = _PATH.search(text)
-    path = m.group(1) if m else prefix
-    if prefix != "$" and path.startswith("$"):
-        path = prefix + path[1:]
+    path = prefix + m.group(1)[1:] if m else prefix
     message = _PATH.sub("", text)
+    unknown = _UNKNOWN.match(message)
+    if unknown:  # msgspec puts the unknown field in the message, not in the path
+        path = f"{path}.{unknown.group(1)}"
     return problem(422, "Invalid lead", f"{path}: {message}", kind="validation",
                    errors=[{"path": path, "message": message}])
 

@@ -13,7 +13,7 @@ import msgspec
 from leadrouter_sdk import Decision, Lead, decode_lead
 from litestar import Request, Response, get, post
 
-from router.api.errors import problem, validation_problem
+from router.api.errors import DECODE_ERRORS, problem, validation_problem
 from router.api.openapi import BatchRequest, json_body
 from router.leads import LeadService
 from router.state.errors import StateUnavailable
@@ -55,7 +55,7 @@ def _decode(body: bytes, prefix: str = "$") -> Lead:
         return decode_lead(body)
     except msgspec.ValidationError as exc:
         raise validation_problem(exc, prefix=prefix) from None
-    except msgspec.DecodeError as exc:
+    except DECODE_ERRORS as exc:
         raise problem(400, "Malformed JSON", f"the body is not valid JSON: {exc} — send one "
                       "JSON object of lead fields", kind="malformed-json") from None
 
@@ -114,7 +114,7 @@ async def create_leads(request: Request[Any, Any, Any]) -> dict[str, Any]:
             else msgspec.json.decode(body, type=list[msgspec.Raw])
     except msgspec.ValidationError as exc:
         raise validation_problem(exc) from None
-    except msgspec.DecodeError as exc:
+    except DECODE_ERRORS as exc:
         raise problem(400, "Malformed JSON", f"the body is not valid JSON: {exc}") from None
     limit = ctx.settings.batch_limit
     if len(items) > limit:

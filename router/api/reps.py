@@ -9,7 +9,7 @@ import msgspec
 from litestar import Request, get, put
 
 from router.api.auth import admin_guard
-from router.api.errors import problem, validation_problem
+from router.api.errors import DECODE_ERRORS, problem, validation_problem
 from router.api.openapi import json_body
 from router.engine.availability import pool_plan
 from router.state.models import PoolStats, RepState
@@ -52,7 +52,7 @@ async def put_rep(request: Request[Any, Any, Any], rep_id: str) -> RepState:
         update = msgspec.json.decode(await request.body(), type=RepUpdate)
     except msgspec.ValidationError as exc:
         raise validation_problem(exc) from None
-    except msgspec.DecodeError as exc:
+    except DECODE_ERRORS as exc:
         raise problem(400, "Malformed JSON", f"the body is not valid JSON: {exc}") from None
     if update.until is not None and update.until.tzinfo is None:
         raise problem(422, "Invalid rep state", "$.until: give a time zone, e.g. "

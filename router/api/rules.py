@@ -10,7 +10,7 @@ from leadrouter_sdk import decode_lead
 from litestar import Request, get, post
 
 from router.api.auth import admin_guard
-from router.api.errors import problem, validation_problem
+from router.api.errors import DECODE_ERRORS, problem, validation_problem
 from router.engine.cases import CaseState, snapshot_for
 from router.engine.evaluate import evaluate, explain
 
@@ -69,7 +69,7 @@ async def evaluate_lead(request: Request[Any, Any, Any]) -> dict[str, Any]:
     body = await request.body()
     try:
         wrapped = msgspec.json.decode(body) if body.lstrip().startswith(b"{") else None
-    except msgspec.DecodeError as exc:
+    except DECODE_ERRORS as exc:
         raise problem(400, "Malformed JSON", f"the body is not valid JSON: {exc}") from None
     state, now, prefix = CaseState(), None, "$"
     try:
@@ -79,7 +79,7 @@ async def evaluate_lead(request: Request[Any, Any, Any]) -> dict[str, Any]:
         lead = decode_lead(body)
     except msgspec.ValidationError as exc:
         raise validation_problem(exc, prefix=prefix) from None
-    except msgspec.DecodeError as exc:
+    except DECODE_ERRORS as exc:
         raise problem(400, "Malformed JSON", f"the body is not valid JSON: {exc}") from None
     ruleset = ctx.rules.current
     when = now or ctx.now()
