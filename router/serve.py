@@ -77,7 +77,10 @@ def serve(args: argparse.Namespace) -> int:
         uvicorn.run("router.app:app_from_env", factory=True, host=settings.host,
                     port=settings.port, workers=settings.workers, loop="uvloop",
                     http="httptools", log_level=settings.log_level, access_log=False,
-                    lifespan="on", timeout_graceful_shutdown=10)
+                    lifespan="on", timeout_graceful_shutdown=10,
+                    # X-Forwarded-For is believed only per LEADROUTER_TRUSTED_PROXIES
+                    # (router/ratelimit.py), not by uvicorn's default of trusting 127.0.0.1.
+                    proxy_headers=False)
     finally:
         if embedded is not None:
             embedded.stop()
