@@ -10,6 +10,7 @@ All need the admin token or an API key with the ``admin`` scope.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from typing import Annotated, Any
 
@@ -45,7 +46,7 @@ async def _erase_events(request: Request[Any, Any, Any], email: str, lead_ids: l
     # Engagement events belong to router/state/engagement.py (another module's records): erase
     # them through its API when this build has one.
     try:
-        from router.state import engagement  # type: ignore[attr-defined]
+        engagement = importlib.import_module("router.state.engagement")
     except ImportError:
         return 0
     eraser = getattr(engagement, "erase_person", None)

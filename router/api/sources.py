@@ -209,7 +209,14 @@ async def _record_event(request: Request[Any, Any, Any], event: dict[str, Any]) 
     record = getattr(engagement, "record_from_source", None)
     if record is None:
         return {"status": 202, "skipped": "engagement events are not stored by this build"}
-    result = await record(event)
+    try:
+        result = await record(event)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        field = text.rsplit("`", 2)[-2] if text.endswith("`") else None
+        raise IntakeError(422, "Invalid event", text, field=field) from None
+    except LookupError as exc:  # the event names a lead that does not exist (any more)
+        return {"status": 204, "skipped": str(exc)[:200]}
     return {"status": 202, "event": result}
 
 
