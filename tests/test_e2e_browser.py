@@ -1,0 +1,216 @@
+"""End to end in a real browser: headless Chromium (Debian's ``chromium``) opens an HTML page,
+a person's worth of typing fills the form, the form posts to a running leadrouter, the browser
+follows the 303 to the thank-you page, and the routed lead is found through the API.
+
+Driven over the Chrome DevTools Protocol (websocket) with no extra dependency. Skipped when no
+chromium binary is installed (CI installs it: see .ci/run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from _service import AUTH, free_port, write_rules
+from websockets.sync.client import ClientConnection, connect
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# In CI (CI=true) a missing browser is a failure, not a skip: .ci/run installs it.
+pytestmark = pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"),
+                                reason="chromium is not installed")
+
+FORM_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Contact sales</title></head>
+<body>
+<form id="contact" action="{action}" method="POST">
+  <input name="first_name" placeholder="First name">
+  <input name="last_name" placeholder="Last name">
+  <input name="email" type="email" placeholder="Work email">
+  <input name="company" placeholder="Company">
+  <input name="title" placeholder="Title">
+  <select name="country"><option value="US">United States</option>
+    <option value="DE">Germany</option></select>
+  <input name="00N5e00000Size" placeholder="Employees">
+  <textarea name="description"></textarea>
+  <input type="hidden" name="lead_source" value="Website">
+  <input type="hidden" name="retURL" value="{thanks}">
+  <div style="position:absolute;left:-9999px" aria-hidden="true">
+    <input name="website_url" tabindex="-1" autocomplete="off">
+  </div>
+  <input type="hidden" name="lr_started">
+  <button type="submit">Send</button>
+</form>
+<script>document.querySelector('[name=lr_started]').value = Date.now();</script>
+</body></html>
+"""
+THANKS_PAGE = "<!doctype html><title>Thanks</title><h1>Thank you!</h1>"
+
+INTAKE = """\
+forms:
+  browser:
+    thank_you: {site}/thanks.html
+    redirect_hosts: [127.0.0.1]
+    origins: [{site}]
+    honeypot: website_url
+    min_fill_seconds: 1
+    rate_limit: 30/min
+    fields:
+      00N5e00000Size: employees
+"""
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A static web server for the page with the form (another origin than leadrouter)."""
+    root = tmp_path / "site"
+    root.mkdir()
+    handler = functools.partial(_Quiet, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", root
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class Page:
+    """One tab over the DevTools Protocol: commands and the events seen meanwhile."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.next_id = 0
+        self.events: list[dict[str, Any]] = []
+
+    def send(self, method: str, **params: Any) -> dict[str, Any]:
+        self.next_id += 1
+        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.ws.recv(timeout=20))
+            if message.get("id") == self.next_id:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error']}")
+                result: dict[str, Any] = message.get("result", {})
+                return result
+            self.events.append(message)
+
+    def wait_for(self, method: str, timeout: float = 20) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for i, event in enumerate(self.events):
+                if event.get("method") == method:
+                    return self.events.pop(i)
+            with contextlib.suppress(TimeoutError):
+                self.events.append(json.loads(self.ws.recv(timeout=0.5)))
+        raise TimeoutError(f"no {method} within {timeout}s")
+
+    def js(self, expression: str) -> Any:
+        result = self.send("Runtime.evaluate", expression=expression, returnByValue=True,
+                           awaitPromise=True)
+        return result["result"].get("value")
+
+
+@pytest.fixture
+def browser() -> Iterator[Callable[[], Page]]:
+    assert CHROMIUM is not None, "install Debian's chromium (apt-get install chromium)"
+    port = free_port()
+    profile = tempfile.mkdtemp(prefix="lr-chromium-")
+    proc = subprocess.Popen(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
+         f"--remote-debugging-port={port}", "--remote-debugging-address=127.0.0.1",
+         "about:blank"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sockets: list[ClientConnection] = []
+
+    def open_page() -> Page:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                targets = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=2).json()
+                pages = [t for t in targets if t.get("type") == "page"]
+                if pages:
+                    break
+            except (httpx.TransportError, ValueError):
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("chromium's DevTools endpoint did not come up")
+            time.sleep(0.1)
+        ws = connect(pages[0]["webSocketDebuggerUrl"], max_size=2**24, open_timeout=10)
+        sockets.append(ws)
+        return Page(ws)
+
+    try:
+        yield open_page
+    finally:
+        for ws in sockets:
+            ws.close()
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_real_browser_submits_form_and_lead_is_routed(
+        start_service: Callable[..., Any], tmp_path: Path, site: tuple[str, Path],
+        browser: Callable[[], Page]) -> None:
+    origin, root = site
+    rules = write_rules(tmp_path / "rules", {"intake.yaml": INTAKE.format(site=origin)})
+    server = start_service(rules_dir=str(rules))
+    (root / "form.html").write_text(FORM_PAGE.format(
+        action=f"{server.url}/v1/forms/browser", thanks=f"{origin}/thanks.html?from=form"))
+    (root / "thanks.html").write_text(THANKS_PAGE)
+
+    page = browser()
+    page.send("Page.enable")
+    page.send("Page.navigate", url=f"{origin}/form.html")
+    page.wait_for("Page.loadEventFired")
+    assert page.js("document.title") == "Contact sales"
+    # type like a person: focus each field and insert the text
+    for name, text in (("first_name", "Linus"), ("last_name", "Browser"),
+                       ("email", "linus.browser@bigcorp.example"), ("company", "BigCorp"),
+                       ("title", "VP Sales"), ("00N5e00000Size", "2,500"),
+                       ("description", "Real browser, real form")):
+        page.js(f"document.querySelector('[name=\"{name}\"]').focus()")
+        page.send("Input.insertText", text=text)
+    page.js("document.querySelector('[name=country]').value = 'US'")
+    time.sleep(1.2)  # a person takes longer than the form's minimum fill time
+    page.js("document.querySelector('button[type=submit]').click()")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        page.wait_for("Page.loadEventFired")
+        if page.js("location.pathname") == "/thanks.html":
+            break
+    assert page.js("location.href") == f"{origin}/thanks.html?from=form"
+    assert page.js("document.querySelector('h1').textContent") == "Thank you!"
+
+    with httpx.Client(base_url=server.url, timeout=10) as api:
+        ids = api.get("/v1/people/linus.browser@bigcorp.example", headers=AUTH).json()["leads"]
+        assert len(ids) == 1
+        decision = api.get(f"/v1/leads/{ids[0]}").json()
+    assert decision["status"] == "mql"
+    assert decision["assignment"]["pool"] == "rr" and decision["assignment"]["owner"]
+    assert decision["score"]["fit"] == 35  # 2,500 employees and the US
