@@ -41,6 +41,7 @@ from router.state.store import Store
 
 __all__ = [
     "ACTIONS",
+    "Action",
     "Conflict",
     "LeadNotFound",
     "SlaCounts",

@@ -10,7 +10,7 @@ import datetime as dt
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -22,6 +22,7 @@ from router.leads import LeadService
 from router.reload import RulesManager
 from router.settings import Settings
 from router.sla import (
+    Action,
     Conflict,
     SlaService,
     UnknownPool,
@@ -156,6 +157,11 @@ def world(store: Store, rules: RulesManager) -> World:
     return World(store, rules, Clock(T0), Settings(sla_batch=50))
 
 
+def stream(client: redis.Redis, key: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    """XRANGE of ``key`` with the types redis-py does not state."""
+    return cast(list[tuple[bytes, dict[bytes, bytes]]], client.xrange(key))
+
+
 def events(decision: Decision) -> list[str]:
     return [h.event for h in decision.history]
 
@@ -198,10 +204,10 @@ async def test_stale_owner_conflict(world: World) -> None:
     world.clock.advance(minutes=11)
     assert await world.breach_all() == 1
     assert (await world.get(d.lead_id)).assignment.owner == "r2"
-    for action in ("accept", "contacted", "reject"):
+    actions: tuple[Action, ...] = ("accept", "contacted", "reject")
+    for action in actions:
         with pytest.raises(Conflict):  # the previous owner is too late
-            await world.sla.act(d.lead_id, action, rep="r1",  # type: ignore[arg-type]
-                                reason="bad_fit")
+            await world.sla.act(d.lead_id, action, rep="r1", reason="bad_fit")
     await world.sla.act(d.lead_id, "accept", rep="r2")
     with pytest.raises(Conflict):
         await world.sla.act(d.lead_id, "accept", rep="r1")
@@ -231,7 +237,7 @@ async def test_reject_recycles_to_nurture_and_is_reported(world: World,
         await world.sla.act(d.lead_id, "accept", rep="r1")
     total = (await report(world)).total
     assert total.recycled == 1 and total.recycled_by_reason == {"no_budget": 1}
-    types = [f[b"type"] for _, f in redis_client.xrange("lr:{outbox}")]
+    types = [f[b"type"] for _, f in stream(redis_client, "lr:{outbox}")]
     assert types == [b"lead.assigned", b"lead.recycled"]
 
 
@@ -282,9 +288,9 @@ async def test_breach_reassigns_to_another_rep(world: World, redis_client: redis
     # counts moved to the new owner; the old owner's open set no longer holds it
     assert redis_client.zscore("lr:{rep:r1}:open", d.lead_id) is None
     assert redis_client.zscore("lr:{rep:r2}:open", d.lead_id) is not None
-    types = [f[b"type"] for _, f in redis_client.xrange("lr:{outbox}")]
+    types = [f[b"type"] for _, f in stream(redis_client, "lr:{outbox}")]
     assert types == [b"lead.assigned", b"lead.breached", b"lead.reassigned"]
-    last = redis_client.xrange("lr:{outbox}")[-1][1]
+    last = stream(redis_client, "lr:{outbox}")[-1][1]
     assert last[b"owner"] == b"r2" and json.loads(last[b"decision"])["status"]
     r = await report(world)
     assert (r.total.breached, r.total.reassigned) == (1, 1)
@@ -399,7 +405,7 @@ async def test_many_workers_escalate_each_due_lead_exactly_once(
         for s in stores:
             await s.close()
     assert sum(claimed) == 120 and all(claimed)  # every worker got some
-    facts = [f for _, f in redis_client.xrange("lr:{sla}:facts") if f[b"t"] == b"breach"]
+    facts = [f for _, f in stream(redis_client, "lr:{sla}:facts") if f[b"t"] == b"breach"]
     per_lead = collections.Counter(f[b"lead"].decode() for f in facts)
     assert per_lead == {i: 1 for i in ids}
     for i in ids[:10]:
