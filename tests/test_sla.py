@@ -512,3 +512,16 @@ def test_rules_file_reject_reasons_are_used(tmp_path: Path) -> None:
     manager = RulesManager(write_rules(tmp_path / "r", RULES), require_tests=False)
     manager.load_initial()
     assert "spam" in manager.current.reject_reasons
+
+
+def test_docs_cover_the_sla_settings_endpoints_and_events() -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "sla.md").read_text("utf-8")
+    for name in Settings.__struct_fields__:
+        if name.startswith("sla_") or name in ("nurture_queue", "reroute_queue"):
+            assert f"LEADROUTER_{name.upper()}" in text, name
+    for path in ("/v1/leads/{id}/accept", "/v1/leads/{id}/contacted", "/v1/leads/{id}/reject",
+                 "/v1/sla/report"):
+        assert path in text, path
+    for event in ("lead.breached", "lead.reassigned", "lead.recycled", "lead.requeued",
+                  "lead.rerouted", "lead.accepted", "lead.contacted"):
+        assert f"`{event}`" in text, event

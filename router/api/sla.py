@@ -16,6 +16,7 @@ from router.state.errors import StateUnavailable
 __all__ = ["handlers"]
 
 _DEFAULT_WINDOW = dt.timedelta(days=7)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def _when(name: str, value: str | None, now: dt.datetime) -> dt.datetime | None:
@@ -24,9 +25,11 @@ def _when(name: str, value: str | None, now: dt.datetime) -> dt.datetime | None:
     if value is None or value == "":
         return None
     try:
-        return now - dt.timedelta(seconds=parse_duration(value))
+        return max(_EPOCH, now - dt.timedelta(seconds=parse_duration(value)))
     except ValueError:
         pass
+    except OverflowError:
+        return _EPOCH
     try:
         when = dt.datetime.fromisoformat(value)
     except ValueError:
@@ -36,11 +39,14 @@ def _when(name: str, value: str | None, now: dt.datetime) -> dt.datetime | None:
                       errors=[{"path": name, "message": "not a time"}]) from None
     if when.tzinfo is None:
         if len(value) == 10:  # a date
-            return when.replace(tzinfo=dt.UTC)
+            return max(_EPOCH, when.replace(tzinfo=dt.UTC))
         raise problem(422, "Invalid time range", f"{name}={value!r}: add a time zone, e.g. "
                       f"{value}Z", kind="validation",
                       errors=[{"path": name, "message": "time zone required"}])
-    return when.astimezone(dt.UTC)
+    try:
+        return max(_EPOCH, when.astimezone(dt.UTC))
+    except OverflowError:  # year 1 east of UTC: before anything we keep
+        return _EPOCH
 
 
 @get("/v1/sla/report", tags=["sla"])
@@ -60,7 +66,7 @@ async def sla_report(request: Request[Any, Any, Any],
         raise StateUnavailable("the state store is not connected yet")
     now: dt.datetime = ctx.now()
     end = _when("until", until, now) or now
-    start = _when("since", since, now) or end - _DEFAULT_WINDOW
+    start = _when("since", since, now) or max(_EPOCH, end - _DEFAULT_WINDOW)
     if start > end:
         raise problem(422, "Invalid time range", f"since ({start.isoformat()}) is after until "
                       f"({end.isoformat()})", kind="validation")

@@ -38,7 +38,7 @@ local late = a.now - cur.due
 lead_event(a, 'lead.breached',
            {event = 'breached', owner = nz(cur.owner), pool = nz(cur.pool),
             queue = nz(cur.queue), reason = 'not accepted within the ' .. cur.policy .. ' SLA',
-            data = {policy = cur.policy, due_at = cur.due, action = a.label,
+            data = {policy = cur.policy, due_at_ms = cur.due, action = a.label,
                     breach = cur.reassignments + 1}},
            cur.owner, cur.pool, cur.queue, cur.due, cur.state)
 sla_fact(KEYS[5], a.now, a.fmax, a.ret,
