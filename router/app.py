@@ -15,11 +15,12 @@ from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetail
 from router import __version__, metrics
 from router._plugins_delivery import run_sinks
 from router.api import accounts, forms, health, leads, people, reps, sources, status
+from router.api import events as events_api
 from router.api import owner as owner_api
 from router.api import rules as rules_api
 from router.api import sla as sla_api
 from router.api.errors import exception_handlers
-from router.api.openapi import components
+from router.engagement import EngagementService
 from router.instrument import InstrumentedStore
 from router.leads import LeadService
 from router.middleware import ObservabilityMiddleware
@@ -27,6 +28,7 @@ from router.plugins import PluginHost
 from router.reload import RulesManager
 from router.settings import Settings
 from router.sla import SlaService
+from router.state.engagement import EngagementStore
 from router.state.errors import StateError
 from router.state.rules_sync import bump_rules_generation, rules_generation
 from router.state.store import Store
@@ -48,6 +50,7 @@ class Context:
         self.now = clock or (lambda: datetime.datetime.now(datetime.UTC))
         self._store: Store | None = None
         self.leads: LeadService | None = None
+        self.engagement: EngagementService | None = None
         self.sla: SlaService | None = None
         self._rules_generation: int | None = None
 
@@ -62,6 +65,9 @@ class Context:
         metrics.ROUND_TRIP_SOURCE.attach(store)
         self.leads = LeadService(store=store, rules=self.rules, settings=self.settings,
                                  clock=self.now, plugins=self.plugins)
+        self.engagement = EngagementService(state=EngagementStore(store), rules=self.rules,
+                                            leads=self.leads, clock=self.now)
+        self.leads.engagement = self.engagement
         self.sla = SlaService(store=store, rules=self.rules, settings=self.settings,
                               clock=self.now)
 
@@ -144,6 +150,7 @@ def create_app(settings: Settings, *, rules: RulesManager | None = None,
     app = Litestar(
         route_handlers=[health.livez, health.readyz, rules_api.get_rules,
                         rules_api.reload_rules, rules_api.evaluate_lead, *leads.handlers,
+                        *events_api.handlers,
                         *reps.handlers,
                         *accounts.handlers, *status.handlers, *forms.handlers,
                         *sources.handlers, *people.handlers, *owner_api.handlers,
@@ -153,7 +160,6 @@ def create_app(settings: Settings, *, rules: RulesManager | None = None,
         exception_handlers=exception_handlers,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="leadrouter", version=__version__, path="/schema",
-                                     components=components(),
                                      description="Lead scoring and routing service."),
         debug=False,
     )

@@ -15,7 +15,7 @@ import hashlib
 import os
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 from leadrouter_sdk import Assignment, Decision, Lead, Score, Sla, Step
@@ -33,6 +33,9 @@ from router.settings import Settings
 from router.state.erasure import person_hash
 from router.state.models import ClaimRequest, CommitPlan, Prefetched, StoredLead
 from router.state.store import Store
+
+if TYPE_CHECKING:
+    from router.engagement import EngagementService
 
 __all__ = ["LeadService", "Outcome", "Record", "new_lead_id"]
 
@@ -81,6 +84,8 @@ class LeadService:
         self.now = clock
         self.plugins = plugins  # enrich/score/route/on_decision hooks (router/plugins.py)
         self._plan_cache: PlanCache | None = None
+        # The person's engagement and traits (router/engagement.py), set by the app.
+        self.engagement: EngagementService | None = None
 
     def _plans(self, ruleset: Ruleset) -> PlanCache:
         cache = self._plan_cache
@@ -107,14 +112,20 @@ class LeadService:
             claims.append(ClaimRequest(scope=f"key:{source}", key=idempotency_key,
                                        fingerprint=fingerprint, lead_id=lead_id))
         if lead.external_id:
-            claims.append(ClaimRequest(scope=f"ext:{source}", key=lead.external_id,
+            # An external id is only unique within the system that issued it: the intake
+            # channel and the lead's own `source` (two CRMs may both send id 42).
+            claims.append(ClaimRequest(scope=f"ext:{source}:{lead.source or ''}",
+                                       key=lead.external_id,
                                        fingerprint=fingerprint, lead_id=lead_id))
         domain = None
         if ruleset.uses_account_owner:
             domain = build_env(lead, Snapshot(), now)["company_domain"]
         metrics.LEADS_RECEIVED.labels(source).inc()
         t0 = _perf()
-        pre: Prefetched = await self.store.prefetch(claims, account_domain=domain)
+        engagement = self.engagement  # its read joins the same pipeline
+        person = engagement.read_for(lead, ruleset) if engagement is not None else None
+        pre: Prefetched = await self.store.prefetch(claims, account_domain=domain,
+                                                    extra=(person,) if person else ())
         t1 = _perf()
         blocking = pre.blocking
         if blocking is not None:
@@ -129,7 +140,11 @@ class LeadService:
             return "duplicate", await self.get(blocking.lead_id, duplicate=True), \
                 blocking.lead_id
         try:
-            snapshot = Snapshot(account_owner=pre.account_owner)
+            link = None
+            if engagement is None:
+                snapshot = Snapshot(account_owner=pre.account_owner)
+            else:  # the person's traits, engagement counts and decaying points
+                lead, snapshot, link = engagement.apply(pre, lead, ruleset, now)
             if plugins is None:
                 ev = evaluate(ruleset, lead, snapshot, now=now)
             else:  # score hooks → engine → route hooks, each isolated
@@ -138,6 +153,8 @@ class LeadService:
                 ev, notes = _as_spam(ev, spam), (*notes, Step(stage="intake", outcome="bad_lead",
                                                                detail=spam))
             plan = self._plan(ruleset, lead, ev, lead_id, now, source, pre, notes)
+            if link is not None:
+                plan = msgspec.structs.replace(plan, engagement=link)
             t2 = _perf()
             result = await self.store.commit(plan)
         except BaseException:
@@ -150,6 +167,8 @@ class LeadService:
             _OUTCOMES["duplicate"].inc()
             return "duplicate", await self.get(result.other_lead, duplicate=True), \
                 result.other_lead
+        if result.engagement_stale and engagement is not None and link is not None:
+            await engagement.after_commit(lead_id, link)  # events came in meanwhile
         _STAGES["prefetch"].observe(t1 - t0)
         _STAGES["evaluate"].observe(t2 - t1)
         _STAGES["commit"].observe(_perf() - t2)

@@ -104,4 +104,4 @@ def _prepare_metrics_dir(data_dir: str) -> Path:
 
 
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
+    raise SystemExit(0)  # a requested, graceful stop (as with several workers)

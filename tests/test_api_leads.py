@@ -327,8 +327,6 @@ def test_external_id_dedupes_retries(api: httpx.Client, redis_client: redis.Redi
     assert len(_lead_keys(redis_client)) == 2
 
 
-@pytest.mark.xfail(strict=True, reason="external_id is scoped by intake channel ('api'), not by "
-                   "the lead's `source`: two senders posting the same id collide (reported)")
 def test_external_id_dedupe_is_per_source(api: httpx.Client) -> None:
     a = api.post("/v1/leads", json=lead(external_id="42", source="hubspot"))
     b = api.post("/v1/leads", json=lead(external_id="42", source="marketo"))

@@ -38,7 +38,7 @@ async def put_account(request: Request[Any, Any, Any], domain: str) -> dict[str,
     try:
         body = msgspec.json.decode(await request.body(), type=AccountOwner)
     except msgspec.ValidationError as exc:
-        raise validation_problem(exc) from None
+        raise validation_problem(exc, title="Invalid account") from None
     except DECODE_ERRORS as exc:
         raise problem(400, "Malformed JSON", f"the body is not valid JSON: {exc}") from None
     if body.owner not in ctx.rules.current.reps:

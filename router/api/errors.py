@@ -37,8 +37,8 @@ def problem(status: int, title: str, detail: str, *, kind: str | None = None,
         type_=TYPE_BASE + (kind or title.lower().replace(" ", "-")), extra=extra or None)
 
 
-def validation_problem(exc: msgspec.ValidationError | ValueError, *,
-                       prefix: str = "$") -> ProblemDetailsException:
+def validation_problem(exc: msgspec.ValidationError | ValueError, *, prefix: str = "$",
+                       title: str = "Invalid lead") -> ProblemDetailsException:
     """422 naming the offending field (``$.employees``) and what to send instead."""
     text = str(exc)
     m = _PATH.search(text)
@@ -47,7 +47,7 @@ def validation_problem(exc: msgspec.ValidationError | ValueError, *,
     unknown = _UNKNOWN.match(message)
     if unknown:  # msgspec puts the unknown field in the message, not in the path
         path = f"{path}.{unknown.group(1)}"
-    return problem(422, "Invalid lead", f"{path}: {message}", kind="validation",
+    return problem(422, title, f"{path}: {message}", kind="validation",
                    errors=[{"path": path, "message": message}])
 
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import msgspec
 from leadrouter_sdk import Lead
-from litestar.openapi.spec import Components, OpenAPIMediaType, Operation, RequestBody
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
 
-__all__ = ["BatchRequest", "components", "json_body", "schema_of"]
+__all__ = ["BatchRequest", "json_body", "schema_of"]
 
 _REF = "#/components/schemas/{name}"
 _REF_PREFIX = _REF.format(name="")
@@ -30,13 +30,6 @@ class BatchRequest(msgspec.Struct):
     leads: list[Lead]
 
 
-_TYPES: list[Any] = [Lead, BatchRequest]
-_, _SCHEMAS = msgspec.json.schema_components(_TYPES, ref_template=_REF)
-
-
-def components() -> Components:
-    # Plain dicts pass through litestar's schema rendering untouched.
-    return Components(schemas=dict(_SCHEMAS))
 
 
 def _inline(node: Any, defs: dict[str, Any]) -> Any:

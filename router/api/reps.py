@@ -51,7 +51,7 @@ async def put_rep(request: Request[Any, Any, Any], rep_id: str) -> RepState:
     try:
         update = msgspec.json.decode(await request.body(), type=RepUpdate)
     except msgspec.ValidationError as exc:
-        raise validation_problem(exc) from None
+        raise validation_problem(exc, title="Invalid rep state") from None
     except DECODE_ERRORS as exc:
         raise problem(400, "Malformed JSON", f"the body is not valid JSON: {exc}") from None
     if update.until is not None and update.until.tzinfo is None:
