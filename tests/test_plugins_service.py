@@ -102,6 +102,21 @@ def test_enrich_and_score_hooks_feed_the_decision(serve: Callable[..., ThreadSer
         assert _plugin_steps(stored) == [step]
 
 
+def test_dry_run_explains_what_routing_would_decide_with_plugins(
+        serve: Callable[..., ThreadServer], redis_client: Any) -> None:
+    server = serve(Enricher(), Scorer())
+    with server.client() as client:
+        before = redis_client.dbsize()
+        dry = client.post("/v1/rules/evaluate", json=lead(employees=None, budget=None))
+        assert dry.status_code == 200, dry.text
+        assert redis_client.dbsize() == before  # a dry run writes nothing
+        real = client.post("/v1/leads", json=lead(employees=None, budget=None)).json()
+        body = dry.json()
+        assert body["evaluation"]["score"] == real["score"]
+        assert body["evaluation"]["status"] == real["status"]
+        assert _plugin_steps(body) == _plugin_steps(real)
+
+
 def test_plugin_functions_are_usable_in_rule_files(serve: Callable[..., ThreadServer]) -> None:
     rules = {"scoring.yaml": """\
 scoring:

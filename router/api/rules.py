@@ -85,5 +85,16 @@ async def evaluate_lead(request: Request[Any, Any, Any]) -> dict[str, Any]:
     when = now or ctx.now()
     if when.tzinfo is None:
         when = when.replace(tzinfo=datetime.UTC)
-    ev = evaluate(ruleset, lead, snapshot_for(state, ruleset.windows, when), now=when)
-    return {"evaluation": ev, "explanation": explain(ruleset, ev), "lead": lead}
+    snapshot = snapshot_for(state, ruleset.windows, when)
+    # The same enrich → score → engine → route path as real routing, so the dry run explains
+    # what the service would decide (plugins included); only the Redis writes are skipped.
+    plugins = ctx.leads.plugins if ctx.leads is not None else None
+    notes: tuple[Any, ...] = ()
+    if plugins is None:
+        ev = evaluate(ruleset, lead, snapshot, now=when)
+    else:
+        if plugins.has("enrich"):
+            lead, enriched = await plugins.enrich(lead)
+            notes = tuple(enriched)
+        ev, notes = await plugins.evaluate(ruleset, lead, snapshot, now=when, notes=notes)
+    return {"evaluation": ev, "explanation": (*notes, *explain(ruleset, ev)), "lead": lead}
