@@ -39,6 +39,9 @@ for failover is fine). The scripts declare every key they touch in KEYS, but som
   the pool tag, giving up caps shared across pools) then write-the-lead in the lead's slot.
 * ``transition.lua`` touches the lead, the previous owner's open set, the SLA schedule and the
   outbox: on Cluster, outbox and SLA entries would move to per-lead-slot shards.
+* ``escalate.lua`` / ``owner.lua`` (SLA, ``sla.py``) touch the lead, its history, the outbox,
+  the SLA schedule and facts, the old owner's open set, two queues and, for a re-pick, the pools
+  and reps of a chain (as the commit does); ``claim_due.lua`` only the SLA schedule.
 * ``pool_stats.lua`` only reads, but across the pool's and its members' slots.
 """
 

@@ -286,8 +286,9 @@ class Store:
         """Atomically move a lead to ``new_state`` if its owner/state are as expected, append
         ``entry`` (its ``at`` is set to ``now``) to its history, optionally take it out of the
         owner's open set (accepted / rejected: least_loaded stops counting it) and the SLA
-        schedule, and publish ``event`` to the outbox. For accept / contacted / reject; a
-        reassignment also needs a new pick and counts and will get its own script."""
+        schedule, and publish ``event`` to the outbox. A generic compare-and-set; the SLA owner
+        actions and reassignments (new pick, counts, deadline, report facts) are in
+        ``sla.py``."""
         if close_open and not expected_owner:
             raise ValueError("close_open needs expected_owner (whose open set to update)")
         k = self.keys
