@@ -329,8 +329,15 @@ class SlaService:
             return 0
         leads = await self.state.read_leads(ids)
         ruleset = self.rules.current
-        await asyncio.gather(*(self._escalate(ruleset, lead_id, lead, fence, now)
-                               for lead_id, lead in zip(ids, leads, strict=True)))
+        results = await asyncio.gather(*(self._escalate(ruleset, lead_id, lead, fence, now)
+                                         for lead_id, lead in zip(ids, leads, strict=True)),
+                                       return_exceptions=True)
+        for lead_id, result in zip(ids, results, strict=True):
+            if isinstance(result, StateError):
+                raise result  # Redis trouble: the claims' leases bring these leads back
+            if isinstance(result, BaseException):  # one bad lead must not stall the others
+                log.error("SLA worker: lead %s not escalated (retried after the lease): %r",
+                          lead_id, result)
         return len(ids)
 
     async def _escalate(self, ruleset: Ruleset, lead_id: str, lead: SlaLead | None, fence: int,
