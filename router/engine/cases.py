@@ -16,6 +16,7 @@ import msgspec
 from leadrouter_sdk import lead_from_mapping
 
 from router.engine._yaml import Document, load_yaml
+from router.engine.engagement import DAY_MS, activity_from_times, ms
 from router.engine.errors import RuleError, RulesetError
 from router.engine.evaluate import Evaluation, Snapshot, evaluate
 from router.engine.ruleset import Ruleset
@@ -88,7 +89,13 @@ def snapshot_for(state: CaseState, windows: frozenset[tuple[str, int]],
         when = now - datetime.timedelta(days=e.days_ago)
         if e.event not in last or when > last[e.event]:
             last[e.event] = when
-    return Snapshot(account_owner=state.account_owner, counts=counts, last=last)
+    # The same events as stored activity, for the decaying points of `engagement:`.
+    now_ms = ms(now)
+    times: dict[str, list[int]] = {}
+    for e in state.events:
+        times.setdefault(e.event, []).append(now_ms - round(e.days_ago * DAY_MS))
+    return Snapshot(account_owner=state.account_owner, counts=counts, last=last,
+                    activity=activity_from_times(times, now_ms) if times else None)
 
 
 def load_case_texts(files: Mapping[str, str]) -> list[Case]:

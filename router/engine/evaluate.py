@@ -20,6 +20,8 @@ import msgspec
 from leadrouter_sdk import Contribution, Lead, Score, Step
 
 from router.engine._regions import REGION_OF
+from router.engine.engagement import Activity
+from router.engine.engagement import contributions as engagement_contributions
 from router.engine.functions import domain_of, is_disposable_domain, is_free_domain
 from router.engine.ruleset import CompiledRule, Route, Ruleset, Stage
 
@@ -37,6 +39,9 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
     account_owner: str | None = None
     counts: dict[tuple[str, int], int] = {}
     last: dict[str, dt.datetime] = {}
+    # The person's stored events, for the decaying points of the `engagement:` section
+    # (router/engine/engagement.py); counts/last above are derived from it by the caller.
+    activity: Activity | None = None
 
 
 class Evaluation(msgspec.Struct, frozen=True, kw_only=True):
@@ -96,9 +101,12 @@ def evaluate(ruleset: Ruleset, lead: Lead, snapshot: Snapshot | None = None, *,
     """Decide everything the rules decide about ``lead``; see the module docstring.
 
     ``extra`` holds contributions computed outside the rule files (plugin scorers); they are
-    added to the score like rule contributions.
+    added to the score like rule contributions, and so are the decayed points of the
+    ``engagement:`` section when the snapshot carries the person's ``activity``.
     """
     snap = snapshot or _EMPTY
+    if snap.activity is not None and ruleset.engagement is not None:
+        extra = (*extra, *engagement_contributions(ruleset.engagement, snap.activity, now))
     env = derived(lead, snap, now)
     xf = xb = xe = xo = 0.0
     for c in extra:
@@ -187,6 +195,10 @@ def explain(ruleset: Ruleset, ev: Evaluation) -> tuple[Step, ...]:
               f"queue {DEFAULT_QUEUE}"),
         _step(ruleset.sla, p, ev.sla_policy, "no SLA applies"),
     ]
+    # Each decayed engagement contribution: event type, count, raw and decayed points, cap.
+    steps[1:1] = [Step(stage="engagement", outcome=f"{c.points:g}", rule=c.rule,
+                       detail=c.reason or "") for c in sc.contributions
+                  if c.group == "engagement" and c.rule.startswith("engagement:")]
     for name in ev.errors:
         steps.append(Step(stage=name.split(":", 1)[0], outcome=None, rule=name.split(":", 1)[1],
                           detail="the rule raised an error and was treated as not matching"))

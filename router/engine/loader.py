@@ -23,6 +23,7 @@ import msgspec
 from router.engine import schema as s
 from router.engine._compile import compile_ruleset
 from router.engine._yaml import Document, load_yaml
+from router.engine.engagement import compile_engagement, tracked_events
 from router.engine.errors import RuleError, RulesetError
 from router.engine.functions import BUILTINS, Function
 from router.intake.config import compile_intake
@@ -248,9 +249,14 @@ def load_texts(files: Mapping[str, str], *, source: str = "<memory>",
                               source=source, files=tuple(d.file for d in docs),
                               broken=frozenset(BROKEN.get()))
     intake = compile_intake(loaded.values, errors)
+    engagement = None
+    if "engagement" in loaded.values:
+        engagement = compile_engagement(*loaded.values["engagement"], errors, _decode)
     if errors or ruleset is None:
         raise RulesetError(errors)
-    return msgspec.structs.replace(ruleset, intake=intake)
+    return msgspec.structs.replace(
+        ruleset, intake=intake, engagement=engagement,
+        engagement_events=tracked_events(ruleset.windows, ruleset.last_events, engagement))
 
 
 def load_directory(directory: str | Path, *,

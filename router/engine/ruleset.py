@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 from leadrouter_sdk import Contribution
 
+from router.engine.engagement import EngagementSpec
 from router.engine.expr import StageFn
 from router.engine.schema import Hours
 
@@ -108,6 +109,10 @@ class Ruleset(msgspec.Struct, frozen=True, kw_only=True):
     run: Callable[..., tuple[Any, ...]] | None = None
     # forms: / sources: (router.intake.config.IntakeConfig), compiled with the rules
     intake: Any = None
+    # engagement: decaying points per event type (router.engine.engagement), and every event
+    # type the rules read (count/last arguments and those points), which the state layer reads
+    engagement: EngagementSpec | None = None
+    engagement_events: tuple[str, ...] = ()
 
     @property
     def stages(self) -> tuple[Stage, ...]:

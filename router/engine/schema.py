@@ -17,6 +17,8 @@ __all__ = [
     "SECTIONS",
     "STATUSES",
     "AssignRule",
+    "Engagement",
+    "EngagementEvent",
     "MatchRule",
     "Pool",
     "PoolMember",
@@ -118,6 +120,26 @@ class SlaRule(_Rule):
     description: Text | None = None
 
 
+EventName = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+
+
+class EngagementEvent(_Rule):
+    """Points one event of this type is worth, decaying with the section's half-life."""
+
+    points: int | float
+    cap: Annotated[int, msgspec.Meta(gt=0)] | Annotated[float, msgspec.Meta(gt=0)] | None = None
+    description: Text | None = None
+
+
+class Engagement(_Rule):
+    """The ``engagement:`` section: decaying points per event type (router/engine/engagement.py).
+    ``events`` values are decoded one by one (an :class:`EngagementEvent` or a bare number)."""
+
+    half_life: str | int
+    events: dict[EventName, object] = {}
+    description: Text | None = None
+
+
 class _Sections(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Top-level keys a rule file may hold; each section may appear in only one file."""
 
@@ -132,6 +154,7 @@ class _Sections(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     holidays: list[datetime.date] | None = None
     sla: list[object] | None = None
     reject_reasons: list[RuleId] | None = None
+    engagement: dict[str, object] | None = None
     # intake (router/intake/config.py): HTML forms and machine sources, usually in intake.yaml
     forms: dict[str, object] | None = None
     sources: dict[str, object] | None = None
