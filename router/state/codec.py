@@ -39,6 +39,11 @@ class LuaPlan(msgspec.Struct, kw_only=True):
     claims: tuple[tuple[str, str], ...]
     hmax: int
     omax: int
+    # engagement: KEYS index of the person's hash (0 = none), its seq as read, domain, TTL
+    eng: int = 0
+    eng_seq: int = 0
+    eng_dom: str = ""
+    eng_ttl: int = 0
     fmax: int  # MAXLEN ~ of the SLA facts stream
     person: int = 0  # 1: the last key is the person index (erasure.py)
 

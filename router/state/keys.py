@@ -18,6 +18,9 @@ groups the keys one entity's scripts touch, so a later Redis Cluster port knows 
                                      (ids = event ms: the SLA report's range)      TTL retention
     {outbox}                 stream  events for sinks (a consumer group per sink)  MAXLEN ~ N
     {outbox}:dead            stream  events a sink failed to take (outbox.py)      MAXLEN ~ 10k
+    {eng:PERSON}             hash    engagement: lead, seq, traits, e:<type> = times TTL 400 d
+    {eng:PERSON}:seen        zset    messageIds seen (dedupe), newest 500           TTL 2 d
+    {eng:alias:KIND:HASH}    str     the PERSON an anonymousId / userId stands for  TTL 400 d
     {rl:BUCKET}              str     rate-limit GCRA time (ms), ratelimit.py        TTL <= period
     {wh:SOURCE:ID}           str     webhook id seen (replay protection)            TTL 3 x tol.
     {person:SHA256}          set     lead ids of one email, for erasure             TTL retention*
@@ -104,6 +107,21 @@ class Keys:
         """``scope`` says whose key it is (``key:<source>`` for the Idempotency-Key header,
         ``ext:<source>`` for external ids) so two sources never collide."""
         return f"{self.prefix}{{idem:{scope}:{key}}}"
+
+    # -- engagement (router/state/engagement.py: layout, bounds) -----------------------------
+
+    def engagement(self, person: str) -> str:
+        """hash: one person's engagement (``e:<email hash>``, ``a:``/``u:<id hash>``,
+        ``l:<lead id>``): per event type the recent times, a decayed remainder, the lead."""
+        return f"{self.prefix}{{eng:{person}}}"
+
+    def engagement_seen(self, person: str) -> str:
+        """zset: the person's recent messageIds (dedupe), bounded by count and age."""
+        return f"{self.prefix}{{eng:{person}}}:seen"
+
+    def engagement_alias(self, alias: str) -> str:
+        """str: the person an anonymousId / userId (``a:``/``u:<hash>``) was identified as."""
+        return f"{self.prefix}{{eng:alias:{alias}}}"
 
     # -- intake (router/state/ratelimit.py, apikeys.py, replay.py, erasure.py) ----------------
 

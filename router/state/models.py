@@ -16,6 +16,7 @@ __all__ = [
     "ClaimRequest",
     "ClaimState",
     "CommitPlan",
+    "EngagementLink",
     "HistoryEntry",
     "MemberStats",
     "PoolStats",
@@ -99,6 +100,17 @@ class Prefetched(msgspec.Struct, frozen=True, kw_only=True):
         return None
 
 
+class EngagementLink(msgspec.Struct, frozen=True, kw_only=True):
+    """Ties a person's engagement (router/state/engagement.py) to the lead being committed: the
+    commit links them and reports (``AssignResult.engagement_stale``) whether events arrived
+    after the prefetch read the person at ``seq``."""
+
+    person: str
+    seq: int
+    dom: str = ""  # the lead's company domain: re-scoring reads its account owner
+    ttl_ms: int
+
+
 class CommitPlan(msgspec.Struct, frozen=True, kw_only=True):
     """Everything the commit script needs, resolved by Python beforehand.
 
@@ -123,6 +135,7 @@ class CommitPlan(msgspec.Struct, frozen=True, kw_only=True):
     due_at: dt.datetime | None = None
     due_by_rep: dict[str, dt.datetime] = {}
     claims: tuple[Claim, ...] = ()  # the claims this request owns; finalised on commit
+    engagement: EngagementLink | None = None
     person: str | None = None  # sha256 of the email: the erasure index (erasure.py)
 
 
@@ -141,6 +154,8 @@ class AssignResult(msgspec.Struct, frozen=True, kw_only=True):
     assigned_at: dt.datetime
     due_at: dt.datetime | None
     other_lead: str | None = None
+    # Engagement events arrived between the prefetch and the commit: re-score the lead.
+    engagement_stale: bool = False
 
     @property
     def committed(self) -> bool:

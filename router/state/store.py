@@ -230,6 +230,11 @@ class Store:
         keys = [pack_keys(own)]
         if plan.kind == "pool":
             keys += [self._pool_keys(pool) for pool in plan.chain]
+        link = plan.engagement
+        eng = 0
+        if link is not None:
+            eng = sum(p.n for p in keys) + 1
+            keys.append(pack_keys((k.engagement(link.person),)))
         if plan.person:
             keys.append(pack_keys((k.person(plan.person),)))
         arg = LuaPlan(
@@ -240,18 +245,20 @@ class Store:
             dueby={rep: to_ms(when) for rep, when in plan.due_by_rep.items()},
             pools=plan.chain if plan.kind == "pool" else (),
             claims=tuple((c.marker, f"D|{c.fingerprint}|{lead_id}") for c in plan.claims),
+            eng=eng, eng_seq=link.seq if link else 0, eng_dom=link.dom if link else "",
+            eng_ttl=link.ttl_ms if link else 0,
             hmax=self.history_max, omax=self.outbox_maxlen, fmax=self.sla_facts_maxlen,
             person=1 if plan.person else 0,
         )
         with translate_errors("commit"):
             reply = await self._scripts["commit"](
                 self.wire, keys, [self._encoder.encode(arg), plan.decision], self._count)
-        status, owner_b, pool_b, queue_b, strategy_b, reason_b, due, at, other = reply
+        status, owner_b, pool_b, queue_b, strategy_b, reason_b, due, at, other, *more = reply
         return AssignResult(
             lead_id=lead_id, status=status.decode(), owner=text(owner_b), pool=text(pool_b),
             queue=text(queue_b), strategy=text(strategy_b), reason=reason_b.decode(),
             assigned_at=from_ms(at), due_at=from_ms(due) if due >= 0 else None,
-            other_lead=text(other),
+            other_lead=text(other), engagement_stale=bool(more and more[0]),
         )
 
     async def run_script(self, name: str, keys: Sequence[str] | Sequence[PackedKeys],

@@ -110,4 +110,15 @@ if plan.person == 1 then
   if redis.call('PTTL', k_person) < ttl then redis.call('PEXPIRE', k_person, ttl) end
 end
 
-return {state, owner or '', pool or '', queue or '', strategy or '', reason, due, now, ''}
+-- Engagement (router/state/engagement.py): the person's events now re-score this lead; if any
+-- arrived after the prefetch read them (seq moved), the caller re-scores it at once.
+local eng_stale = 0
+if (plan.eng or 0) > 0 then
+  local k_eng = KEYS[plan.eng]
+  if tonumber(redis.call('HGET', k_eng, 'seq') or '0') ~= plan.eng_seq then eng_stale = 1 end
+  redis.call('HSET', k_eng, 'lead', id, 'dom', plan.eng_dom)
+  if redis.call('PTTL', k_eng) < plan.eng_ttl then redis.call('PEXPIRE', k_eng, plan.eng_ttl) end
+end
+
+return {state, owner or '', pool or '', queue or '', strategy or '', reason, due, now, '',
+        eng_stale}
