@@ -1,0 +1,205 @@
+"""Engagement events: ``POST /v1/events`` (one event or a batch) and ``GET /v1/engagement``.
+
+Accepted shapes (router/engagement.py: ``event_from_payload``): Segment ``track`` and
+``identify`` messages, and the plain ``{email | lead_id | external_id, event, timestamp,
+properties, messageId}``. A batch is ``{"batch": [...]}`` (Segment's), ``{"events": [...]}`` or
+a JSON array; each item gets its own result or problem.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.plugins.problem_details import ProblemDetailsException
+
+from router.api.errors import DECODE_ERRORS, problem
+from router.engagement import (
+    EngagementService,
+    EventIn,
+    EventResult,
+    UnknownLead,
+    event_from_payload,
+)
+from router.engine.engagement import lines, windows
+from router.state.engagement import email_person, lead_person
+from router.state.errors import StateUnavailable
+
+__all__ = ["handlers"]
+
+_PATH = re.compile(r" - at `(\$[^`]*)`$")
+_MIN_BATCH = 500  # Segment sends up to 500 messages per batch
+
+
+def _service(request: Request[Any, Any, Any]) -> EngagementService:
+    service: EngagementService | None = getattr(request.app.state.ctx, "engagement", None)
+    if service is None:
+        raise StateUnavailable("the state store is not connected yet")
+    return service
+
+
+def _invalid(exc: Exception) -> ProblemDetailsException:
+    text = str(exc)
+    m = _PATH.search(text)
+    path = m.group(1) if m else "$"
+    message = _PATH.sub("", text)
+    return problem(422, "Invalid event", f"{path}: {message}", kind="validation",
+                   errors=[{"path": path, "message": message}])
+
+
+def _failure(exc: Exception) -> ProblemDetailsException:
+    if isinstance(exc, UnknownLead):
+        return problem(404, "Lead not found", str(exc), kind="lead-not-found")
+    return _invalid(exc)
+
+
+class _Events(msgspec.Struct):
+    events: list[msgspec.Raw] | None = None
+    batch: list[msgspec.Raw] | None = None
+
+
+def _items(body: bytes) -> list[Any] | None:
+    """The batch's items (decoded), or None for a single event."""
+    doc = msgspec.json.decode(body)
+    if isinstance(doc, list):
+        return doc
+    if isinstance(doc, dict):
+        for key in ("batch", "events"):
+            if key in doc:
+                if not isinstance(doc[key], list):
+                    raise msgspec.ValidationError(f"Expected an array - at `$.{key}`")
+                return list(doc[key])
+        return None
+    raise msgspec.ValidationError("Expected an event object or a batch - at `$`")
+
+
+@post("/v1/events", tags=["events"], status_code=202)
+async def post_events(request: Request[Any, Any, Any]) -> Response[Any]:
+    """Record engagement events and re-score the leads they belong to.
+
+    One event: ``202`` with what it did (``recorded`` / ``identified``, and ``lead`` when its
+    lead was re-scored or re-qualified), ``200`` with ``status: duplicate`` for a messageId seen
+    before. A batch: ``200`` with one result (or problem) per item, in order."""
+    ctype = request.headers.get("content-type", "")
+    if ctype.split(";", 1)[0].strip().lower() not in ("application/json", "text/plain", ""):
+        raise problem(415, "Unsupported media type",
+                      f"send JSON with 'Content-Type: application/json' (got {ctype!r})")
+    body = await request.body()
+    try:
+        items = _items(body)
+    except msgspec.ValidationError as exc:
+        raise _invalid(exc) from None
+    except DECODE_ERRORS as exc:
+        raise problem(400, "Malformed JSON", f"the body is not valid JSON: {exc}",
+                      kind="malformed-json") from None
+    service = _service(request)
+    if items is None:
+        try:
+            result = await service.ingest(event_from_payload(msgspec.json.decode(body)))
+        except (UnknownLead, msgspec.ValidationError, ValueError) as exc:
+            raise _failure(exc) from None
+        return Response(result, status_code=200 if result.status == "duplicate" else 202)
+    limit = max(request.app.state.ctx.settings.batch_limit, _MIN_BATCH)
+    if len(items) > limit:
+        raise problem(413, "Batch too large", f"{len(items)} events in one batch; the limit is "
+                      f"{limit} — split the batch", kind="batch-too-large", limit=limit)
+    parsed: list[EventIn | Exception] = []
+    for i, item in enumerate(items):
+        try:
+            parsed.append(event_from_payload(item, f"$[{i}]"))
+        except (msgspec.ValidationError, ValueError) as exc:
+            parsed.append(exc)
+    good = [(i, ev) for i, ev in enumerate(parsed) if isinstance(ev, EventIn)]
+    done = await service.ingest_many([ev for _, ev in good])
+    outcome: dict[int, EventResult | Exception] = {i: p for i, p in enumerate(parsed)
+                                                   if isinstance(p, Exception)}
+    outcome.update({i: r for (i, _), r in zip(good, done, strict=True)})
+    results: list[dict[str, Any]] = []
+    for i in range(len(items)):
+        got = outcome[i]
+        if isinstance(got, Exception):
+            resp = _failure(got).to_response(request)
+            results.append({"index": i, "status": "failed", "problem": resp.content})
+        else:
+            results.append({"index": i, **msgspec.to_builtins(got)})
+    counts = {name: sum(1 for r in results if r["status"] == name)
+              for name in ("recorded", "identified", "duplicate", "ignored", "failed")}
+    return Response({"results": results, **counts}, status_code=200)
+
+
+class Contribution(msgspec.Struct, kw_only=True):
+    event: str
+    count: int
+    points: float
+    raw: float
+    decayed: float
+    cap: float | None
+    capped: bool
+    final: float
+    last_at: dt.datetime | None
+
+
+class TypeInfo(msgspec.Struct, kw_only=True):
+    event: str
+    count: int
+    last_at: dt.datetime | None
+    windows: dict[str, int]
+
+
+class Engagement(msgspec.Struct, kw_only=True):
+    lead_id: str | None
+    seq: int
+    at: dt.datetime
+    half_life: str | None
+    score: float
+    contributions: list[Contribution]
+    events: list[TypeInfo]
+
+
+@get("/v1/engagement", tags=["events"])
+async def get_engagement(request: Request[Any, Any, Any], email: str | None = None,
+                         lead_id: str | None = None) -> Engagement:
+    """A person's engagement now (``?email=`` or ``?lead_id=``): per event type the count kept,
+    the last time and the rules' windows, and each decayed contribution (count, raw points,
+    decayed points, cap)."""
+    service = _service(request)
+    if email:
+        try:
+            person = email_person(event_from_payload({"email": email, "event": "x"}).email or "")
+        except msgspec.ValidationError as exc:
+            raise _invalid(exc) from None
+    elif lead_id:
+        exists, address, _ = await service.state.lead_email(lead_id[:64])
+        if not exists:
+            raise problem(404, "Lead not found", f"no lead {lead_id!r}", kind="lead-not-found")
+        person = email_person(address) if address else lead_person(lead_id)
+    else:
+        raise problem(400, "Bad request", "pass ?email=... or ?lead_id=...")
+    state = await service.state.person(person)
+    if state is None:
+        raise problem(404, "Not found", "no engagement recorded for this person",
+                      kind="engagement-not-found")
+    ruleset = service.rules.current
+    now = service.now()
+    spec = ruleset.engagement
+    found = lines(spec, state.activity, now) if spec else ()
+    wanted = {(e, d) for e, d in ruleset.windows if e in state.activity.types}
+    counts, _ = windows(state.activity, wanted, (), now)
+    return Engagement(
+        lead_id=state.lead, seq=state.seq, at=now,
+        half_life=spec.half_life_text if spec else None,
+        score=round(sum(x.final for x in found), 4),
+        contributions=[Contribution(event=x.event, count=x.count, points=x.points, raw=x.raw,
+                                    decayed=x.decayed, cap=x.cap, capped=x.capped,
+                                    final=x.final, last_at=x.last_at) for x in found],
+        events=[TypeInfo(event=name, count=a.n, last_at=None if a.last is None else
+                         dt.datetime.fromtimestamp(a.last / 1000, dt.UTC),
+                         windows={f"{d}d": n for (e, d), n in sorted(counts.items())
+                                  if e == name})
+                for name, a in sorted(state.activity.types.items())])
+
+
+handlers = [post_events, get_engagement]
