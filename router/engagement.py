@@ -306,15 +306,16 @@ class EngagementService:
         return (email_person(email) if email else lead_person(lead_id)), lead_id
 
     async def _external(self, external_id: str, source: str | None) -> str | None:
-        sources = [source] if source else ["api"]
-        intake = getattr(self.rules.current, "intake", None)
-        if not source and intake is not None:
-            sources += sorted({s.source for s in getattr(intake, "sources", {}).values()})
-        for name in dict.fromkeys(sources):
-            lead_id = await self.state.lead_by_external_id(name, external_id)
-            if lead_id:
-                return lead_id
-        return None
+        """The lead of an external id. Leads claim ``ext:<channel>:<lead source>``
+        (router/leads.py): try the API channel and every configured intake source."""
+        if source:
+            scopes = [f"ext:{source}:{source}", f"ext:api:{source}", f"ext:{source}:"]
+        else:
+            scopes = ["ext:api:"]
+            intake = getattr(self.rules.current, "intake", None)
+            for name in sorted({s.source for s in getattr(intake, "sources", {}).values()}):
+                scopes += [f"ext:{name}:{name}", f"ext:{name}:"]
+        return await self.state.lead_by_external_id(list(dict.fromkeys(scopes)), external_id)
 
     async def _resolve(self, ev: EventIn) -> tuple[str, dict[str, str | None], str | None]:
         """(person, the aliases it was resolved through → their values, lead to link)."""

@@ -145,6 +145,16 @@ def test_plain_segment_track_and_batch_shapes(api: httpx.Client) -> None:
                               "windows": {}}]
 
 
+def test_an_external_id_finds_its_lead(api: httpx.Client) -> None:
+    """The plain shape the Segment source adapter hands over: a userId as external_id."""
+    lead_id = new_lead(api, external_id="crm-42")["lead_id"]
+    r = post(api, {"external_id": "crm-42", "event": "demo_requested", "messageId": "x1"})
+    assert r.status_code == 202, r.text
+    assert r.json()["lead"]["lead_id"] == lead_id
+    assert r.json()["lead"]["outcome"] == "requalified"
+    assert_problem(post(api, {"external_id": "crm-43", "event": "x"}), 404)
+
+
 def test_message_id_dedupes(api: httpx.Client) -> None:
     event = {"email": "pat@big.example", "event": "demo_requested", "messageId": "m-1",
              "timestamp": iso(T0)}

@@ -388,16 +388,21 @@ class EngagementStore:
         email = record.lead.get("email")
         return True, email if isinstance(email, str) else None, record.source
 
-    async def lead_by_external_id(self, source: str, external_id: str) -> str | None:
-        """The lead an ``external_id`` created (its idempotency record), or None."""
-        key = self.store.keys.idempotency(f"ext:{source}", external_id)
+    async def lead_by_external_id(self, scopes: Sequence[str], external_id: str) -> str | None:
+        """The lead an ``external_id`` created: its idempotency record under the first of
+        ``scopes`` (``ext:<channel>:<lead source>``, see router/leads.py) that has one (one
+        round trip); None if there is none."""
+        if not scopes:
+            return None
         with translate_errors("external_id"):
             self._count(1)
-            value = await self.store.wire.call("GET", key)
-        if not value:
-            return None
-        kind, _, rest = value.decode().partition("|")
-        return rest.partition("|")[2] if kind == "D" else None
+            values = await self.store.wire.call(
+                "MGET", *(self.store.keys.idempotency(sc, external_id) for sc in scopes))
+        for value in values:
+            kind, _, rest = (value or b"").decode().partition("|")
+            if kind == "D":
+                return rest.partition("|")[2]
+        return None
 
     # -- events --------------------------------------------------------------------------------
 
