@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from _service import assert_problem, write_rules
+from _service import AUTH, assert_problem, write_rules
 
 # Scores: fit.big 25 (employees >= 1000); eng.pricing 10 when 2+ pricing views in 7 days;
 # decaying points (half-life 14 days): demo 30, webinar 10 capped at 25, email click 2.
@@ -390,3 +390,15 @@ def test_a_burst_crossing_the_threshold_routes_exactly_once(
               if redis_client.zscore(f"lr:{{rep:{rep}}}:open", lead_id) is not None]
     assert len(opened) == 1
     assert int(redis_client.hget("lr:{pool:rr}", f"n:{opened[0]}") or 0) == 1
+
+
+def test_erasing_a_person_erases_their_engagement(api: httpx.Client) -> None:
+    post(api, {"anonymousId": "v1", "event": "page_viewed"})
+    post(api, {"type": "identify", "anonymousId": "v1", "traits": {"email": "pat@big.example"}})
+    post(api, {"email": "pat@big.example", "event": "demo_requested"})
+    r = api.delete("/v1/people/pat@big.example", headers=AUTH)
+    assert r.status_code == 200, r.text
+    assert r.json()["events"] == 2
+    assert_problem(api.get("/v1/engagement", params={"email": "pat@big.example"}), 404)
+    # the anonymous id no longer leads to the person
+    assert post(api, {"anonymousId": "v1", "event": "page_viewed"}).json()["seq"] == 1
