@@ -794,6 +794,38 @@ def test_leads_do_not_leak_into_each_other(shipped: Ruleset,
     assert fresh.evaluate(probe, now=NOW) == first == evaluate(shipped, probe, now=NOW)
 
 
+def test_decayed_engagement_points_join_the_score_on_both_engines() -> None:
+    from router.engine.engagement import Activity, TypeActivity
+
+    ruleset = load_texts({"r.yaml": """
+engagement:
+  half_life: 14d
+  events:
+    demo_requested: {points: 30}
+    webinar_attended: {points: 10, cap: 25}
+scoring:
+  fit:
+    - {id: fit.big, when: "employees >= 1000", points: 25}
+qualification:
+  - {status: mql, when: "score >= 50 and engagement > 20"}
+  - {status: nurture, when: "true"}
+"""})
+    ms = int(NOW.timestamp() * 1000)
+    day = 86_400_000
+    activities = [Activity(), Activity(types={"demo_requested": TypeActivity(n=1, times=(ms,))}),
+                  Activity(types={"demo_requested": TypeActivity(n=1, times=(ms - 14 * day,)),
+                                  "webinar_attended": TypeActivity(
+                                      n=4, times=(ms - day, ms - 2 * day, ms - 3 * day, ms))})]
+    statuses = set()
+    with DurableEngine(ruleset) as engine:
+        for activity in activities:
+            for employees in (None, 5000):
+                got = assert_same(ruleset, engine, Lead(employees=employees),
+                                  Snapshot(activity=activity))
+                statuses.add(got.status)
+    assert statuses == {"mql", "nurture"}
+
+
 def test_an_empty_ruleset_and_extra_contributions() -> None:
     from leadrouter_sdk import Contribution
 
