@@ -108,7 +108,7 @@ def create_app(settings: Settings, *, rules: RulesManager | None = None,
     host = plugins if plugins is not None else PluginHost.from_settings(settings)
     manager = rules or RulesManager(settings.rules_dir,
                                     require_tests=settings.require_rules_tests,
-                                    functions=host.functions())
+                                    functions=host.functions(), engine=settings.engine)
     if not manager.loaded:
         manager.load_initial()  # invalid rules at start-up: refuse to start, say why
     ctx = Context(settings, manager, clock=clock, plugins=host)

@@ -23,7 +23,7 @@ from leadrouter_sdk import HistoryEntry as PublicHistory
 
 from router import metrics
 from router.engine.availability import PlanCache, local_day
-from router.engine.evaluate import Evaluation, Snapshot, build_env, evaluate, explain
+from router.engine.evaluate import Evaluation, Snapshot, build_env, explain
 from router.engine.ruleset import Route, Ruleset
 from router.engine.sla_clock import deadline
 from router.logs import REQUEST
@@ -145,10 +145,12 @@ class LeadService:
                 snapshot = Snapshot(account_owner=pre.account_owner)
             else:  # the person's traits, engagement counts and decaying points
                 lead, snapshot, link = engagement.apply(pre, lead, ruleset, now)
+            evaluator = self.rules.evaluator(ruleset)  # the configured engine
             if plugins is None:
-                ev = evaluate(ruleset, lead, snapshot, now=now)
+                ev = evaluator(lead, snapshot, now=now)
             else:  # score hooks → engine → route hooks, each isolated
-                ev, notes = await plugins.evaluate(ruleset, lead, snapshot, now=now, notes=notes)
+                ev, notes = await plugins.evaluate(ruleset, lead, snapshot, now=now, notes=notes,
+                                                   evaluator=evaluator)
             if spam is not None:
                 ev, notes = _as_spam(ev, spam), (*notes, Step(stage="intake", outcome="bad_lead",
                                                                detail=spam))

@@ -557,8 +557,8 @@ class PluginHost:
         return ev, notes
 
     async def evaluate(self, ruleset: Ruleset, lead: Lead, snapshot: Snapshot, *,
-                       now: dt.datetime, notes: Sequence[Step] = ()
-                       ) -> tuple[Evaluation, tuple[Step, ...]]:
+                       now: dt.datetime, notes: Sequence[Step] = (),
+                       evaluator: Any = None) -> tuple[Evaluation, tuple[Step, ...]]:
         """Score hooks → the pure engine (their contributions as ``extra``) → route hooks.
         Returns the evaluation and the plugin steps for the explanation (``notes`` first)."""
         steps = list(notes)
@@ -569,7 +569,10 @@ class PluginHost:
                 if self._wants_context else None
             extra, more = await self.score(lead, context)  # type: ignore[arg-type]
             steps += more
-        ev = evaluate(ruleset, lead, snapshot, now=now, extra=extra)
+        if evaluator is None:
+            ev = evaluate(ruleset, lead, snapshot, now=now, extra=extra)
+        else:  # the configured engine (RulesManager.evaluator)
+            ev = evaluator(lead, snapshot, now=now, extra=extra)
         if self._impls["route"]:
             ev, more = await self.route(lead, ev, ruleset)
             steps += more

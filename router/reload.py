@@ -15,6 +15,7 @@ version of what is on disk.
 from __future__ import annotations
 
 import datetime
+import functools
 import gc
 import logging
 from collections.abc import Callable, Mapping
@@ -25,7 +26,14 @@ import msgspec
 
 from router import metrics
 from router.engine.cases import load_cases, run_cases
+from router.engine.durable import (
+    DurableUnavailable,
+    DurableUnsupported,
+    Evaluator,
+    make_evaluator,
+)
 from router.engine.errors import RuleError, RulesetError
+from router.engine.evaluate import evaluate
 from router.engine.functions import Function
 from router.engine.loader import load_directory
 from router.engine.ruleset import Ruleset
@@ -50,8 +58,12 @@ class RulesManager:
 
     def __init__(self, directory: str | Path, *, require_tests: bool = True,
                  functions: Mapping[str, Function] | None = None,
-                 clock: Callable[[], datetime.datetime] | None = None) -> None:
+                 clock: Callable[[], datetime.datetime] | None = None,
+                 engine: str = "compiled") -> None:
         self.directory = Path(directory)
+        # "compiled" (default) or "durable" (durable-rules, docs/rules.md "Choosing an engine")
+        self.engine = engine
+        self._evaluators: dict[str, Evaluator] = {}
         self.require_tests = require_tests
         self.functions = functions
         self._clock = clock or (lambda: datetime.datetime.now(datetime.UTC))
@@ -102,11 +114,29 @@ class RulesManager:
             return None, failures, ruleset.version
         return ruleset, [], ruleset.version
 
+    def _prepare(self, ruleset: Ruleset) -> list[str]:
+        """Build the evaluator of the configured engine; its refusal rejects the ruleset."""
+        if self.engine == "compiled":
+            return []
+        try:
+            self._evaluators[ruleset.version] = make_evaluator(
+                ruleset, self.engine, functions=self.functions)
+        except (DurableUnavailable, DurableUnsupported) as exc:
+            return [f"engine {self.engine}: {exc}"]
+        return []
+
+    def evaluator(self, ruleset: Ruleset) -> Evaluator:
+        """The evaluator for ``ruleset`` on the configured engine (compiled unless set)."""
+        found = self._evaluators.get(ruleset.version)
+        return found if found is not None else functools.partial(evaluate, ruleset)
+
     def load_initial(self) -> Ruleset:
         """First load at start-up; raises :class:`RulesetError` (the service must not start)."""
         self._fingerprint = self.fingerprint()
         ruleset, errors, _ = self._attempt()
-        if ruleset is None:
+        if ruleset is not None:
+            errors = self._prepare(ruleset)
+        if ruleset is None or errors:
             raise RulesetError([RuleError(file=str(self.directory), message=e) for e in errors])
         self._swap(ruleset)
         return ruleset
@@ -117,6 +147,10 @@ class RulesManager:
         now = self._clock()
         current = self._current.version if self._current else ""
         ruleset, errors, attempted = self._attempt()
+        if ruleset is not None:
+            errors = self._prepare(ruleset)
+            if errors:
+                ruleset = None
         if ruleset is None:
             result = ReloadResult(ok=False, changed=False, version=current, at=now,
                                   reason=reason, errors=errors, attempted_version=attempted)
@@ -140,7 +174,11 @@ class RulesManager:
         return self.fingerprint() != self._fingerprint
 
     def _swap(self, ruleset: Ruleset) -> None:
+        previous = self._current
         self._current = ruleset
+        # keep the evaluator of the ruleset in-flight requests may still use, drop older ones
+        keep = {ruleset.version} | ({previous.version} if previous else set())
+        self._evaluators = {v: e for v, e in self._evaluators.items() if v in keep}
         self.loaded_at = self._clock()
         for listener in self.listeners:
             listener(ruleset)

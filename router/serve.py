@@ -42,7 +42,7 @@ def serve(args: argparse.Namespace) -> int:
         # The same check every worker makes at start-up (load, then the rules' own cases),
         # done once here so a bad ruleset gives one clear message instead of a worker crash.
         RulesManager(settings.rules_dir, require_tests=settings.require_rules_tests,
-                     functions=functions).load_initial()
+                     functions=functions, engine=settings.engine).load_initial()
     except RulesetError as exc:
         print(f"leadrouter: the rules in {settings.rules_dir} are not valid, not starting "
               "(fix them, or set LEADROUTER_REQUIRE_RULES_TESTS=false to skip the cases).\n"

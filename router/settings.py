@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -76,6 +76,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     nurture_queue: str = "marketing-nurture"
     reroute_queue: str = "unassigned"
     log_level: str = "info"
+    # Evaluation backend: compiled (default) or durable (durable-rules, Python < 3.13, the
+    # `durable` extra); see docs/rules.md, "Choosing an engine".
+    engine: Literal["compiled", "durable"] = "compiled"
     # One JSON line per HTTP request (leadrouter.access, at info) with request id and timing.
     access_log: bool = True
     # How often each worker moves its hot-path metric updates into prometheus-client.

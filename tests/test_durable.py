@@ -647,22 +647,14 @@ def engines_agree(rules: str, leads: list[Lead]) -> bool:
         return all(not mismatch(ruleset, engine, lead, Snapshot(), NOW) for lead in leads)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "docs/rules.md: a missing value compares false with every operator, `not in` included; "
-    "the compiled engine (and the reference interpreter in test_expr_property.py) only guard "
-    "the needle, so `\"vp\" not in title` is true when title is missing"))
-def test_known_divergence_not_in_a_missing_text() -> None:
+def test_engines_agree_not_in_a_missing_text() -> None:
     assert engines_agree("""
 segments:
   - {id: no-vp, when: '"vp" not in title'}
 """, [Lead(), Lead(title="CTO"), Lead(title="vp sales")])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "true/false never equal numbers, but a boolean field (not an attribute) looked up in a "
-    "list mixing kinds uses Python's `in`, where True == 1: `consent in [1, \"x\"]` is true "
-    "for consent=true (expr.py _membership uses _in_tagged only for loosely typed needles)"))
-def test_known_divergence_typed_boolean_in_a_mixed_list() -> None:
+def test_engines_agree_typed_boolean_in_a_mixed_list() -> None:
     assert engines_agree("""
 segments:
   - {id: odd, when: 'consent in [1, "x"]'}

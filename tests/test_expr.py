@@ -97,6 +97,16 @@ def test_not_of_a_false_comparison_is_true_even_for_null() -> None:
     assert not ev("not employees > 5", employees=10)
 
 
+def test_text_membership_with_a_missing_text_is_false_both_ways() -> None:
+    assert not ev('"vp" in title') and not ev('"vp" not in title')
+    assert ev('"vp" not in title', title="CTO") and ev('"vp" in title', title="svp")
+
+
+def test_a_boolean_field_is_not_found_among_numbers() -> None:
+    assert not ev('consent in [1, "x"]', consent=True)
+    assert ev('consent in [true, 1]', consent=True)
+
+
 def test_a_missing_value_is_neither_in_nor_not_in_a_list() -> None:
     # like every comparison with a missing value, both are false (unless the list holds null)
     assert not ev('country not in ["US", "CA"]')

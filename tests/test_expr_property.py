@@ -98,9 +98,11 @@ def compare(op: ast.cmpop, a: Any, b: Any, right: ast.expr, e: dict[str, Any],
     if isinstance(op, ast.In | ast.NotIn):
         if isinstance(right, ast.List | ast.Tuple):
             found = any(same(a, v) for v in (ref(x, e) for x in right.elts))
+            present = a is not None
         else:
             found = kind(a) == kind(b) == "str" and a in b
-        return found if isinstance(op, ast.In) else (a is not None and not found)
+            present = a is not None and b is not None
+        return found if isinstance(op, ast.In) else (present and not found)
     if a is None or b is None or kind(a) != kind(b) or kind(a) == "bool":
         return False  # null and incomparable kinds order false
     return bool(ORDER[type(op)](a, b))

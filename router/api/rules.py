@@ -12,7 +12,7 @@ from litestar import Request, get, post
 from router.api.auth import admin_guard
 from router.api.errors import DECODE_ERRORS, problem, validation_problem
 from router.engine.cases import CaseState, snapshot_for
-from router.engine.evaluate import evaluate, explain
+from router.engine.evaluate import explain
 
 __all__ = ["evaluate_lead", "get_rules", "reload_rules"]
 
@@ -90,11 +90,13 @@ async def evaluate_lead(request: Request[Any, Any, Any]) -> dict[str, Any]:
     # what the service would decide (plugins included); only the Redis writes are skipped.
     plugins = ctx.leads.plugins if ctx.leads is not None else None
     notes: tuple[Any, ...] = ()
+    evaluator = ctx.rules.evaluator(ruleset)
     if plugins is None:
-        ev = evaluate(ruleset, lead, snapshot, now=when)
+        ev = evaluator(lead, snapshot, now=when)
     else:
         if plugins.has("enrich"):
             lead, enriched = await plugins.enrich(lead)
             notes = tuple(enriched)
-        ev, notes = await plugins.evaluate(ruleset, lead, snapshot, now=when, notes=notes)
+        ev, notes = await plugins.evaluate(ruleset, lead, snapshot, now=when, notes=notes,
+                                           evaluator=evaluator)
     return {"evaluation": ev, "explanation": (*notes, *explain(ruleset, ev)), "lead": lead}

@@ -319,8 +319,10 @@ class _Builder:
                 right = self._container(comparator, depth)
                 test = self._membership(node, left, right)
                 if isinstance(op, ast.NotIn):
-                    # `x not in [...]` is false when x is missing, like every comparison.
-                    test = _not_null([left], ast.UnaryOp(op=ast.Not(), operand=test))
+                    # `x not in [...]` / `"vp" not in title` are false when a value is
+                    # missing, like every comparison (list literals are never missing).
+                    operands = [left] if right.type.startswith("list:") else [left, right]
+                    test = _not_null(operands, ast.UnaryOp(op=ast.Not(), operand=test))
                 parts.append(test)
                 left = right
                 continue
@@ -447,7 +449,9 @@ class _Builder:
             if needle.domain is not None and hay.domain:
                 for v in hay.domain:
                     self._check_domain(node, needle, _Typed(ast.Constant(value=v), STR))
-            if needle.type == ANY and hay.alt is not None:
+            if needle.type in (ANY, BOOL) and hay.alt is not None:
+                # true/false never equal numbers: the kind-tagged set keeps `consent in [1]`
+                # false for consent = true (Python's `in` says True == 1).
                 return _call("_in_tagged", needle.node, hay.alt)
             return ast.Compare(left=needle.node, ops=[ast.In()], comparators=[hay.node])
         if hay.type in (STR, ANY) and needle.type in (STR, ANY):
