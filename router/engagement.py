@@ -34,7 +34,7 @@ from leadrouter_sdk import Lead, Step, lead_from_mapping
 
 from router import metrics
 from router.engine.engagement import DEFAULT_HALF_LIFE_MS, Activity, from_ms, windows
-from router.engine.evaluate import Evaluation, Snapshot, build_env, evaluate, explain
+from router.engine.evaluate import Evaluation, Snapshot, build_env, explain
 from router.engine.ruleset import Ruleset
 from router.engine.schema import STATUSES
 from router.leads import LeadService, Record
@@ -205,6 +205,10 @@ class EngagementService:
         self.rules = rules
         self.leads = leads
         self.now = clock
+        # lead id → its person (a lead's email never changes); person → (its lead, domain), a
+        # hint only: the event script returns the real link, read in the same round trip.
+        self._person_of: dict[str, str] = {}
+        self._lead_of: dict[str, tuple[str, str | None]] = {}
 
     # -- the lead hot path (router/leads.py) ---------------------------------------------------
 
@@ -276,15 +280,21 @@ class EngagementService:
         half_life = ruleset.engagement.half_life_ms if ruleset.engagement else \
             DEFAULT_HALF_LIFE_MS
         rec: Recorded | None = None
+        read: LeadRead | None = None
         for _ in range(3):  # an identify may move an alias between our read and our write
             if ev.kind == "identify":
                 rec = await self._identify(ev, now, types, half_life)
             else:
                 person, expect, link = await self._resolve(ev)
-                rec = await self.state.record(
+                hint = (link, None) if link else self._lead_of.get(person)
+                rec, read = await self.state.record(
                     person, event=ev.event or "", at=ev.timestamp or now, now=now,
                     message_id=ev.message_id, types=types, half_life_ms=half_life,
-                    expect=expect, link=link)
+                    expect=expect, link=link,
+                    read_lead=hint[0] if hint and (ev.event or "") in types else None,
+                    account_domain=hint[1] if hint and ruleset.uses_account_owner else None)
+            if rec.state.lead:
+                _remember(self._lead_of, rec.state.person, (rec.state.lead, rec.state.dom))
             if rec.status != "moved":
                 break
         if rec is None or rec.status == "moved":
@@ -294,16 +304,22 @@ class EngagementService:
         outcome = None
         relevant = ev.kind == "identify" or (ev.event or "") in types
         if rec.state.lead and relevant:
-            outcome = await self.rescore(rec.state.lead, rec.state, now)
+            outcome = await self.rescore(
+                rec.state.lead, rec.state, now,
+                read=read if read is not None and read.lead_id == rec.state.lead else None)
         return EventResult(status="identified" if ev.kind == "identify" else "recorded",
                            event=ev.event, seq=rec.state.seq,
                            merged=rec.merged if ev.kind == "identify" else None, lead=outcome)
 
     async def _lead_person(self, lead_id: str) -> tuple[str, str]:
-        exists, email, _ = await self.state.lead_email(lead_id)
-        if not exists:
-            raise UnknownLead(f"no lead {lead_id!r} (it may have expired)")
-        return (email_person(email) if email else lead_person(lead_id)), lead_id
+        person = self._person_of.get(lead_id)
+        if person is None:
+            exists, email, _ = await self.state.lead_email(lead_id)
+            if not exists:
+                raise UnknownLead(f"no lead {lead_id!r} (it may have expired)")
+            person = email_person(email) if email else lead_person(lead_id)
+            _remember(self._person_of, lead_id, person)
+        return person, lead_id
 
     async def _external(self, external_id: str, source: str | None) -> str | None:
         """The lead of an external id. Leads claim ``ext:<channel>:<lead source>``
@@ -369,19 +385,22 @@ class EngagementService:
 
     # -- re-scoring ----------------------------------------------------------------------------
 
-    async def rescore(self, lead_id: str, person: PersonState,
-                      now: dt.datetime) -> LeadOutcome:
+    async def rescore(self, lead_id: str, person: PersonState, now: dt.datetime, *,
+                      read: LeadRead | None = None) -> LeadOutcome:
         """Re-evaluate ``lead_id`` with ``person``'s engagement and apply it (see
-        lua/requalify.lua). Retries while the lead moves under it (accepted, reassigned...)."""
+        lua/requalify.lua). Retries while the lead moves under it (accepted, reassigned...).
+        ``read``: the lead as just read, if the caller has it (saves a round trip)."""
         ruleset = self.rules.current
         for _ in range(5):
-            read = await self.state.read_lead(
-                lead_id, person.dom if ruleset.uses_account_owner else None)
+            if read is None:
+                read = await self.state.read_lead(
+                    lead_id, person.dom if ruleset.uses_account_owner else None)
             if read is None:
                 return LeadOutcome(lead_id=lead_id, outcome="gone")
             plan, ev, before = await self._plan(ruleset, read, person, now)
             result = await self.state.requalify(plan)
             if result.status == "changed":
+                read = None
                 continue
             if result.status == "requalified" and result.due_at is not None and ev.sla_policy:
                 metrics.SLA_STARTED.labels(ev.sla_policy).inc()
@@ -403,15 +422,16 @@ class EngagementService:
         owner = read.account_owner
         if ruleset.uses_account_owner:
             domain = build_env(lead, Snapshot(), now)["company_domain"]
-            if domain != (person.dom or None):
+            if domain != (read.account_domain or None):
                 owner = await self.state.account_owner(domain) if domain else None
         snapshot = snapshot_of(ruleset, person.activity, now, owner)
         plugins = self.leads.plugins
         notes: tuple[Step, ...] = ()
         if plugins is None:
-            ev = evaluate(ruleset, lead, snapshot, now=now)
+            ev = self.rules.evaluator(ruleset)(lead, snapshot, now=now)
         else:
-            ev, notes = await plugins.evaluate(ruleset, lead, snapshot, now=now)
+            ev, notes = await plugins.evaluate(ruleset, lead, snapshot, now=now,
+                                               evaluator=self.rules.evaluator(ruleset))
         stored_status = read.status or record.status
         current = "nurture" if read.state == "recycled" else stored_status
         rise = RANK.get(ev.status, 1) > RANK.get(current, 1)
@@ -456,6 +476,15 @@ class EngagementService:
                          expect_state=read.state, expect_queue=read.queue,
                          expect_status=stored_status, entry=entry, **route)
         return plan, ev, record
+
+
+_CACHE_MAX = 100_000
+
+
+def _remember(cache: dict[str, Any], key: str, value: Any) -> None:
+    if len(cache) >= _CACHE_MAX and key not in cache:
+        cache.clear()  # a hint cache: starting over costs one round trip per person
+    cache[key] = value
 
 
 def snapshot_of(ruleset: Ruleset, activity: Activity, now: dt.datetime,

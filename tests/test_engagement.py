@@ -161,7 +161,7 @@ async def test_event_script_matches_the_python_reference(store: Store) -> None:
     person = email_person("ref@x.example")
     for i in range(60):
         at = NOW - rng.randrange(0, 400) * DAY_MS - rng.randrange(DAY_MS)
-        got = await es.record(person, event="p", at=eng.from_ms(at), now=T0,
+        got, _ = await es.record(person, event="p", at=eng.from_ms(at), now=T0,
                               message_id=f"m{i}", types=["p"], half_life_ms=H)
         ref = eng.record(ref, at, NOW, half_life_ms=H, max_times=10)
         mine = got.state.activity.types["p"]
@@ -195,7 +195,7 @@ async def test_identify_merges_like_the_python_reference(store: Store) -> None:
     assert mine.rem == pytest.approx(ref.rem, rel=1e-12)
     assert await es.resolve([anon]) == [known]
     # the anonymous id's own records are gone; its message ids now dedupe for the person
-    again = await es.record(known, event="p", at=T0, now=T0, message_id="a3", types=["p"],
+    again, _ = await es.record(known, event="p", at=T0, now=T0, message_id="a3", types=["p"],
                             half_life_ms=H)
     assert again.status == "duplicate"
     assert await store.wire.call("EXISTS", store.keys.engagement(anon)) == 0
@@ -211,9 +211,9 @@ async def test_memory_per_person_stays_bounded(store: Store,
         await es.record(person, event=f"type{i % 40}" if i % 2 else "p",
                         at=eng.from_ms(NOW - (i % 500) * 3_600_000), now=T0,
                         message_id=f"msg-{i}", types=["p"], half_life_ms=H)
-    late = await es.record(person, event="late", at=T0, now=T0, message_id="late",
+    late, _ = await es.record(person, event="late", at=T0, now=T0, message_id="late",
                            types=["p", "late"], half_life_ms=H)
-    ignored = await es.record(person, event="other", at=T0, now=T0, message_id="other",
+    ignored, _ = await es.record(person, event="other", at=T0, now=T0, message_id="other",
                               types=["p", "late"], half_life_ms=H)
     assert (late.status, ignored.status) == ("ok", "ignored")
     keys = sorted(await aredis.keys("*"))
@@ -265,6 +265,26 @@ async def test_commit_links_the_person_and_reports_events_that_slipped_in(store:
     assert raced.engagement_stale
     state = await es.person(person)
     assert state is not None and state.lead == "ld_raced" and state.dom == "x.example"
+
+
+@pytest.mark.anyio
+async def test_an_event_reads_its_lead_in_the_same_round_trip(store: Store) -> None:
+    es = EngagementStore(store)
+    person = email_person("pipe@x.example")
+    await store.commit(_plan("ld_pipe", EngagementLink(person=person, seq=0, ttl_ms=10_000)))
+    await store.put_account("x.example", "r9")
+    trips = store.round_trips
+    rec, read = await es.record(person, event="p", at=T0, now=T0, message_id=None,
+                                types=["p"], half_life_ms=H, read_lead="ld_pipe",
+                                account_domain="x.example")
+    assert store.round_trips == trips + 1
+    assert rec.state.lead == "ld_pipe" and rec.state.seq == 1
+    assert read is not None and (read.state, read.queue, read.eng_seq) == ("queued", "nurture", 0)
+    assert read.account_owner == "r9"
+    await store.wire.call("SCRIPT", "FLUSH")  # NOSCRIPT inside the batch: loaded and retried
+    rec, read = await es.record(person, event="p", at=T0, now=T0, message_id=None,
+                                types=["p"], half_life_ms=H, read_lead="ld_gone")
+    assert rec.state.seq == 2 and read is None
 
 
 @pytest.mark.anyio

@@ -48,7 +48,7 @@ from router.state.errors import check_reply, translate_errors
 from router.state.keys import Keys
 from router.state.scripts import PackedKeys, Script, _expand, _read, pack_keys
 from router.state.store import Store
-from router.state.wire import Arg
+from router.state.wire import Arg, ReplyError
 
 __all__ = [
     "Cause",
@@ -242,6 +242,7 @@ class LeadRead(msgspec.Struct, frozen=True, kw_only=True):
     eng_seq: int
     due_at: dt.datetime | None
     sla_state: str
+    account_domain: str | None = None  # whose owner account_owner is
     account_owner: str | None = None
 
 
@@ -426,17 +427,36 @@ class EngagementStore:
     async def record(self, person: str, *, event: str, at: dt.datetime, now: dt.datetime,
                      message_id: str | None, types: Sequence[str], half_life_ms: int,
                      expect: Mapping[str, str | None] | None = None, link: str | None = None,
-                     dom: str | None = None) -> Recorded:
+                     dom: str | None = None, read_lead: str | None = None,
+                     account_domain: str | None = None) -> tuple[Recorded, LeadRead | None]:
         """Record one event (one EVALSHA); returns the person's state after it, with the
-        ``types`` the rules read. ``expect``: alias id → the person it was resolved to."""
+        ``types`` the rules read. ``expect``: alias id → the person it was resolved to.
+        ``read_lead``: also read that lead (and the owner of ``account_domain``) in the same
+        round trip, right after the script — the lead the event will most likely re-score."""
         expect = dict(expect or {})
         keys = [self.keys.person(person), self.keys.seen(person),
                 *(self.keys.alias(a) for a in expect)]
-        arg = _EventArg(ev=event, at=min(ms(at), ms(now)), mid=message_id or "",
-                        tracked=event in types, expect=[v or "" for v in expect.values()],
-                        **self._common(now, half_life_ms, link, dom, types))
-        reply = await self._run("event", keys, [_encode(arg)])
-        return self._recorded(person, types, reply)
+        arg = _encode(_EventArg(ev=event, at=min(ms(at), ms(now)), mid=message_id or "",
+                                tracked=event in types,
+                                expect=[v or "" for v in expect.values()],
+                                **self._common(now, half_life_ms, link, dom, types)))
+        if read_lead is None:
+            reply = await self._run("event", keys, [arg])
+            return self._recorded(person, types, reply), None
+        script = self.scripts["event"]
+        cmds: list[tuple[Arg, ...]] = [("EVALSHA", script.sha, len(keys), *keys, arg),
+                *self._lead_commands(read_lead, account_domain)]
+        with translate_errors("event"):
+            self._count(1)
+            replies = await self.store.wire.batch(cmds)
+            if isinstance(replies[0], ReplyError) and str(replies[0]).startswith("NOSCRIPT"):
+                self._count(2)
+                await self.store.wire.call("SCRIPT", "LOAD", script.source)
+                replies = await self.store.wire.batch(cmds)
+        for reply in replies:
+            check_reply("event", reply)
+        return (self._recorded(person, types, replies[0]),
+                _lead_read(read_lead, replies[1:], account_domain))
 
     async def identify(self, target: str, *, now: dt.datetime, sources: Mapping[str, str | None],
                        traits: Mapping[str, Any] | None, message_id: str | None,
@@ -472,25 +492,21 @@ class EngagementStore:
 
     # -- re-qualification ----------------------------------------------------------------------
 
-    async def read_lead(self, lead_id: str, account_domain: str | None) -> LeadRead | None:
-        """The lead's decision and live fields, and the owner of ``account_domain`` (one
-        round trip); None if the lead is gone."""
+    def _lead_commands(self, lead_id: str, account_domain: str | None) -> list[tuple[Arg, ...]]:
         cmds: list[tuple[Arg, ...]] = [("HMGET", self.store.keys.lead(lead_id), *_LEAD_FIELDS)]
         if account_domain:
             cmds.append(("HGET", self.store.keys.account(account_domain), "owner"))
+        return cmds
+
+    async def read_lead(self, lead_id: str, account_domain: str | None) -> LeadRead | None:
+        """The lead's decision and live fields, and the owner of ``account_domain`` (one
+        round trip); None if the lead is gone."""
         with translate_errors("read_lead"):
             self._count(1)
-            replies = await self.store.wire.batch(cmds)
+            replies = await self.store.wire.batch(self._lead_commands(lead_id, account_domain))
         for reply in replies:
             check_reply("read_lead", reply)
-        decision, state, owner, pool, queue, status, eng_seq, due, sla_state = replies[0]
-        if decision is None or state is None:
-            return None
-        return LeadRead(lead_id=lead_id, decision=decision, state=state.decode(),
-                        owner=text(owner) or "", pool=text(pool) or "", queue=text(queue) or "",
-                        status=text(status), eng_seq=int(eng_seq or 0), due_at=_dt(due),
-                        sla_state=text(sla_state) or "",
-                        account_owner=text(replies[1]) if account_domain else None)
+        return _lead_read(lead_id, replies, account_domain)
 
     async def account_owner(self, domain: str) -> str | None:
         with translate_errors("account"):
@@ -560,6 +576,18 @@ async def erase_person(store: Store, *, email: str, lead_ids: Sequence[str] = ()
     (router/api/people.py)."""
     return await EngagementStore(store).erase(
         [email_person(email), *(lead_person(i) for i in lead_ids)])
+
+
+def _lead_read(lead_id: str, replies: Sequence[Any],
+               account_domain: str | None) -> LeadRead | None:
+    decision, state, owner, pool, queue, status, eng_seq, due, sla_state = replies[0]
+    if decision is None or state is None:
+        return None
+    return LeadRead(lead_id=lead_id, decision=decision, state=state.decode(),
+                    owner=text(owner) or "", pool=text(pool) or "", queue=text(queue) or "",
+                    status=text(status), eng_seq=int(eng_seq or 0), due_at=_dt(due),
+                    sla_state=text(sla_state) or "", account_domain=account_domain,
+                    account_owner=text(replies[1]) if account_domain else None)
 
 
 class _LeadRef(msgspec.Struct):
