@@ -15,6 +15,7 @@ from litestar import Request, Response, get, post
 
 from router.api.errors import DECODE_ERRORS, problem, validation_problem
 from router.api.openapi import BatchRequest, json_body
+from router.api.sources import require_intake_key
 from router.leads import LeadService
 from router.state.errors import StateUnavailable
 
@@ -83,6 +84,7 @@ async def create_lead(request: Request[Any, Any, Any]) -> Response[Decision]:
     """Score and route one lead: 201 with the decision, 200 with ``duplicate: true`` when the
     ``Idempotency-Key`` or ``external_id`` was seen before."""
     _json_only(request)
+    await require_intake_key(request)
     key = _idempotency_key(request)
     body = await request.body()
     lead = _decode(body)
@@ -106,6 +108,7 @@ async def create_leads(request: Request[Any, Any, Any]) -> dict[str, Any]:
     others are still routed. With an ``Idempotency-Key`` header, item *i* uses ``KEY:i``.
     """
     _json_only(request)
+    await require_intake_key(request)
     ctx = request.app.state.ctx
     key = _idempotency_key(request)
     body = await request.body()

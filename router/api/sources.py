@@ -44,7 +44,7 @@ from router.state.ratelimit import RateLimiter
 from router.state.replay import ReplayGuard
 
 __all__ = ["admin_or_key", "handlers", "intake_config", "intake_problem", "limits_of",
-           "route_lead"]
+           "require_intake_key", "route_lead"]
 
 log = logging.getLogger("leadrouter.intake")
 # What msgspec raises for bodies it cannot read: malformed JSON, bad UTF-8, too deep nesting.
@@ -124,6 +124,20 @@ async def admin_or_key(request: Request[Any, Any, Any], scope: str = "admin") ->
         raise problem(exc.status, "Unauthorized" if exc.status == 401 else "Forbidden",
                       exc.detail, kind="api-key") from None
     return record.id
+
+
+async def require_intake_key(request: Request[Any, Any, Any]) -> None:
+    """``POST /v1/leads``: with ``LEADROUTER_REQUIRE_API_KEY=true``, an ``intake`` key for the
+    source ``api`` (or ``*``) is required; off by default."""
+    if not request.app.state.ctx.settings.require_api_key:
+        return
+    try:
+        await _keys(request).check(token_from_headers(request.headers), source="api",
+                                   scope="intake")
+    except KeyProblem as exc:
+        raise problem(exc.status, "Unauthorized" if exc.status == 401 else "Forbidden",
+                      exc.detail, kind="api-key",
+                      headers={"WWW-Authenticate": 'Bearer realm="leadrouter"'}) from None
 
 
 # -- sources --------------------------------------------------------------------------------
