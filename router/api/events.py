@@ -17,6 +17,7 @@ from litestar import Request, Response, get, post
 from litestar.plugins.problem_details import ProblemDetailsException
 
 from router.api.errors import DECODE_ERRORS, problem
+from router.api.openapi import json_body
 from router.engagement import (
     EngagementService,
     EventIn,
@@ -76,7 +77,30 @@ def _items(body: bytes) -> list[Any] | None:
     raise msgspec.ValidationError("Expected an event object or a batch - at `$`")
 
 
-@post("/v1/events", tags=["events"], status_code=202)
+class PlainEvent(msgspec.Struct, kw_only=True):
+    """One event. Who: ``email``, ``lead_id``, ``external_id`` (+ ``source``), ``userId`` or
+    ``anonymousId`` (an ``identify`` links the last two to an email). Segment ``track`` and
+    ``identify`` messages (``type``, ``context.traits.email``, ``traits``) are accepted as
+    they are; unknown keys are ignored. Send ``{"batch": [...]}`` or a JSON array for many."""
+
+    type: str = "track"
+    event: str | None = None
+    email: str | None = None
+    lead_id: str | None = None
+    external_id: str | None = None
+    source: str | None = None
+    userId: str | None = None  # Segment's name
+    anonymousId: str | None = None  # Segment's name
+    timestamp: str | None = None
+    messageId: str | None = None  # Segment's name
+    properties: dict[str, Any] = {}
+    traits: dict[str, Any] = {}
+    context: dict[str, Any] = {}
+
+
+@post("/v1/events", tags=["events"], status_code=202,
+      operation_class=json_body(PlainEvent, "One event, or {\"batch\": [...]} / a JSON array "
+                                "of them."))
 async def post_events(request: Request[Any, Any, Any]) -> Response[Any]:
     """Record engagement events and re-score the leads they belong to.
 
