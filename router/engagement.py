@@ -269,7 +269,10 @@ class EngagementService:
     async def record_from_source(self, event: Mapping[str, Any]) -> dict[str, Any]:
         """An event as the machine-source adapters produce it (router/intake/segment.py: the
         plain ``POST /v1/events`` shape, ``external_id`` for a Segment userId)."""
-        result = await self.ingest(event_from_payload(event))
+        try:
+            result = await self.ingest(event_from_payload(event))
+        except (UnknownLead, msgspec.ValidationError, ValueError) as exc:
+            return {"status": "failed", "detail": str(exc)}  # that item fails, not the request
         return msgspec.to_builtins(result)  # type: ignore[no-any-return]
 
     async def ingest(self, ev: EventIn) -> EventResult:

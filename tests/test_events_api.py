@@ -155,6 +155,44 @@ def test_an_external_id_finds_its_lead(api: httpx.Client) -> None:
     assert_problem(post(api, {"external_id": "crm-43", "event": "x"}), 404)
 
 
+@pytest.mark.anyio
+async def test_events_from_the_source_adapters(redis_url: str, eng_rules: Path) -> None:
+    """``/v1/sources/{id}`` hands Segment tracks to ``record_from_source`` (plain shape)."""
+    from leadrouter_sdk import Lead
+
+    from router.engagement import EngagementService
+    from router.leads import LeadService
+    from router.reload import RulesManager
+    from router.settings import Settings
+    from router.state.engagement import EngagementStore
+    from router.state.store import Store
+
+    (eng_rules / "intake.yaml").write_text(
+        "sources:\n  segment:\n    secret_env: LR_TEST_SEGMENT_SECRET\n", encoding="utf-8")
+    rules = RulesManager(eng_rules)
+    rules.load_initial()
+    store = await Store.connect(redis_url)
+    try:
+        leads = LeadService(store=store, rules=rules, settings=Settings(redis_url=redis_url),
+                            clock=lambda: T0)
+        service = EngagementService(state=EngagementStore(store), rules=rules, leads=leads,
+                                    clock=lambda: T0)
+        leads.engagement = service
+        lead = Lead(email="u1@big.example", employees=5000, external_id="segment:u1",
+                    source="segment")
+        _, _, lead_id = await leads.route(lead, body=b"1", source="segment")
+        got = await service.record_from_source(
+            {"event": "demo_requested", "external_id": "segment:u1", "messageId": "s1",
+             "properties": {"plan": "pro"}, "timestamp": iso(T0)})
+        assert got["status"] == "recorded" and got["lead"]["lead_id"] == lead_id
+        assert got["lead"]["outcome"] == "requalified"
+        missing = await service.record_from_source({"event": "x",
+                                                    "external_id": "segment:nobody"})
+        assert missing["status"] == "failed" and "segment:nobody" in missing["detail"]
+    finally:
+        await store.close()
+
+
 def test_message_id_dedupes(api: httpx.Client) -> None:
     event = {"email": "pat@big.example", "event": "demo_requested", "messageId": "m-1",
              "timestamp": iso(T0)}
