@@ -123,6 +123,8 @@ def create_app(settings: Settings, *, rules: RulesManager | None = None,
                 settings.redis_url or "", prefix=settings.key_prefix, verify=False,
                 retention=datetime.timedelta(seconds=settings.decision_retention),
                 inflight_ttl=datetime.timedelta(seconds=settings.inflight_timeout),
+                idempotency_retention=datetime.timedelta(
+                    seconds=settings.idempotency_retention),
                 sla_facts_maxlen=settings.sla_facts_maxlen)
             with contextlib.suppress(StateError):
                 await connected.load_scripts()

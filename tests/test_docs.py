@@ -586,9 +586,9 @@ def test_checker_reports_settings_and_endpoints(
                              "| `LEADROUTER_BATCH_LIMIT` | | `50` |")
     assert settings_problems(changed) == [
         "README says LEADROUTER_BATCH_LIMIT defaults to `50`, the code says `100`"]
-    served = {("GET", "/livez"), ("POST", "/v1/events")}
+    served = {("GET", "/livez"), ("POST", "/v1/not-documented")}
     problems = endpoint_problems(readme, served)
-    assert "POST /v1/events is served but not in the README's API table" in problems
+    assert "POST /v1/not-documented is served but not in the README's API table" in problems
     assert "the README documents POST /v1/leads, which the service does not serve" in problems
 
 

@@ -74,6 +74,24 @@ async def test_claim_states_new_inflight_done_mismatch(store: Store) -> None:
     assert (other.state, other.lead_id) == ("mismatch", "L1")
 
 
+async def test_idempotency_records_keep_the_configured_retention(redis_url: str,
+                                                                  redis_client: Any) -> None:
+    # 30 days of decisions, but retries are deduplicated for 1 hour only (and a record never
+    # outlives the decision it points to: with 1 h decisions and 24 h dedupe, it lives 1 h).
+    for retention, idem, expected_h in ((dt.timedelta(days=30), dt.timedelta(hours=1), 1),
+                                        (dt.timedelta(hours=1), dt.timedelta(hours=24), 1)):
+        s = await Store.connect(redis_url, retention=retention, idempotency_retention=idem)
+        try:
+            name = f"k-{expected_h}-{idem.total_seconds():.0f}"
+            first = await s.prefetch([claim(name, f"L-{name}")])
+            assert (await s.commit(plan(f"L-{name}", first.owned_claims))).status == "assigned"
+            (record,) = [k for k in redis_client.keys("*idem*") if name.encode() in k]
+            ttl_h = redis_client.pttl(record) / 3_600_000
+            assert expected_h - 0.01 < ttl_h <= expected_h, (record, ttl_h)
+        finally:
+            await s.close()
+
+
 async def test_key_and_external_id_are_scoped(store: Store) -> None:
     got = await store.prefetch([claim("same", "L1", scope="key:web"),
                                 claim("same", "L1", scope="ext:web"),

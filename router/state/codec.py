@@ -29,6 +29,7 @@ class LuaPlan(msgspec.Struct, kw_only=True):
     ret: int
     kind: str
     target: str
+    idem: int  # ms a completed idempotency / external_id record is kept (capped by the lead's)
     why: str
     rule: str
     sla: str

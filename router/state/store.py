@@ -72,10 +72,14 @@ class Store:
                  retention: dt.timedelta = dt.timedelta(hours=24),
                  inflight_ttl: dt.timedelta = dt.timedelta(seconds=30),
                  history_max: int = 200, outbox_maxlen: int = 100_000,
-                 sla_facts_maxlen: int = 200_000) -> None:
+                 sla_facts_maxlen: int = 200_000,
+                 idempotency_retention: dt.timedelta | None = None) -> None:
         self.wire = wire
         self.keys = Keys(prefix)
         self.retention_ms = int(retention.total_seconds() * 1000)
+        # How long a retry with the same Idempotency-Key / external_id returns the first
+        # decision (default: as long as the decision is kept).
+        self.idempotency_ms = int((idempotency_retention or retention).total_seconds() * 1000)
         self.inflight_ms = int(inflight_ttl.total_seconds() * 1000)
         self.history_max = history_max
         self.outbox_maxlen = outbox_maxlen
@@ -238,7 +242,8 @@ class Store:
         if plan.person:
             keys.append(pack_keys((k.person(plan.person),)))
         arg = LuaPlan(
-            id=lead_id, now=now, ret=self.retention_ms, kind=plan.kind,
+            id=lead_id, now=now, ret=self.retention_ms, idem=self.idempotency_ms,
+            kind=plan.kind,
             target=plan.owner or "", why=plan.reason, rule=plan.rule or "",
             sla=plan.sla_policy or "", queue=plan.queue,
             due=to_ms(plan.due_at) if plan.due_at else -1,

@@ -99,8 +99,11 @@ redis.call('XADD', K_OUTBOX, 'MAXLEN', '~', plan.omax, '*', 'type', 'lead.' .. s
            'lead_id', id, 'at', fmt_int(now), 'owner', owner or '', 'pool', pool or '',
            'queue', queue or '', 'due_at', due_s, 'decision', ARGV[2])
 
+-- Completed idempotency records live for the configured retention, never longer than the
+-- decision they point to (a retry must find it).
+local idem_ttl = math.min(plan.idem, ttl)
 for i, c in ipairs(plan.claims) do
-  redis.call('SET', KEYS[6 + i], c[2], 'PX', ttl)
+  redis.call('SET', KEYS[6 + i], c[2], 'PX', idem_ttl)
 end
 
 -- The person index (erasure, access requests): the last key, when the lead has an email.
