@@ -303,7 +303,9 @@ class EngagementService:
         if rec is None or rec.status == "moved":
             raise StateError("the person's identity kept changing; retry the event")
         if rec.status != "ok":
+            metrics.EVENTS.labels(rec.status).inc()  # e.g. duplicate messageId
             return EventResult(status=rec.status, event=ev.event, seq=rec.state.seq)
+        metrics.EVENTS.labels("identified" if ev.kind == "identify" else "stored").inc()
         outcome = None
         relevant = ev.kind == "identify" or (ev.event or "") in types
         if rec.state.lead and relevant:

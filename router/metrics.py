@@ -287,7 +287,7 @@ RECYCLES = FastCounter(
     ["reason"])
 EVENTS = FastCounter(
     "leadrouter_events_ingested_total",
-    "Engagement events taken in, by outcome (stored, duplicate, unknown_lead).",
+    "Engagement events taken in, by outcome (stored, identified, duplicate).",
     ["outcome"])
 PLUGIN_CALLS = FastCounter(
     "leadrouter_plugin_calls_total",

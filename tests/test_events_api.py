@@ -17,6 +17,8 @@ import pytest
 import redis
 from _service import AUTH, assert_problem, write_rules
 
+from router import metrics
+
 # Scores: fit.big 25 (employees >= 1000); eng.pricing 10 when 2+ pricing views in 7 days;
 # decaying points (half-life 14 days): demo 30, webinar 10 capped at 25, email click 2.
 # mql from 50, sql from 80; nurture leads wait in the `nurture` queue, the others go to rr.
@@ -196,9 +198,16 @@ async def test_events_from_the_source_adapters(redis_url: str, eng_rules: Path) 
 def test_message_id_dedupes(api: httpx.Client) -> None:
     event = {"email": "pat@big.example", "event": "demo_requested", "messageId": "m-1",
              "timestamp": iso(T0)}
+    stored = metrics.sample_value("leadrouter_events_ingested_total", {"outcome": "stored"})
+    dupes = metrics.sample_value("leadrouter_events_ingested_total", {"outcome": "duplicate"})
     assert post(api, event).status_code == 202
     again = post(api, event)
     assert again.status_code == 200 and again.json()["status"] == "duplicate"
+    # the service runs in this process: its counters are ours to read
+    assert metrics.sample_value("leadrouter_events_ingested_total",
+                                {"outcome": "stored"}) == stored + 1
+    assert metrics.sample_value("leadrouter_events_ingested_total",
+                                {"outcome": "duplicate"}) == dupes + 1
     batch = post(api, [event, {**event, "messageId": "m-2"}, {**event, "messageId": "m-2"}])
     assert [x["status"] for x in batch.json()["results"]] == [
         "duplicate", "recorded", "duplicate"]
