@@ -34,7 +34,7 @@ from leadrouter_sdk import Lead, Step, lead_from_mapping
 
 from router import metrics
 from router.engine.engagement import DEFAULT_HALF_LIFE_MS, Activity, from_ms, windows
-from router.engine.evaluate import Evaluation, Snapshot, build_env, explain
+from router.engine.evaluate import Evaluation, Snapshot, derived, explain
 from router.engine.ruleset import Ruleset
 from router.engine.schema import STATUSES
 from router.leads import LeadService, Record
@@ -227,7 +227,7 @@ class EngagementService:
             return lead, Snapshot(account_owner=pre.account_owner), None
         lead = apply_traits(lead, person.traits, person.traits_at, None)
         snapshot = snapshot_of(ruleset, person.activity, now, pre.account_owner)
-        dom = build_env(lead, Snapshot(), now)["company_domain"] or ""
+        dom = derived(lead, Snapshot(), now)["company_domain"] or ""
         return lead, snapshot, EngagementLink(person=person.person, seq=person.seq, dom=dom,
                                               ttl_ms=self.state.limits.ttl_ms)
 
@@ -426,7 +426,7 @@ class EngagementService:
         lead = apply_traits(record.lead, person.traits, person.traits_at, record.created_at)
         owner = read.account_owner
         if ruleset.uses_account_owner:
-            domain = build_env(lead, Snapshot(), now)["company_domain"]
+            domain = derived(lead, Snapshot(), now)["company_domain"]
             if domain != (read.account_domain or None):
                 owner = await self.state.account_owner(domain) if domain else None
         snapshot = snapshot_of(ruleset, person.activity, now, owner)

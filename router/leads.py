@@ -23,7 +23,7 @@ from leadrouter_sdk import HistoryEntry as PublicHistory
 
 from router import metrics
 from router.engine.availability import PlanCache, local_day
-from router.engine.evaluate import Evaluation, Snapshot, build_env, explain
+from router.engine.evaluate import Evaluation, Snapshot, derived, explain
 from router.engine.ruleset import Route, Ruleset
 from router.engine.sla_clock import deadline
 from router.logs import REQUEST
@@ -119,7 +119,7 @@ class LeadService:
                                        fingerprint=fingerprint, lead_id=lead_id))
         domain = None
         if ruleset.uses_account_owner:
-            domain = build_env(lead, Snapshot(), now)["company_domain"]
+            domain = derived(lead, Snapshot(), now)["company_domain"]
         metrics.LEADS_RECEIVED.labels(source).inc()
         t0 = _perf()
         engagement = self.engagement  # its read joins the same pipeline
