@@ -20,6 +20,7 @@ import pytest
 import redis
 import redis.asyncio
 
+from router.state import Store
 from router.state.embedded import EmbeddedValkey
 
 # Databases handed out round-robin. DB 0 is left out so that code which ignores the database in
@@ -151,3 +152,13 @@ def api(start_service: Callable[..., Any]) -> Iterator[Any]:
     server = start_service()
     with server.client() as client:
         yield client
+
+
+@pytest.fixture
+async def store(redis_url: str) -> AsyncIterator[Store]:
+    """A connected :class:`router.state.Store` on the test's fresh database."""
+    s = await Store.connect(redis_url)
+    try:
+        yield s
+    finally:
+        await s.close()

@@ -10,7 +10,6 @@ import json
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -46,15 +45,6 @@ async def assign(store: Store, *chain: PoolPlan, queue: str = "unassigned",
 
 async def owners(store: Store, n: int, *chain: PoolPlan) -> list[str | None]:
     return [(await assign(store, *chain)).owner for _ in range(n)]
-
-
-@pytest.fixture
-async def store(redis_url: str) -> AsyncIterator[Store]:
-    s = await Store.connect(redis_url)
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 # -- strategies -----------------------------------------------------------------------------

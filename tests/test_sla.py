@@ -8,7 +8,6 @@ import asyncio
 import collections
 import datetime as dt
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
 from zoneinfo import ZoneInfo
@@ -141,15 +140,6 @@ def rules(tmp_path_factory: pytest.TempPathFactory) -> RulesManager:
     manager = RulesManager(directory, require_tests=False)
     manager.load_initial()
     return manager
-
-
-@pytest.fixture
-async def store(redis_url: str) -> AsyncIterator[Store]:
-    s = await Store.connect(redis_url)
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +32,6 @@ NOW = dt.datetime(2026, 3, 2, 17, 0, tzinfo=dt.UTC)
 POOL = PoolPlan(id="p", strategy="round_robin", pool_cap=-1, day=DAY,
                 members=(MemberPlan("a", 1, True, DAY, -1), MemberPlan("b", 1, True, DAY, -1)))
 BODY = b'{"email": "x@acme.com"}'
-
-
-@pytest.fixture
-async def store(redis_url: str) -> AsyncIterator[Store]:
-    s = await Store.connect(redis_url)
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 def claim(key: str, lead_id: str, body: bytes = BODY, scope: str = "key:web") -> ClaimRequest:
