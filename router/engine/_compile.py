@@ -15,12 +15,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
-from leadrouter_sdk import Contribution
+from leadrouter_sdk import Contribution, Score
 
 from router.engine import schema as s
-from router.engine._fused import fuse
+from router.engine._fused import Result, fuse
 from router.engine._yaml import Document
 from router.engine.errors import RuleError
+from router.engine.evaluate import _NO_RULE as NO_RULE
+from router.engine.evaluate import Evaluation
+from router.engine.evaluate import _owner_route as owner_route_of
 from router.engine.expr import CheckedExpr, ExprError, check, compile_stage
 from router.engine.functions import Function
 from router.engine.names import scope_for
@@ -262,17 +265,30 @@ def _fuse(stages: dict[str, Stage], grades: tuple[tuple[str, float], ...],
     assignment = stages["assignment"].rules
     targets = tuple((r.target if r.target_kind == "pool" else None,
                      r.target if r.target_kind == "queue" else None) for r in assignment)
+    first = ("qualification", "territories", "segments", "assignment", "sla")
+    names = {n: tuple(r.id for r in stages[n].rules) for n in first}
+
+    def owner_route(index: int, env: dict[str, Any]) -> Route:
+        return owner_route_of(assignment[index], env)
+
+    def errors(raised: list[tuple[str, int]]) -> tuple[str, ...]:
+        return tuple(f"{name}:{stages[name].rules[i].id}" for name, i in raised)
+
+    result = Result(make=Evaluation, score=Score,
+                    rule_ids={n: (*((i,) for i in names[n]), ()) for n in first},
+                    routes=(*(r.route for r in assignment), NO_RULE),
+                    owner_route=owner_route, errors=errors)
     return fuse(
         {name: list(stage.exprs) for name, stage in stages.items()},
         groups=[r.group or "fit" for r in scoring], points=[r.points or 0.0 for r in scoring],
         scoring_ids=[r.id for r in scoring], contributions=[r.contribution for r in scoring],
-        outcomes={"qualification": (*(r.status for r in stages["qualification"].rules),
-                                    DEFAULT_STATUS),
+        outcomes={"qualification": (*(r.status or DEFAULT_STATUS
+                                      for r in stages["qualification"].rules), DEFAULT_STATUS),
                   "territories": (*(r.id for r in stages["territories"].rules), None),
                   "segments": (*(r.id for r in stages["segments"].rules), None),
                   "sla": (*(r.id for r in stages["sla"].rules), None)},
         grades=grades, assignment_targets=(*targets, (None, _DEFAULT_QUEUE)),
-        functions=functions)
+        functions=functions, result=result)
 
 
 def _owner_guard(c: _Compiler, ex: CheckedExpr | None) -> CheckedExpr | None:

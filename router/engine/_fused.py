@@ -25,14 +25,16 @@ import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import msgspec
+
+from router.engine._regex import MatchSet
 from router.engine.expr import CheckedExpr, _globals
-from router.engine.functions import Function
-from router.engine.names import LEAD_FIELDS
+from router.engine.functions import STR, Function, Matcher
+from router.engine.names import DERIVED, LEAD_FIELDS
 
-__all__ = ["FusedFn", "fuse"]
+__all__ = ["FusedFn", "Result", "fuse"]
 
-# (scoring hits, q, t, s, a, p, raised (stage, index) pairs, fit, bant, engagement, total, grade)
-FusedFn = Callable[..., tuple[Any, ...]]
+FusedFn = Callable[..., Any]
 
 _OUTPUT_LOCALS = {"fit": "_o_fit", "bant": "_o_bant", "engagement": "_o_eng",
                   "score": "_o_score", "grade": "_o_grade", "status": "_o_status",
@@ -41,6 +43,9 @@ _OUTPUT_LOCALS = {"fit": "_o_fit", "bant": "_o_bant", "engagement": "_o_eng",
 # Snapshot values passed as arguments rather than through the derived-names dict.
 _ARGS = {"now": "_a_now", "_counts": "_a_counts", "_last": "_a_last"}
 _FIRST_STAGES = ("qualification", "territories", "segments", "assignment", "sla")
+# Names whose value is always text or null (hashable, so they can key a MatchSet's memo).
+_TEXT_NAMES = frozenset({k for k, kind in LEAD_FIELDS.items() if kind == STR}
+                        | {k for k, (kind, _) in DERIVED.items() if kind == STR})
 
 
 def _name(id_: str) -> ast.Name:
@@ -52,11 +57,42 @@ def _store(id_: str, value: ast.expr) -> ast.stmt:
 
 
 class _Rewrite(ast.NodeTransformer):
-    """``_e["key"]`` → locals: lead fields and derived names hoisted, outputs and hits local."""
+    """``_e["key"]`` → locals: lead fields and derived names hoisted, outputs and hits local;
+    ``matches(field, "...")`` → an element of the field's :class:`MatchSet` answer."""
 
-    def __init__(self, hit_locals: dict[str, str]) -> None:
+    def __init__(self, hit_locals: dict[str, str], constants: dict[str, Any]) -> None:
         self.hoisted: dict[str, str] = {}
         self.hit_locals = hit_locals
+        self.constants = constants
+        # text field -> the distinct patterns rules apply to it (answer index = list index)
+        self.batches: dict[str, list[str]] = {}
+
+    def visit_IfExp(self, node: ast.IfExp) -> ast.expr:
+        # expr.py compiles matches(x, p) on a simple subject to the memo lookup
+        # `(r if (r := memo.get(x)) is not None else test(x))`; on a text field it becomes
+        # `_b<n>[j]`, with `_b<n>` computed once per lead for all of the field's patterns.
+        orelse = node.orelse
+        if (isinstance(orelse, ast.Call) and isinstance(orelse.func, ast.Name)
+                and len(orelse.args) == 1):
+            key = _key(orelse.args[0])
+            matcher = self._matcher(orelse.func.id)
+            if key is not None and matcher is not None and key in _TEXT_NAMES:
+                self.hoisted.setdefault(key, f"_v{len(self.hoisted)}")
+                patterns = self.batches.setdefault(key, [])
+                if matcher.pattern not in patterns:
+                    patterns.append(matcher.pattern)
+                return ast.Subscript(value=_name(_batch_local(list(self.batches).index(key))),
+                                     slice=ast.Constant(value=patterns.index(matcher.pattern)),
+                                     ctx=ast.Load())
+        self.generic_visit(node)
+        return node
+
+    def _matcher(self, name: str) -> Matcher | None:
+        test = self.constants.get(name)
+        if test is None:
+            return None
+        return next((m for m in self.constants.values()
+                     if isinstance(m, Matcher) and m.test is test), None)
 
     def visit_Compare(self, node: ast.Compare) -> ast.expr:
         # hit("id") is compiled as `"id" in _e["_hits"]`: here it becomes the rule's flag.
@@ -75,6 +111,10 @@ class _Rewrite(ast.NodeTransformer):
             return _name(_OUTPUT_LOCALS[key])
         local = self.hoisted.setdefault(key, f"_v{len(self.hoisted)}")
         return _name(local)
+
+
+def _batch_local(n: int) -> str:
+    return f"_b{n}"
 
 
 def _key(node: ast.AST) -> str | None:
@@ -96,13 +136,46 @@ def _guarded(test: ast.expr, action: list[ast.stmt], stage: str, index: int) -> 
                    orelse=[], finalbody=[])
 
 
+class Result(msgspec.Struct, frozen=True, kw_only=True):
+    """How the fused function builds its result (the caller's types and tables).
+
+    ``rule_ids[stage]``: per first-match rule, the ids it adds to ``matched`` (a 1-tuple; the
+    default, last, adds nothing); ``routes``: the Route of each assignment rule, None for
+    account-owner rules (``owner_route(index, derived)`` builds those), default last;
+    ``errors(raised)`` turns (stage, index) pairs into "stage:id" strings.
+    """
+
+    make: Callable[..., Any]
+    score: Callable[..., Any]
+    rule_ids: Mapping[str, tuple[tuple[str, ...], ...]]
+    routes: tuple[Any, ...]
+    owner_route: Callable[[int, dict[str, Any]], Any]
+    errors: Callable[[list[tuple[str, int]]], tuple[str, ...]]
+
+
+_TAIL = ast.parse("""
+_o_route = _t_route[_i3]
+if _o_route is None:
+    _o_route = _owner_route(_i3, _e)
+return _Evaluation(
+    rules_version=_a_version,
+    score=_Score(total=_o_score, grade=_o_grade, fit=_o_fit, bant=_o_bant, engagement=_o_eng,
+                 contributions=(*_m, *_a_extra)),
+    status=_o_status, territory=_o_territory, segment=_o_segment, route=_o_route,
+    sla_policy=_t_sla[_i4],
+    matched=(*_ids, *_t_id0[_i0], *_t_id1[_i1], *_t_id2[_i2], *_t_id3[_i3], *_t_id4[_i4]),
+    decided=(_i0, _i1, _i2, _i3, _i4), errors=_errors(_x) if _x else (), derived=_e)
+""").body
+
+
 def fuse(stages: Mapping[str, list[CheckedExpr]], *, groups: list[str], points: list[float],
          scoring_ids: list[str], contributions: list[Any], outcomes: Mapping[str, tuple[Any, ...]],
          grades: tuple[tuple[str, float], ...], assignment_targets: tuple[tuple[Any, Any], ...],
-         functions: Mapping[str, Function]) -> FusedFn:
+         functions: Mapping[str, Function], result: Result) -> FusedFn:
     """Compile all stages into ``run(lead, derived, now, counts, last, extra_fit, extra_bant,
-    extra_engagement, extra_other)``, returning (contributions, matched scoring ids, q, t, s,
-    a, p, raised, fit, bant, engagement, total, grade).
+    extra_engagement, extra_other, extra, version)``, returning the evaluation built by
+    ``result.make`` (see :class:`Result`); ``extra`` are contributions from outside the rules,
+    already summed per group into the ``extra_*`` numbers.
 
     ``outcomes[stage]`` is the table of what each first-match rule yields, with the default at
     the end (index -1); ``assignment_targets`` gives (pool, queue) per assignment rule, default
@@ -112,8 +185,8 @@ def fuse(stages: Mapping[str, list[CheckedExpr]], *, groups: list[str], points: 
                  for c in ast.walk(ex.node)
                  if isinstance(c, ast.Constant) and isinstance(c.value, str)}
     hit_locals = {rid: f"_h{i}" for i, rid in enumerate(scoring_ids) if rid in used_hits}
-    rewrite = _Rewrite(hit_locals)
     constants: dict[str, Any] = {}
+    rewrite = _Rewrite(hit_locals, constants)
     body: list[ast.stmt] = []
     code: list[ast.stmt] = []
 
@@ -183,14 +256,26 @@ def fuse(stages: Mapping[str, list[CheckedExpr]], *, groups: list[str], points: 
             value = ast.Call(func=ast.Attribute(value=_name("_e"), attr="get", ctx=ast.Load()),
                              args=[ast.Constant(value=key)], keywords=[])
         body.append(_store(local, value))
+    for n, (key, patterns) in enumerate(rewrite.batches.items()):
+        match_set = MatchSet(patterns)
+        memo, test = f"_bm{n}", f"_bt{n}"
+        constants[memo], constants[test] = match_set.memo, match_set.test
+        subject = _name(rewrite.hoisted[key])
+        # `memo.get(x) or test(x)`: an answer is a non-empty tuple, so never falsy
+        body.append(_store(_batch_local(n), ast.BoolOp(op=ast.Or(), values=[
+            ast.Call(func=ast.Attribute(value=_name(memo), attr="get", ctx=ast.Load()),
+                     args=[subject], keywords=[]),
+            ast.Call(func=_name(test), args=[subject], keywords=[])])))
     body.extend(code)
-    body.append(ast.Return(value=ast.Tuple(elts=[
-        _name("_m"), _name("_ids"), *[_name(f"_i{n}") for n in range(len(_FIRST_STAGES))],
-        _name("_x"),
-        _name("_o_fit"), _name("_o_bant"), _name("_o_eng"), _name("_o_score"),
-        _name("_o_grade")], ctx=ast.Load())))
+    # the result, built here rather than by the caller: one expression instead of ~30 lines
+    for n, stage in enumerate(_FIRST_STAGES):
+        constants[f"_t_id{n}"] = result.rule_ids[stage]
+    constants.update(_t_route=result.routes, _t_sla=outcomes["sla"], _Evaluation=result.make,
+                     _Score=result.score, _owner_route=result.owner_route,
+                     _errors=result.errors)
+    body.extend(copy.deepcopy(_TAIL))
     args = ["_l", "_e", "_a_now", "_a_counts", "_a_last", "_a_fit", "_a_bant", "_a_eng",
-            "_a_other"]
+            "_a_other", "_a_extra", "_a_version"]
     fdef = ast.FunctionDef(
         name="evaluate_ruleset",
         args=ast.arguments(posonlyargs=[], args=[ast.arg(arg=a) for a in args], vararg=None,

@@ -121,42 +121,10 @@ def evaluate(ruleset: Ruleset, lead: Lead, snapshot: Snapshot | None = None, *,
     run = ruleset.run
     if run is None:  # a Ruleset built by hand without the fused function
         raise ValueError("ruleset was not compiled by the loader")
-    contributions, matched, q, t, s, a, p, raised, fit, bant, engagement, total, grade = run(
-        lead, env, now, snap.counts, snap.last, xf, xb, xe, xo)
-    if extra:
-        contributions.extend(extra)
-    status = DEFAULT_STATUS
-    if q >= 0:
-        rule = ruleset.qualification.rules[q]
-        status = rule.status or DEFAULT_STATUS
-        matched.append(rule.id)
-    territory = segment = sla_policy = None
-    if t >= 0:
-        territory = ruleset.territories.rules[t].id
-        matched.append(territory)
-    if s >= 0:
-        segment = ruleset.segments.rules[s].id
-        matched.append(segment)
-    route = _NO_RULE
-    if a >= 0:
-        rule = ruleset.assignment.rules[a]
-        route = rule.route or _owner_route(rule, env)
-        matched.append(rule.id)
-    if p >= 0:
-        sla_policy = ruleset.sla.rules[p].id
-        matched.append(sla_policy)
-    errors: tuple[str, ...] = ()
-    if raised:
-        stages = {st.name: st for st in ruleset.stages}
-        errors = tuple(f"{name}:{stages[name].rules[i].id}" for name, i in raised)
-    return Evaluation(
-        rules_version=ruleset.version,
-        score=Score(total=total, grade=grade, fit=fit, bant=bant, engagement=engagement,
-                    contributions=tuple(contributions)),
-        status=status, territory=territory, segment=segment, route=route,
-        sla_policy=sla_policy, matched=tuple(matched), decided=(q, t, s, a, p),
-        errors=errors, derived=env,
-    )
+    # The fused function (router/engine/_fused.py) runs every stage and builds the Evaluation.
+    ev: Evaluation = run(lead, env, now, snap.counts, snap.last, xf, xb, xe, xo, extra,
+                         ruleset.version)
+    return ev
 
 
 def _owner_route(rule: CompiledRule, env: dict[str, Any]) -> Route:

@@ -528,6 +528,9 @@ class _Builder:
                             "RE2 syntax: no backreferences or lookaround") from None
         # Inline memo lookup, RE2 only on a miss: `(m if (m := memo.get(x)) is not None else
         # test(x))`. Only for simple subjects, which are cheap and pure to evaluate twice.
+        # The Matcher itself is kept among the constants too: the fused ruleset function finds
+        # it there and answers every pattern on the same field with one RE2 call (MatchSet).
+        self.const(matcher)
         call = ast.Call(func=self.const(matcher.test), args=[text.node], keywords=[])
         if not isinstance(text.node, ast.Subscript | ast.Name):
             return _Typed(call, BOOL, "matches()")

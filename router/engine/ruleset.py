@@ -106,7 +106,7 @@ class Ruleset(msgspec.Struct, frozen=True, kw_only=True):
     uses_account_owner: bool
     rules: dict[str, CompiledRule]
     # All stages compiled into one function (router.engine._fused); evaluate() calls this.
-    run: Callable[..., tuple[Any, ...]] | None = None
+    run: Callable[..., Any] | None = None
     # forms: / sources: (router.intake.config.IntakeConfig), compiled with the rules
     intake: Any = None
     # engagement: decaying points per event type (router.engine.engagement), and every event
