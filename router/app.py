@@ -21,14 +21,16 @@ from router.api import rules as rules_api
 from router.api import sla as sla_api
 from router.api.errors import exception_handlers
 from router.engagement import EngagementService
+from router.engine.ruleset import Ruleset
 from router.instrument import InstrumentedStore
 from router.leads import LeadService
 from router.middleware import ObservabilityMiddleware
 from router.plugins import PluginHost
 from router.reload import RulesManager
+from router.retention import log_warnings
 from router.settings import Settings
 from router.sla import SlaService
-from router.state.engagement import EngagementStore
+from router.state.engagement import EngagementLimits, EngagementStore
 from router.state.errors import StateError
 from router.state.rules_sync import bump_rules_generation, rules_generation
 from router.state.store import Store
@@ -65,8 +67,9 @@ class Context:
         metrics.ROUND_TRIP_SOURCE.attach(store)
         self.leads = LeadService(store=store, rules=self.rules, settings=self.settings,
                                  clock=self.now, plugins=self.plugins)
-        self.engagement = EngagementService(state=EngagementStore(store), rules=self.rules,
-                                            leads=self.leads, clock=self.now)
+        limits = EngagementLimits.retained(self.settings.engagement_retention * 1000)
+        self.engagement = EngagementService(state=EngagementStore(store, limits),
+                                            rules=self.rules, leads=self.leads, clock=self.now)
         self.leads.engagement = self.engagement
         self.sla = SlaService(store=store, rules=self.rules, settings=self.settings,
                               clock=self.now)
@@ -125,10 +128,18 @@ def create_app(settings: Settings, *, rules: RulesManager | None = None,
                 inflight_ttl=datetime.timedelta(seconds=settings.inflight_timeout),
                 idempotency_retention=datetime.timedelta(
                     seconds=settings.idempotency_retention),
-                sla_facts_maxlen=settings.sla_facts_maxlen)
+                sla_facts_maxlen=settings.sla_facts_maxlen,
+                outbox_maxlen=settings.outbox_maxlen)
             with contextlib.suppress(StateError):
                 await connected.load_scripts()
         ctx.attach(store or connected)
+
+        def retention_check(ruleset: Ruleset) -> None:  # at start and after every reload
+            log_warnings(ruleset, retention=settings.engagement_retention,
+                         decision_retention=settings.decision_retention)
+
+        retention_check(manager.current)
+        manager.listeners.append(retention_check)
         with contextlib.suppress(StateError):
             ctx._rules_generation = await rules_generation(ctx.store)
         watcher = asyncio.create_task(ctx.watch_rules(), name="rules-watcher")
@@ -146,6 +157,7 @@ def create_app(settings: Settings, *, rules: RulesManager | None = None,
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             metrics.mark_process_dead()
+            manager.listeners.remove(retention_check)
             if owned:
                 await ctx.store.close()
 

@@ -39,6 +39,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     admin_token: str | None = None
     decision_retention: Seconds = 30 * 86400
     idempotency_retention: Seconds = 86400
+    # How long a person's engagement (event times, traits, identified ids, the aliases pointing
+    # to them) is kept after their last event; event times older than this are not kept one by
+    # one. Default 400 days (the longest count() window is 365).
+    engagement_retention: Seconds = 400 * 86400
     inflight_timeout: Seconds = 30
     batch_limit: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1_048_576
@@ -63,6 +67,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     outbox_max_attempts: Annotated[int, msgspec.Meta(ge=1)] = 12
     outbox_retry_seconds: Annotated[float, msgspec.Meta(gt=0)] = 1.0
     outbox_retry_max_seconds: Annotated[float, msgspec.Meta(gt=0)] = 300.0
+    # Events kept in the outbox stream for sinks (MAXLEN ~): how many a sink that is down may
+    # miss before the oldest are trimmed; each holds the stored decision (docs/operations.md).
+    outbox_maxlen: Annotated[int, msgspec.Meta(ge=1000)] = 100_000
     # SLA breach worker (docs/sla.md), in every process: how often it looks for due deadlines
     # (0 = not in this process), how many it claims at once, how long a claim holds before
     # another process may take the lead over (a worker that died mid-escalation).
@@ -112,7 +119,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             if value is not None and value != "":
                 raw[name] = value
         raw.update({k: v for k, v in overrides.items() if v is not None})
-        for name in ("decision_retention", "idempotency_retention", "inflight_timeout"):
+        for name in ("decision_retention", "idempotency_retention", "engagement_retention",
+                     "inflight_timeout"):
             if isinstance(raw.get(name), str) and not raw[name].isdigit():
                 try:
                     raw[name] = parse_duration(raw[name])

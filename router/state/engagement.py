@@ -4,10 +4,14 @@ Key layout (all under the store's prefix; every key of one person shares the has
 event script touches one cluster slot)::
 
     {eng:PERSON}             hash    lead, dom, seq, nt, traits, traits_at, recent, ids,
-                                     e:<type> = [n, rem, rem_at, t1..tk]   TTL 400 d after the
+                                     e:<type> = [n, rem, rem_at, t1..tk]   TTL R after the
                                                                             last event
-    {eng:PERSON}:seen        zset    messageIds → received ms, newest 500   TTL 2 d
-    {eng:alias:KIND:HASH}    str     PERSON an anonymous / user id stands for     TTL 400 d
+    {eng:PERSON}:seen        zset    messageIds → received ms, newest 500   TTL min(2 d, R)
+    {eng:alias:KIND:HASH}    str     PERSON an anonymous / user id stands for     TTL R
+
+``R`` is the engagement retention (``LEADROUTER_ENGAGEMENT_RETENTION``, 400 days by default,
+:meth:`EngagementLimits.retained`); event times older than ``min(365 d, R)`` are folded when
+their type is next written.
 
 ``PERSON`` is ``e:<sha256 of the email>`` (the same hash as the erasure index, so no address
 appears in a key), ``a:<hash>`` / ``u:<hash>`` for an anonymousId / userId nobody identified
@@ -81,6 +85,18 @@ class EngagementLimits(msgspec.Struct, frozen=True, kw_only=True):
     seen_ttl_ms: int = 2 * DAY_MS
     recent_max: int = 20
     ids_max: int = 20
+
+    @classmethod
+    def retained(cls, retention_ms: int) -> EngagementLimits:
+        """The limits for an engagement retention (``LEADROUTER_ENGAGEMENT_RETENTION``): a
+        person's record and the aliases pointing to it expire ``retention_ms`` after their last
+        write, event times older than it are not kept one by one (folded into the decayed
+        remainder when their type is next written), seen message ids at most that long. The
+        default (400 days) gives the default limits."""
+        base = cls()
+        return cls(ttl_ms=retention_ms, alias_ttl_ms=retention_ms,
+                   horizon_ms=min(base.horizon_ms, retention_ms),
+                   seen_ttl_ms=min(base.seen_ttl_ms, retention_ms))
 
 
 def _short(value: str) -> str:
