@@ -154,7 +154,9 @@ class LeadService:
             if spam is not None:
                 ev, notes = _as_spam(ev, spam), (*notes, Step(stage="intake", outcome="bad_lead",
                                                                detail=spam))
-            plan = self._plan(ruleset, lead, ev, lead_id, now, source, pre, notes)
+            explanation = explain(ruleset, ev) + notes  # rendered once: stored and answered
+            plan = self._plan(ruleset, lead, ev, lead_id, now, source, pre, notes,
+                              explanation=explanation)
             if link is not None:
                 plan = msgspec.structs.replace(plan, engagement=link)
             t2 = _perf()
@@ -188,20 +190,23 @@ class LeadService:
             request.rules_version = ruleset.version
         decision = _decision(ruleset, ev, lead_id, now, result.owner, result.pool,
                              result.queue, result.strategy, result.reason, result.due_at,
-                             state=result.status, notes=notes)
+                             state=result.status, explanation=explanation)
         if plugins is not None and plugins.has("on_decision"):
             await plugins.on_decision(lead, decision)
         return "created", decision, lead_id
 
     def _plan(self, ruleset: Ruleset, lead: Lead, ev: Evaluation, lead_id: str,
               now: dt.datetime, source: str, pre: Prefetched,
-              notes: tuple[Step, ...] = ()) -> CommitPlan:
+              notes: tuple[Step, ...] = (), *,
+              explanation: tuple[Step, ...] | None = None) -> CommitPlan:
         route = ev.route
+        if explanation is None:
+            explanation = explain(ruleset, ev) + notes
         record = Record(lead=lead, status=ev.status, score=ev.score, territory=ev.territory,
                         segment=ev.segment, route_kind=route.kind, route_rule=route.rule,
                         route_reason=route.reason, sla_policy=ev.sla_policy,
                         rules_version=ruleset.version, created_at=now, matched=ev.matched,
-                        explanation=explain(ruleset, ev) + notes, source=source)
+                        explanation=explanation, source=source)
         policy = ruleset.sla_policies.get(ev.sla_policy or "")
         kw: dict[str, Any] = {}
         if route.kind == "pool" and route.target:
@@ -241,7 +246,7 @@ def _as_spam(ev: Evaluation, reason: str) -> Evaluation:
 def _decision(ruleset: Ruleset, ev: Evaluation, lead_id: str, now: dt.datetime,
               owner: str | None, pool: str | None, queue: str | None, strategy: str | None,
               reason: str, due_at: dt.datetime | None, *, state: str,
-              notes: tuple[Step, ...] = ()) -> Decision:
+              explanation: tuple[Step, ...]) -> Decision:
     return Decision(
         lead_id=lead_id, status=ev.status, score=ev.score, territory=ev.territory,
         segment=ev.segment,
@@ -249,7 +254,7 @@ def _decision(ruleset: Ruleset, ev: Evaluation, lead_id: str, now: dt.datetime,
                               strategy=strategy, reason=reason or ev.route.reason),
         sla=Sla(policy=ev.sla_policy, due_at=due_at, state="pending" if due_at else None),
         rules_version=ruleset.version, created_at=now, matched=ev.matched,
-        explanation=explain(ruleset, ev) + notes,
+        explanation=explanation,
         history=(PublicHistory(at=now, event="created"),
                  PublicHistory(at=now, event=state, detail={
                      k: v for k, v in (("owner", owner), ("pool", pool), ("queue", queue))

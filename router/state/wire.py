@@ -5,9 +5,10 @@ Why not ``redis.asyncio.Redis``: measured on this machine class, one redis-py ro
 task) and a pipeline of three ~270 µs; the same PING through this protocol costs ~25-35 µs.
 Round trips decide the service's throughput (DESIGN.md), so the hot path uses this.
 
-How it works: every call packs its command(s) with ``hiredis.pack_command`` and writes them in
-one ``transport.write`` (so a batch, e.g. MULTI…EXEC, is never interleaved with another task's
-commands), then appends a waiter to a FIFO. Redis answers in order; ``data_received`` feeds
+How it works: every call packs its command(s) with ``hiredis.pack_command`` and queues them as
+one piece (so a batch, e.g. MULTI…EXEC, is never interleaved with another task's commands),
+then appends a waiter to a FIFO; the pieces queued during one event-loop iteration go out in one
+``transport.write`` (automatic pipelining). Redis answers in order; ``data_received`` feeds
 hiredis and hands each reply to the oldest waiter. Many tasks share the connection, and Redis
 sees one pipelined stream, which is also the cheapest for the server.
 
@@ -60,6 +61,25 @@ class _Protocol(asyncio.Protocol):
         self.pending: collections.deque[_Batch] = collections.deque()
         self.transport: asyncio.Transport | None = None
         self.lost = False
+        self.outgoing: list[bytes] = []
+
+    def send(self, packed: bytes) -> None:
+        """Queue ``packed`` for the next flush (the end of this event-loop iteration).
+
+        Every task that runs in the same iteration — under load, the requests whose bytes
+        arrived together — shares one write to Redis, and Redis answers them in one read: each
+        write costs a syscall and wakes the server on another core, which on virtual machines
+        costs more than the Python work of a whole request (measured: docs/BENCHMARKS.md).
+        """
+        if not self.outgoing:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self.outgoing.append(packed)
+
+    def flush(self) -> None:
+        data, self.outgoing = self.outgoing, []
+        if self.lost or self.transport is None:
+            return  # connection_lost already failed their waiters
+        self.transport.write(data[0] if len(data) == 1 else b"".join(data))
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement the interface without subclassing asyncio.Transport.
@@ -167,7 +187,7 @@ class Wire:
             raise ConnectionError("connection to Redis lost")
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         proto.pending.append(_Batch(future, count))
-        proto.transport.write(packed)
+        proto.send(packed)
         try:
             async with asyncio.timeout(self.timeout):
                 return await future

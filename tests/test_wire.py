@@ -1,0 +1,61 @@
+"""The multiplexed Redis connection: automatic pipelining keeps replies with their callers."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from router.state.wire import ReplyError, Wire
+
+pytestmark = pytest.mark.anyio
+
+
+class _CountingTransport:
+    """Wraps the real transport and counts writes (the bytes still go to Valkey)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.writes = 0
+
+    def write(self, data: bytes) -> None:
+        self.writes += 1
+        self.inner.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_calls_made_in_one_loop_iteration_share_one_write(redis_url: str) -> None:
+    wire = Wire(redis_url)
+    try:
+        await wire.call("PING")
+        proto = await wire._protocol()
+        counting = _CountingTransport(proto.transport)
+        proto.transport = counting  # type: ignore[assignment]
+        replies = await asyncio.gather(
+            *(wire.call("ECHO", f"m{i}") for i in range(50)),
+            wire.batch([("SET", "wire:k", "v"), ("GET", "wire:k"), ("INCR", "wire:k")]))
+        assert replies[:50] == [f"m{i}".encode() for i in range(50)]
+        ok, value, error = replies[50]
+        assert (ok, value) == (b"OK", b"v") and isinstance(error, ReplyError)
+        assert counting.writes == 1
+        # a later call in another iteration is written on its own, and answered
+        assert await wire.call("ECHO", "later") == b"later"
+        assert counting.writes == 2
+    finally:
+        await wire.close()
+
+
+async def test_a_cancelled_caller_does_not_shift_the_replies(redis_url: str) -> None:
+    wire = Wire(redis_url)
+    try:
+        first = asyncio.ensure_future(wire.call("ECHO", "first"))
+        second = asyncio.ensure_future(wire.call("ECHO", "second"))
+        await asyncio.sleep(0)
+        first.cancel()
+        assert await second == b"second"
+        assert await wire.call("ECHO", "third") == b"third"
+    finally:
+        await wire.close()
