@@ -59,3 +59,25 @@ async def test_a_cancelled_caller_does_not_shift_the_replies(redis_url: str) -> 
         assert await wire.call("ECHO", "third") == b"third"
     finally:
         await wire.close()
+
+
+async def test_a_server_that_stops_answering_times_out_every_waiter(redis_url: str) -> None:
+    # CLIENT PAUSE keeps the connection open but answers nothing: the watchdog must notice.
+    admin = Wire(redis_url)
+    wire = Wire(redis_url, timeout=0.3)
+    try:
+        assert await wire.call("PING") == b"PONG"
+        await admin.call("CLIENT", "PAUSE", 1500, "ALL")
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        results = await asyncio.gather(wire.call("ECHO", "a"), wire.call("ECHO", "b"),
+                                       return_exceptions=True)
+        elapsed = loop.time() - t0
+        assert all(isinstance(r, TimeoutError) for r in results), results
+        assert 0.25 <= elapsed < 1.2
+        await admin.call("CLIENT", "UNPAUSE")
+        assert await wire.call("ECHO", "again") == b"again"  # reconnects
+    finally:
+        await admin.call("CLIENT", "UNPAUSE")
+        await wire.close()
+        await admin.close()

@@ -47,21 +47,49 @@ class ReplyError(Exception):
 
 
 class _Batch:
-    __slots__ = ("future", "remaining", "replies")
+    __slots__ = ("deadline", "future", "remaining", "replies")
 
-    def __init__(self, future: asyncio.Future[list[Any]], count: int) -> None:
+    def __init__(self, future: asyncio.Future[list[Any]], count: int, deadline: float) -> None:
         self.future = future
         self.remaining = count
         self.replies: list[Any] = []
+        self.deadline = deadline
 
 
 class _Protocol(asyncio.Protocol):
-    def __init__(self) -> None:
+    def __init__(self, timeout: float = 2.0) -> None:
         self.reader = hiredis.Reader(replyError=ReplyError)
         self.pending: collections.deque[_Batch] = collections.deque()
         self.transport: asyncio.Transport | None = None
         self.lost = False
         self.outgoing: list[bytes] = []
+        self.timeout = timeout
+        self.watchdog: asyncio.TimerHandle | None = None
+
+    def expect(self, future: asyncio.Future[list[Any]], count: int) -> None:
+        """Queue a waiter for ``count`` replies, due within the timeout.
+
+        One watchdog timer per connection instead of an ``asyncio.timeout`` per call (which
+        costs a timer handle and a context manager per round trip): replies come in order, so
+        only the oldest waiter can be overdue.
+        """
+        loop = future.get_loop()
+        self.pending.append(_Batch(future, count, loop.time() + self.timeout))
+        if self.watchdog is None:
+            self.watchdog = loop.call_later(self.timeout, self._check)
+
+    def _check(self) -> None:
+        self.watchdog = None
+        if self.lost or not self.pending:
+            return
+        loop = asyncio.get_running_loop()
+        overdue = self.pending[0].deadline - loop.time()
+        if overdue <= 0:
+            # The server is not answering: drop the connection rather than leave every later
+            # caller queued behind a reply that may never come.
+            self.abort(TimeoutError("Redis did not answer in time"))
+        else:
+            self.watchdog = loop.call_later(overdue, self._check)
 
     def send(self, packed: bytes) -> None:
         """Queue ``packed`` for the next flush (the end of this event-loop iteration).
@@ -102,7 +130,12 @@ class _Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
-        error = ConnectionError(f"connection to Redis lost: {exc or 'closed by the server'}")
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
+        error: OSError = (exc if isinstance(exc, TimeoutError) else
+                          ConnectionError(f"connection to Redis lost: "
+                                          f"{exc or 'closed by the server'}"))
         while self.pending:
             future = self.pending.popleft().future
             if not future.done():
@@ -149,12 +182,16 @@ class Wire:
 
     async def _connect(self) -> _Protocol:
         loop = asyncio.get_running_loop()
+
+        def make() -> _Protocol:
+            return _Protocol(self.timeout)
+
         async with asyncio.timeout(self.connect_timeout):
             if self.unix_path:
-                _, proto = await loop.create_unix_connection(_Protocol, self.unix_path)
+                _, proto = await loop.create_unix_connection(make, self.unix_path)
             else:
                 _, proto = await loop.create_connection(
-                    _Protocol, self.host, self.port, ssl=self.ssl)
+                    make, self.host, self.port, ssl=self.ssl)
         handshake: list[tuple[Arg, ...]] = []
         if self.password is not None:
             auth: tuple[Arg, ...] = ("AUTH", self.password)
@@ -186,16 +223,9 @@ class Wire:
         if proto.lost or proto.transport is None:
             raise ConnectionError("connection to Redis lost")
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        proto.pending.append(_Batch(future, count))
+        proto.expect(future, count)
         proto.send(packed)
-        try:
-            async with asyncio.timeout(self.timeout):
-                return await future
-        except TimeoutError:
-            # The server is not answering: drop the connection rather than leave every later
-            # caller queued behind a reply that may never come.
-            proto.abort(TimeoutError("Redis did not answer in time"))
-            raise
+        return await future
 
     async def batch(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:
         """Send ``commands`` in one write; their replies (ReplyError values inline), in order."""
