@@ -2,8 +2,9 @@
 
     uv run --group load python loadtests/run_locust.py --workers 1 --users 32 --duration 60
     uv run --group load python loadtests/run_locust.py --workers 2 --users 32 --duration 60
-    uv run --group load python loadtests/run_locust.py --workers 2 --users 16 --rate 600 \\
-        --duration 600 --sample 10 --name soak
+    uv run --group load python loadtests/run_locust.py --workers 2 --users 16 --rate 200 \\
+        --duration 600 --warmup 360 --sample 10 --retention 60s --short-sla 1m \\
+        --engagement-retention 2m --facts-maxlen 100000 --breakdown --name soak
 
 Each run starts ``leadrouter serve --workers N`` (embedded Valkey, fresh data dir, the shipped
 ``rules/``, access log off unless ``--access-log``) on a free loopback port, runs
@@ -14,7 +15,14 @@ everything, and writes into ``--out`` (default ``loadtests/results/``):
 * ``NAME.csv``: per endpoint: requests, failures, rps, p50, p95, p99 (ms);
 * ``NAME.md``: the same as a Markdown table, plus the machine and the command;
 * with ``--sample S``: ``NAME-samples.csv`` — every S seconds the service's RSS (supervisor and
-  workers, MiB) and Redis ``used_memory`` (MiB) — and the curves in ``NAME.md``.
+  workers, MiB) and Redis ``used_memory`` (MiB) — and the curves in ``NAME.md``;
+* with ``--breakdown``: Redis memory by key family at the end of the load
+  (``redis_breakdown.py``), in ``NAME.md``.
+
+``NAME.md`` lists every ``LEADROUTER_*`` setting the service ran with. The soak's settings
+(``--retention``, ``--short-sla``, ``--engagement-retention``, ``--outbox-maxlen``,
+``--facts-maxlen``) shorten what Redis keeps so that it reaches its steady state (expiring and
+trimming as fast as it stores) within the warm-up; with the defaults it would grow for days.
 
 Loopback only; the run is bounded by ``--duration``. Exit status 1 if any request failed.
 """
@@ -119,11 +127,23 @@ def main() -> int:
                          "state); the load runs for warmup + duration")
     ap.add_argument("--short-sla", default=None, metavar="DURATION",
                     help="serve a copy of the rules with every accept_within set to DURATION "
-                         "(e.g. 1m): leads outlive their SLA deadline by the retention, so a "
-                         "soak with the shipped hours-long SLAs never reaches its steady state")
+                         "(e.g. 1m) on the wall clock: leads outlive their SLA deadline by the "
+                         "retention, so a soak with the shipped hours-long SLAs (business-hours "
+                         "ones due the next morning) never reaches its steady state")
     ap.add_argument("--retention", default=None,
                     help="decision and idempotency retention (e.g. 60s) — short for a soak, so "
                          "Redis reaches its steady state (expiring as fast as it stores)")
+    ap.add_argument("--engagement-retention", default=None, metavar="DURATION",
+                    help="LEADROUTER_ENGAGEMENT_RETENTION (e.g. 2m): every lead of the mix is a "
+                         "new person, whose engagement is otherwise kept 400 days")
+    ap.add_argument("--outbox-maxlen", type=int, default=None, metavar="N",
+                    help="LEADROUTER_OUTBOX_MAXLEN (default 100000 events, ~2.3 KB each)")
+    ap.add_argument("--facts-maxlen", type=int, default=None, metavar="N",
+                    help="LEADROUTER_SLA_FACTS_MAXLEN (default 200000: fills in ~4.5 "
+                         "minutes at the soak's 200 req/s)")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="at the end of the load, Redis memory by key family (MEMORY USAGE "
+                         "of every key) into NAME.md")
     args = ap.parse_args()
 
     name = args.name or f"workers-{args.workers}"
@@ -137,8 +157,9 @@ def main() -> int:
         rules_dir = str(work / "rules")
         shutil.copytree(args.rules, rules_dir)
         sla = Path(rules_dir) / "sla.yaml"
-        sla.write_text(re.sub(r"accept_within: *\S+", f"accept_within: {args.short_sla}",
-                              sla.read_text()))
+        text = re.sub(r"accept_within: *\S+", f"accept_within: {args.short_sla}",
+                      sla.read_text())
+        sla.write_text(re.sub(r"clock: *business", "clock: wall", text))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     leadrouter = Path(sys.executable).with_name("leadrouter")
@@ -148,6 +169,15 @@ def main() -> int:
     if args.retention:
         env.update(LEADROUTER_DECISION_RETENTION=args.retention,
                    LEADROUTER_IDEMPOTENCY_RETENTION=args.retention)
+    if args.engagement_retention:
+        env["LEADROUTER_ENGAGEMENT_RETENTION"] = args.engagement_retention
+    if args.outbox_maxlen:
+        env["LEADROUTER_OUTBOX_MAXLEN"] = str(args.outbox_maxlen)
+    if args.facts_maxlen:
+        env["LEADROUTER_SLA_FACTS_MAXLEN"] = str(args.facts_maxlen)
+    settings = sorted(f"{k}={v}" for k, v in env.items() if k.startswith("LEADROUTER_"))
+    print(f"{name}: leadrouter serve --workers {args.workers} with " + " ".join(settings),
+          flush=True)
     server_log = (work / "server.log").open("wb")
     server = subprocess.Popen(
         [str(leadrouter), "serve", "--workers", str(args.workers), "--port", str(port),
@@ -155,6 +185,7 @@ def main() -> int:
         env=env, stdout=server_log, stderr=subprocess.STDOUT, start_new_session=True)
     samples: list[tuple[float, float, float]] = []
     stop = threading.Event()
+    report = ""
     try:
         wait_ready(url, server)
         with urllib.request.urlopen(f"{url}/v1/status", timeout=5) as r:
@@ -190,6 +221,12 @@ def main() -> int:
         started = time.time()
         subprocess.run(cmd, env=locust_env, check=False, timeout=args.duration + args.warmup + 120)
         elapsed = time.time() - started
+        stop.set()
+        if args.breakdown and redis_url:
+            sys.path.insert(0, str(ROOT / "loadtests"))
+            from redis_breakdown import breakdown
+
+            report = breakdown(redis_url)
     finally:
         stop.set()
         server.send_signal(signal.SIGTERM)
@@ -218,12 +255,17 @@ def main() -> int:
     md = [f"### {name}: {args.workers} worker(s), {args.users} users, {args.duration} s"
           + (f", offered {args.rate:g} req/s" if args.rate else ", closed loop")
           + (f", retention {args.retention}" if args.retention else "")
-          + (f", every SLA {args.short_sla}" if args.short_sla else "")
+          + (f", every SLA {args.short_sla} (wall clock)" if args.short_sla else "")
           + (f", after {args.warmup:g} s of warm-up" if args.warmup else ""), "",
           f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC · {platform.machine()}, "
           f"{os.cpu_count()} vCPUs shared by the service, Valkey and locust · Python "
           f"{platform.python_version()} · leadrouter {status.get('version')} · rules "
           f"{status['rules']['version'][:12]} · wall {elapsed:.0f} s", "",
+          "Command: `python loadtests/run_locust.py " + " ".join(sys.argv[1:]) + "`", "",
+          "Service settings: " + ", ".join(f"`{x}`" for x in settings)
+          + (f"; rules: a copy of `{args.rules}` with every `accept_within: {args.short_sla}`"
+             " and `clock: wall`"
+             if args.short_sla else f"; rules: `{args.rules}`") + ".", "",
           "| endpoint | requests | failures | req/s | p50 ms | p95 ms | p99 ms |",
           "|---|---:|---:|---:|---:|---:|---:|"]
     md += [f"| {t['endpoint']} | {t['requests']:,} | {t['failures']} | {t['rps']:,} | "
@@ -239,6 +281,8 @@ def main() -> int:
             writer2.writerow(["seconds", "service_rss_mib", "redis_used_memory_mib"])
             writer2.writerows([(round(s, 1), round(r, 2), round(m, 2)) for s, r, m in samples])
         md += ["", _curves(samples)]
+    if report:
+        md += ["", report]
     (out / f"{name}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     shutil.rmtree(work, ignore_errors=True)
@@ -258,6 +302,17 @@ def _curves(samples: list[tuple[float, float, float]]) -> str:
     mem = [s[2] for s in samples]
     bars = " ▁▂▃▄▅▆▇█"
 
+    def slope(values: list[float]) -> float:
+        """MiB per minute over the second half of the samples (least squares)."""
+        half = samples[len(samples) // 2:]
+        ys = values[len(samples) // 2:]
+        if len(half) < 2:
+            return 0.0
+        ts = [s[0] / 60 for s in half]
+        mt, my = sum(ts) / len(ts), sum(ys) / len(ys)
+        var = sum((t - mt) ** 2 for t in ts)
+        return sum((t - mt) * (y - my) for t, y in zip(ts, ys, strict=True)) / var if var else 0.0
+
     def spark(values: list[float]) -> str:
         lo, hi = min(values), max(values)
         span = (hi - lo) or 1.0
@@ -266,12 +321,12 @@ def _curves(samples: list[tuple[float, float, float]]) -> str:
     lines = [
         f"Memory, sampled every {samples[1][0] - samples[0][0]:.0f} s "
         f"({len(samples)} samples):" if len(samples) > 1 else "Memory:", "",
-        "| series | first | min | max | last | last - first | curve |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| series | first | min | max | last | last - first | MiB/min, 2nd half | curve |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
         f"| service RSS (MiB) | {rss[0]:.1f} | {min(rss):.1f} | {max(rss):.1f} | {rss[-1]:.1f} | "
-        f"{rss[-1] - rss[0]:+.1f} | `{spark(rss)}` |",
+        f"{rss[-1] - rss[0]:+.1f} | {slope(rss):+.2f} | `{spark(rss)}` |",
         f"| Redis used_memory (MiB) | {mem[0]:.2f} | {min(mem):.2f} | {max(mem):.2f} | "
-        f"{mem[-1]:.2f} | {mem[-1] - mem[0]:+.2f} | `{spark(mem)}` |", "",
+        f"{mem[-1]:.2f} | {mem[-1] - mem[0]:+.2f} | {slope(mem):+.2f} | `{spark(mem)}` |", "",
         "<details><summary>every sample</summary>", "",
         "| t (s) | service RSS (MiB) | Redis used_memory (MiB) |", "|---:|---:|---:|"]
     lines += [f"| {t:.0f} | {r:.1f} | {m:.2f} |" for t, r, m in samples]
