@@ -20,7 +20,8 @@ never holds the others back. Delivery is at least once:
 
 A new group starts at the end of the stream (``$``): installing a sink does not replay history.
 Entries trimmed away by ``MAXLEN`` before a sink read them are lost to that sink: the outbox
-holds ``outbox_maxlen`` events (100 000 by default) for sinks that are down.
+holds ``outbox_maxlen`` events (``LEADROUTER_OUTBOX_MAXLEN``, 100 000 by default) for sinks that
+are down.
 """
 
 from __future__ import annotations
