@@ -22,9 +22,9 @@ from leadrouter_sdk import Assignment, Decision, Lead, Score, Sla, Step
 from leadrouter_sdk import HistoryEntry as PublicHistory
 
 from router import metrics
-from router.engine.availability import PlanCache, local_day
+from router.engine.availability import PlanCache, PoolPlan, local_day
 from router.engine.evaluate import Evaluation, Snapshot, derived, explain
-from router.engine.ruleset import Route, Ruleset
+from router.engine.ruleset import Route, Ruleset, SlaSpec
 from router.engine.sla_clock import deadline
 from router.logs import REQUEST
 from router.plugins import PluginHost
@@ -213,9 +213,7 @@ class LeadService:
             chain, queue = self._plans(ruleset).chain(route.target, now)
             kw.update(chain=chain, queue=queue)
             if policy is not None and policy.clock == "business":
-                kw["due_by_rep"] = {
-                    m.rep: deadline(policy, ruleset.reps[m.rep], ruleset.holidays, now)
-                    for p in chain for m in p.members if m.rep in ruleset.reps}
+                kw["due_by_rep"] = _due_by_rep(policy, ruleset, chain, now)
         elif route.kind in ("owner", "account_owner") and route.target:
             rep = ruleset.reps.get(route.target)
             kw.update(owner=route.target, owner_day=local_day(rep, now))
@@ -233,6 +231,25 @@ class LeadService:
     async def get(self, lead_id: str, *, duplicate: bool = False) -> Decision | None:
         stored = await self.store.get_lead(lead_id)
         return None if stored is None else from_stored(stored, duplicate=duplicate)
+
+
+def _due_by_rep(policy: SlaSpec, ruleset: Ruleset, chain: tuple[PoolPlan, ...],
+                now: dt.datetime) -> dict[str, dt.datetime]:
+    """Each candidate rep's business-hours deadline (the pick happens later, in Redis); reps
+    sharing a time zone and hours share one computation."""
+    by_schedule: dict[tuple[str, Any], dt.datetime] = {}
+    out: dict[str, dt.datetime] = {}
+    for p in chain:
+        for m in p.members:
+            rep = ruleset.reps.get(m.rep)
+            if rep is None:
+                continue
+            key = (rep.timezone, rep.hours)
+            due = by_schedule.get(key)
+            if due is None:
+                due = by_schedule[key] = deadline(policy, rep, ruleset.holidays, now)
+            out[m.rep] = due
+    return out
 
 
 def _as_spam(ev: Evaluation, reason: str) -> Evaluation:

@@ -21,12 +21,12 @@ from __future__ import annotations
 import ast
 import copy
 import sys
-import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
 
+from router.engine._alpha import group_call, group_function, single_key
 from router.engine._regex import MatchSet
 from router.engine.expr import CheckedExpr, _globals
 from router.engine.functions import STR, Function, Matcher
@@ -43,6 +43,9 @@ _OUTPUT_LOCALS = {"fit": "_o_fit", "bant": "_o_bant", "engagement": "_o_eng",
 # Snapshot values passed as arguments rather than through the derived-names dict.
 _ARGS = {"now": "_a_now", "_counts": "_a_counts", "_last": "_a_last"}
 _FIRST_STAGES = ("qualification", "territories", "segments", "assignment", "sla")
+# Snapshot mappings read with `.get` → the local holding the bound method (the `_a_` prefix
+# keeps rules reading them out of memoised runs, router/engine/_alpha.py).
+_BOUND_GETS = {"_counts": "_a_cget", "_last": "_a_lget"}
 # Names whose value is always text or null (hashable, so they can key a MatchSet's memo).
 _TEXT_NAMES = frozenset({k for k, kind in LEAD_FIELDS.items() if kind == STR}
                         | {k for k, (kind, _) in DERIVED.items() if kind == STR})
@@ -66,6 +69,19 @@ class _Rewrite(ast.NodeTransformer):
         self.constants = constants
         # text field -> the distinct patterns rules apply to it (answer index = list index)
         self.batches: dict[str, list[str]] = {}
+        self.bound: set[str] = set()  # snapshot mappings whose `get` is hoisted
+
+    def visit_Call(self, node: ast.Call) -> ast.expr:
+        # count()/last() read `_e["_counts"].get(key, 0)`: call a bound `get` hoisted once
+        # (a dozen engagement rules each paid the method lookup).
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr == "get":
+            key = _key(func.value)
+            if key in _BOUND_GETS:
+                self.bound.add(key)
+                node.func = _name(_BOUND_GETS[key])
+        self.generic_visit(node)
+        return node
 
     def visit_IfExp(self, node: ast.IfExp) -> ast.expr:
         # expr.py compiles matches(x, p) on a simple subject to the memo lookup
@@ -190,7 +206,9 @@ def fuse(stages: Mapping[str, list[CheckedExpr]], *, groups: list[str], points: 
     body: list[ast.stmt] = []
     code: list[ast.stmt] = []
 
-    # scoring: collect, points summed per group inline
+    # scoring: collect, points summed per group inline; runs of rules over one field memoised
+    scoring: list[tuple[ast.expr, ast.stmt, str | None, str]] = []
+    extra_defs: list[ast.stmt] = []
     code.append(_store("_m", ast.List(elts=[], ctx=ast.Load())))
     code.append(_store("_ids", ast.List(elts=[], ctx=ast.Load())))
     sums = {"fit": "_o_fit", "bant": "_o_bant", "engagement": "_o_eng"}
@@ -209,9 +227,12 @@ def fuse(stages: Mapping[str, list[CheckedExpr]], *, groups: list[str], points: 
                 args=[ast.Constant(value=scoring_ids[i])], keywords=[]))]
         action.append(ast.AugAssign(target=ast.Name(id=sums[groups[i]], ctx=ast.Store()),
                                     op=ast.Add(), value=ast.Constant(value=points[i])))
-        if scoring_ids[i] in hit_locals:
-            action.append(_store(hit_locals[scoring_ids[i]], ast.Constant(value=True)))
-        code.append(_guarded(rewrite.visit(copy.deepcopy(ex.node)), action, "scoring", i))
+        hit = hit_locals.get(scoring_ids[i])
+        if hit is not None:
+            action.append(_store(hit, ast.Constant(value=True)))
+        test = rewrite.visit(copy.deepcopy(ex.node))
+        scoring.append((test, _guarded(test, action, "scoring", i), hit, sums[groups[i]]))
+    code += _memoised_runs(scoring, rewrite, functions, constants, extra_defs)
     total = ast.BinOp(left=ast.BinOp(left=ast.BinOp(left=_name("_o_fit"), op=ast.Add(),
                                                     right=_name("_o_bant")),
                                      op=ast.Add(), right=_name("_o_eng")),
@@ -256,16 +277,15 @@ def fuse(stages: Mapping[str, list[CheckedExpr]], *, groups: list[str], points: 
             value = ast.Call(func=ast.Attribute(value=_name("_e"), attr="get", ctx=ast.Load()),
                              args=[ast.Constant(value=key)], keywords=[])
         body.append(_store(local, value))
+    for key in sorted(rewrite.bound):
+        body.append(_store(_BOUND_GETS[key], ast.Attribute(value=_name(_ARGS[key]), attr="get",
+                                                           ctx=ast.Load())))
+    used = _loads(code)
     for n, (key, patterns) in enumerate(rewrite.batches.items()):
         match_set = MatchSet(patterns)
-        memo, test = f"_bm{n}", f"_bt{n}"
-        constants[memo], constants[test] = match_set.memo, match_set.test
-        subject = _name(rewrite.hoisted[key])
-        # `memo.get(x) or test(x)`: an answer is a non-empty tuple, so never falsy
-        body.append(_store(_batch_local(n), ast.BoolOp(op=ast.Or(), values=[
-            ast.Call(func=ast.Attribute(value=_name(memo), attr="get", ctx=ast.Load()),
-                     args=[subject], keywords=[]),
-            ast.Call(func=_name(test), args=[subject], keywords=[])])))
+        constants[f"_bm{n}"], constants[f"_bt{n}"] = match_set.memo, match_set.test
+        if _batch_local(n) in used:  # else only memoised runs read it
+            body.append(_batch_line(n, rewrite.hoisted[key]))
     body.extend(code)
     # the result, built here rather than by the caller: one expression instead of ~30 lines
     for n, stage in enumerate(_FIRST_STAGES):
@@ -283,9 +303,61 @@ def fuse(stages: Mapping[str, list[CheckedExpr]], *, groups: list[str], points: 
         body=body, decorator_list=[], returns=None)
     if sys.version_info >= (3, 12):
         fdef.type_params = []
-    module = ast.Module(body=[fdef], type_ignores=[])
+    module = ast.Module(body=[*extra_defs, fdef], type_ignores=[])
     ast.fix_missing_locations(module)
     compiled = compile(module, "<rules>", "exec")
-    fcode = next(c for c in compiled.co_consts if isinstance(c, types.CodeType))
-    fn: FusedFn = types.FunctionType(fcode, _globals(functions, constants), "evaluate_ruleset")
+    namespace = _globals(functions, constants)
+    namespace.update(_B_tuple=tuple, _B_len=len)
+    # Runs our own code object (built from the checked, rewritten trees above), which defines
+    # the functions in `namespace`: no rule text is evaluated.
+    exec(compiled, namespace)  # noqa: S102
+    fn: FusedFn = namespace["evaluate_ruleset"]
     return fn
+
+
+def _batch_line(n: int, subject: str) -> ast.stmt:
+    """`_b<n> = memo.get(x) or test(x)`: an answer is a non-empty tuple, so never falsy."""
+    return _store(_batch_local(n), ast.BoolOp(op=ast.Or(), values=[
+        ast.Call(func=ast.Attribute(value=_name(f"_bm{n}"), attr="get", ctx=ast.Load()),
+                 args=[_name(subject)], keywords=[]),
+        ast.Call(func=_name(f"_bt{n}"), args=[_name(subject)], keywords=[])]))
+
+
+def _loads(nodes: list[ast.stmt]) -> set[str]:
+    return {n.id for stmt in nodes for n in ast.walk(stmt)
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+def _memoised_runs(scoring: list[tuple[ast.expr, ast.stmt, str | None, str]],
+                   rewrite: _Rewrite, functions: Mapping[str, Function],
+                   constants: dict[str, Any], defs: list[ast.stmt]) -> list[ast.stmt]:
+    """The scoring blocks, with each run of 2+ consecutive rules over one field replaced by a
+    memoised group (router/engine/_alpha.py); the group functions are appended to ``defs``."""
+    locals_ = {local: key for key, local in rewrite.hoisted.items()}
+    batches = {_batch_local(i): key for i, key in enumerate(rewrite.batches)}
+    keys = [single_key(test, locals_, batches, functions) for test, *_ in scoring]
+    out: list[ast.stmt] = []
+    i = 0
+    while i < len(scoring):
+        j = i + 1
+        while keys[i] is not None and j < len(scoring) and keys[j] == keys[i]:
+            j += 1
+        key = keys[i]
+        if key is None or j - i < 2:
+            out += [block for _, block, _, _ in scoring[i:j]]
+            i = j
+            continue
+        run = scoring[i:j]
+        n = len(defs)
+        local = rewrite.hoisted[key]
+        blocks = [block for _, block, _, _ in run]
+        hits = [hit for _, _, hit, _ in run if hit is not None]
+        sums = sorted({total for *_, total in run})
+        used = _loads(blocks)
+        lines = [_batch_line(b, local) for b, k in enumerate(rewrite.batches)
+                 if k == key and _batch_local(b) in used]
+        constants[f"_gm{n}"] = {}
+        defs.append(group_function(n, local, lines, blocks, hits))
+        out += group_call(n, local, sums, hits)
+        i = j
+    return out

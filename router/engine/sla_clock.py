@@ -23,7 +23,7 @@ def business_deadline(rep: RepSpec, holidays: Iterable[str], start: dt.datetime,
     """The moment ``seconds`` of ``rep``'s working time have passed after ``start``."""
     zone = ZoneInfo(rep.timezone)
     local = start.astimezone(zone)
-    off = set(holidays)
+    off = holidays if isinstance(holidays, frozenset | set) else set(holidays)
     remaining = float(seconds)
     day = local.date()
     for _ in range(_MAX_DAYS):
