@@ -141,7 +141,7 @@ def browser() -> Iterator[Callable[[], Page]]:
          f"--remote-debugging-port={port}", "--remote-debugging-address=127.0.0.1",
          "about:blank"],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    sockets: list[ClientConnection] = []
+    sockets = contextlib.ExitStack()  # each DevTools connection, closed at the end
 
     def open_page() -> Page:
         deadline = time.monotonic() + 30
@@ -156,15 +156,14 @@ def browser() -> Iterator[Callable[[], Page]]:
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError("chromium's DevTools endpoint did not come up")
             time.sleep(0.1)
-        ws = connect(pages[0]["webSocketDebuggerUrl"], max_size=2**24, open_timeout=10)
-        sockets.append(ws)
+        ws: ClientConnection = sockets.enter_context(
+            connect(pages[0]["webSocketDebuggerUrl"], max_size=2**24, open_timeout=10))
         return Page(ws)
 
     try:
         yield open_page
     finally:
-        for ws in sockets:
-            ws.close()
+        sockets.close()
         proc.terminate()
         try:
             proc.wait(timeout=10)

@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, delete, get, put
+from litestar.params import FromPath
 
 from router.api.auth import admin_guard
 from router.api.errors import DECODE_ERRORS, problem, validation_problem
@@ -32,7 +33,7 @@ def _domain(raw: str) -> str:
 
 @put("/v1/accounts/{domain:str}", tags=["accounts"], guards=[admin_guard],
      operation_class=json_body(AccountOwner, "The owning rep."))
-async def put_account(request: Request[Any, Any, Any], domain: str) -> dict[str, str]:
+async def put_account(request: Request[Any, Any, Any], domain: FromPath[str]) -> dict[str, str]:
     """Make ``owner`` the owner of the account ``domain``."""
     ctx = request.app.state.ctx
     try:
@@ -51,7 +52,7 @@ async def put_account(request: Request[Any, Any, Any], domain: str) -> dict[str,
 
 
 @get("/v1/accounts/{domain:str}", tags=["accounts"], guards=[admin_guard])
-async def get_account(request: Request[Any, Any, Any], domain: str) -> dict[str, str]:
+async def get_account(request: Request[Any, Any, Any], domain: FromPath[str]) -> dict[str, str]:
     name = _domain(domain)
     owner = await request.app.state.ctx.store.get_account(name)
     if owner is None:
@@ -60,7 +61,7 @@ async def get_account(request: Request[Any, Any, Any], domain: str) -> dict[str,
 
 
 @delete("/v1/accounts/{domain:str}", tags=["accounts"], guards=[admin_guard], status_code=204)
-async def delete_account(request: Request[Any, Any, Any], domain: str) -> Response[None]:
+async def delete_account(request: Request[Any, Any, Any], domain: FromPath[str]) -> Response[None]:
     name = _domain(domain)
     if not await request.app.state.ctx.store.delete_account(name):
         raise problem(404, "Not found", f"no owner recorded for {name}", kind="account-not-found")

@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.params import FromQuery
 from litestar.plugins.problem_details import ProblemDetailsException
 
 from router.api.errors import DECODE_ERRORS, problem
@@ -184,8 +185,9 @@ class Engagement(msgspec.Struct, kw_only=True):
 
 
 @get("/v1/engagement", tags=["events"])
-async def get_engagement(request: Request[Any, Any, Any], email: str | None = None,
-                         lead_id: str | None = None) -> Engagement:
+async def get_engagement(request: Request[Any, Any, Any],
+                         email: FromQuery[str | None] = None,
+                         lead_id: FromQuery[str | None] = None) -> Engagement:
     """A person's engagement now (``?email=`` or ``?lead_id=``): per event type the count kept,
     the last time and the rules' windows, and each decayed contribution (count, raw points,
     decayed points, cap)."""

@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 from leadrouter_sdk import Decision, Lead, decode_lead
 from litestar import Request, Response, get, post
+from litestar.params import FromPath
 
 from router.api.errors import DECODE_ERRORS, problem, validation_problem
 from router.api.openapi import BatchRequest, json_body
@@ -149,7 +150,7 @@ async def create_leads(request: Request[Any, Any, Any]) -> dict[str, Any]:
 
 
 @get("/v1/leads/{lead_id:str}", tags=["leads"])
-async def get_lead(request: Request[Any, Any, Any], lead_id: str) -> Decision:
+async def get_lead(request: Request[Any, Any, Any], lead_id: FromPath[str]) -> Decision:
     """The stored decision: score breakdown, status, assignment, SLA state, rules version and
     the history of everything that happened to the lead."""
     if len(lead_id) > 64:

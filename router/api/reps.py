@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import msgspec
 from litestar import Request, get, put
+from litestar.params import FromPath
 
 from router.api.auth import admin_guard
 from router.api.errors import DECODE_ERRORS, problem, validation_problem
@@ -32,7 +33,7 @@ def _rep(request: Request[Any, Any, Any], rep_id: str) -> None:
 
 
 @get("/v1/reps/{rep_id:str}", tags=["reps"], guards=[admin_guard])
-async def get_rep(request: Request[Any, Any, Any], rep_id: str) -> dict[str, Any]:
+async def get_rep(request: Request[Any, Any, Any], rep_id: FromPath[str]) -> dict[str, Any]:
     """A rep's configuration (from the rules) and live availability (from Redis)."""
     _rep(request, rep_id)
     ctx = request.app.state.ctx
@@ -45,7 +46,7 @@ async def get_rep(request: Request[Any, Any, Any], rep_id: str) -> dict[str, Any
 
 @put("/v1/reps/{rep_id:str}", tags=["reps"], guards=[admin_guard],
      operation_class=json_body(RepUpdate, "The rep's new availability."))
-async def put_rep(request: Request[Any, Any, Any], rep_id: str) -> RepState:
+async def put_rep(request: Request[Any, Any, Any], rep_id: FromPath[str]) -> RepState:
     """Set a rep's availability: ``{"status": "out_of_office", "until": "2026-12-01T09:00Z"}``."""
     _rep(request, rep_id)
     try:
@@ -64,7 +65,7 @@ async def put_rep(request: Request[Any, Any, Any], rep_id: str) -> RepState:
 
 
 @get("/v1/pools/{pool_id:str}", tags=["reps"])
-async def get_pool(request: Request[Any, Any, Any], pool_id: str) -> PoolStats:
+async def get_pool(request: Request[Any, Any, Any], pool_id: FromPath[str]) -> PoolStats:
     """Members, who is eligible right now and why not, assignments today, caps used."""
     ctx = request.app.state.ctx
     ruleset = ctx.rules.current
