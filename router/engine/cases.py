@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 from leadrouter_sdk import lead_from_mapping
+from msgspec import UNSET, UnsetType
 
 from router.engine._yaml import Document, load_yaml
 from router.engine.engagement import DAY_MS, activity_from_times, ms
@@ -32,16 +33,19 @@ class ScoreRange(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class Expect(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    status: str | None = None
-    grade: str | None = None
-    territory: str | None = None
-    segment: str | None = None
-    pool: str | None = None
-    queue: str | None = None
-    owner: str | None = None
-    rule: str | None = None
-    sla: str | None = None
-    score: float | ScoreRange | None = None
+    """What a case checks. A key left out is not checked; for the outcomes that can be absent
+    (grade, territory, segment, assignment rule, sla) an explicit ``null`` asserts absence."""
+
+    status: str | UnsetType = UNSET
+    grade: str | None | UnsetType = UNSET
+    territory: str | None | UnsetType = UNSET
+    segment: str | None | UnsetType = UNSET
+    pool: str | UnsetType = UNSET
+    queue: str | UnsetType = UNSET
+    owner: str | UnsetType = UNSET
+    rule: str | None | UnsetType = UNSET
+    sla: str | None | UnsetType = UNSET
+    score: float | ScoreRange | UnsetType = UNSET
     matched: list[str] = []
     not_matched: list[str] = []
 
@@ -151,8 +155,10 @@ def _check(case: Case, ev: Evaluation) -> list[str]:
     failures = []
 
     def same(label: str, want: Any, got: Any) -> None:
-        if want is not None and want != got:
-            failures.append(f"{label}: expected {want!r}, got {got!r}")
+        if want is UNSET or want == got:
+            return
+        failures.append(f"{label}: expected {'none' if want is None else repr(want)}, got "
+                        f"{'none' if got is None else repr(got)}")
 
     same("status", exp.status, ev.status)
     same("grade", exp.grade, ev.score.grade)
@@ -163,14 +169,14 @@ def _check(case: Case, ev: Evaluation) -> list[str]:
     route = f"{ev.route.kind} {ev.route.target}"
     for kind, want in (("pool", exp.pool), ("queue", exp.queue), ("owner", exp.owner)):
         kinds = ("owner", "account_owner") if kind == "owner" else (kind,)
-        if want is not None and not (ev.route.kind in kinds and ev.route.target == want):
+        if want is not UNSET and not (ev.route.kind in kinds and ev.route.target == want):
             failures.append(f"{kind}: expected {want!r}, got {route}")
     total = ev.score.total
     if isinstance(exp.score, ScoreRange):
         if (exp.score.min is not None and total < exp.score.min) or (
                 exp.score.max is not None and total > exp.score.max):
             failures.append(f"score: expected {exp.score.min}..{exp.score.max}, got {total:g}")
-    elif exp.score is not None and abs(exp.score - total) > 1e-9:
+    elif isinstance(exp.score, float | int) and abs(exp.score - total) > 1e-9:
         failures.append(f"score: expected {exp.score:g}, got {total:g}")
     if ev.errors:
         failures.append(f"rules raised errors (treated as not matching): {list(ev.errors)}")
