@@ -37,14 +37,14 @@ class Expect(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     (grade, territory, segment, assignment rule, sla) an explicit ``null`` asserts absence."""
 
     status: str | UnsetType = UNSET
-    grade: str | None | UnsetType = UNSET
-    territory: str | None | UnsetType = UNSET
-    segment: str | None | UnsetType = UNSET
+    grade: str | UnsetType | None = UNSET
+    territory: str | UnsetType | None = UNSET
+    segment: str | UnsetType | None = UNSET
     pool: str | UnsetType = UNSET
     queue: str | UnsetType = UNSET
     owner: str | UnsetType = UNSET
-    rule: str | None | UnsetType = UNSET
-    sla: str | None | UnsetType = UNSET
+    rule: str | UnsetType | None = UNSET
+    sla: str | UnsetType | None = UNSET
     score: float | ScoreRange | UnsetType = UNSET
     matched: list[str] = []
     not_matched: list[str] = []
