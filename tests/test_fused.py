@@ -138,3 +138,38 @@ def load_directory_cached() -> Ruleset:
     if not _CACHE:
         _CACHE.append(load_directory(RULES))
     return _CACHE[0]
+
+
+def test_a_first_match_chain_that_raises_runs_again_rule_by_rule() -> None:
+    import ast
+
+    from router.engine._fused import _first_match
+    from router.engine.functions import BUILTINS
+
+    calls: list[int] = []
+
+    def boom() -> bool:
+        calls.append(1)
+        raise RuntimeError("unexpected")
+
+    def call(name: str) -> ast.expr:
+        return ast.Call(func=ast.Name(id=name, ctx=ast.Load()), args=[], keywords=[])
+
+    tests: list[ast.expr] = [ast.Constant(value=False), call("boom"), ast.Constant(value=True)]
+    body = [ast.Assign(targets=[ast.Name(id="_x", ctx=ast.Store())],
+                       value=ast.List(elts=[], ctx=ast.Load())),
+            *_first_match("_i", "sla", tests, BUILTINS),
+            ast.Return(value=ast.Tuple(elts=[ast.Name(id="_i", ctx=ast.Load()),
+                                             ast.Name(id="_x", ctx=ast.Load())],
+                                       ctx=ast.Load()))]
+    fdef = ast.FunctionDef(name="f", args=ast.arguments(
+        posonlyargs=[], args=[], vararg=None, kwonlyargs=[], kw_defaults=[], kwarg=None,
+        defaults=[]), body=body, decorator_list=[], returns=None)
+    if sys.version_info >= (3, 12):
+        fdef.type_params = []
+    module = ast.fix_missing_locations(ast.Module(body=[fdef], type_ignores=[]))
+    namespace: dict[str, Any] = {"boom": boom, "Exception": Exception}
+    exec(compile(module, "<test>", "exec"), namespace)
+    # the raising rule counts as not matching and is reported; the next one decides
+    assert namespace["f"]() == (2, [("sla", 1)])
+    assert len(calls) == 2  # once in the chain, once when re-run guarded

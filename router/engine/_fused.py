@@ -29,7 +29,7 @@ import msgspec
 from router.engine._alpha import group_call, group_function, single_key
 from router.engine._regex import MatchSet
 from router.engine.expr import CheckedExpr, _globals
-from router.engine.functions import STR, Function, Matcher
+from router.engine.functions import BUILTINS, STR, Function, Matcher
 from router.engine.names import DERIVED, LEAD_FIELDS
 
 __all__ = ["FusedFn", "Result", "fuse"]
@@ -250,15 +250,11 @@ def fuse(stages: Mapping[str, list[CheckedExpr]], *, groups: list[str], points: 
                "segments": ["_o_segment"], "assignment": ["_o_pool", "_o_queue"], "sla": []}
     for n, stage in enumerate(_FIRST_STAGES):
         index = f"_i{n}"
-        code.append(_store(index, ast.Constant(value=-1)))
-        for i, ex in enumerate(stages[stage]):
+        tests = []
+        for ex in stages[stage]:
             constants.update(ex.constants)
-            guarded = _guarded(rewrite.visit(copy.deepcopy(ex.node)),
-                               [_store(index, ast.Constant(value=i))], stage, i)
-            code.append(guarded if i == 0 else ast.If(
-                test=ast.Compare(left=_name(index), ops=[ast.Lt()],
-                                 comparators=[ast.Constant(value=0)]),
-                body=[guarded], orelse=[]))
+            tests.append(rewrite.visit(copy.deepcopy(ex.node)))
+        code += _first_match(index, stage, tests, functions)
         tables = [outcomes[stage]] if stage != "assignment" else [
             tuple(t[0] for t in assignment_targets), tuple(t[1] for t in assignment_targets)]
         for local, table in zip(outputs[stage], tables, strict=False):
@@ -313,6 +309,38 @@ def fuse(stages: Mapping[str, list[CheckedExpr]], *, groups: list[str], points: 
     exec(compiled, namespace)  # noqa: S102
     fn: FusedFn = namespace["evaluate_ruleset"]
     return fn
+
+
+def _first_match(index: str, stage: str, tests: list[ast.expr],
+                 functions: Mapping[str, Function]) -> list[ast.stmt]:
+    """``index`` = the first rule whose test holds, else -1.
+
+    Each rule must run inside its own ``try`` (a rule that raises counts as not matching and
+    is reported), but per-rule guards cost a check of ``index`` for every rule after the match.
+    So the stage runs as one plain ``if/elif`` chain, and only if something in it raises does
+    it run again rule by rule, guarded. Rules calling plugin functions (which may have side
+    effects, and so must not run twice) always take the guarded form.
+    """
+    guarded: list[ast.stmt] = [_store(index, ast.Constant(value=-1))]
+    for i, test in enumerate(tests):
+        rule = _guarded(copy.deepcopy(test), [_store(index, ast.Constant(value=i))], stage, i)
+        guarded.append(rule if i == 0 else ast.If(
+            test=ast.Compare(left=_name(index), ops=[ast.Lt()],
+                             comparators=[ast.Constant(value=0)]),
+            body=[rule], orelse=[]))
+    plugin = any(isinstance(n, ast.Name) and n.id.startswith("_fn_")
+                 and functions.get(n.id[4:]) is not BUILTINS.get(n.id[4:])
+                 for test in tests for n in ast.walk(test))
+    if plugin or not tests:
+        return guarded
+    chain: list[ast.stmt] = [_store(index, ast.Constant(value=-1))]
+    for i in reversed(range(len(tests))):
+        chain = [ast.If(test=tests[i], body=[_store(index, ast.Constant(value=i))],
+                        orelse=chain)]
+    return [ast.Try(body=chain,
+                    handlers=[ast.ExceptHandler(type=_name("Exception"), name=None,
+                                                body=guarded)],
+                    orelse=[], finalbody=[])]
 
 
 def _batch_line(n: int, subject: str) -> ast.stmt:
