@@ -8,12 +8,16 @@ as the rules. Here the checked expressions of all stages are woven into one func
 * derived names (``email_domain``, ``now``, engagement windows...) once from a small dict;
 * stage outputs (``score``, ``status``, ``territory``...) are locals assigned by the code of
   their stage, and ``hit("id")`` is a local boolean set when that scoring rule matched;
-* points are summed per group inline; first-match stages are ``if index < 0`` chains whose
-  outcome names come from constant tables.
+* every ``matches()`` on one text field is answered by one RE2 call per value (MatchSet);
+* points are summed per group inline; runs of scoring rules over one field are memoised per
+  value (router/engine/_alpha.py); first-match stages are ``if/elif`` chains whose outcome
+  names come from constant tables;
+* the function builds the ``Evaluation`` itself.
 
-Every rule still runs inside its own ``try``: a rule that raises (only possible through a
-plugin function) counts as not matching and is reported. The result is exactly what the
-stage functions compute (a test runs both on generated leads).
+A rule that raises (only possible through a plugin function) counts as not matching and is
+reported: scoring rules each run in their own ``try``; a first-match chain that raises runs
+again rule by rule, each guarded. The result is exactly what the stage functions compute (a
+test runs both on generated leads).
 """
 
 from __future__ import annotations
