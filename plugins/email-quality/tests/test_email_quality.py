@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from leadrouter_email_quality import EmailQuality, _parse_points
+from leadrouter_email_quality import SUGGESTED_POINTS, EmailQuality, _parse_points
 
 RULES = {"rules.yaml": """\
 scoring:
@@ -29,10 +29,22 @@ qualification:
 ])
 def test_findings_become_fit_contributions(leadrouter: Any, make_lead: Any, email: str,
                                            rules: list[tuple[str, float]]) -> None:
-    result = leadrouter(EmailQuality({})).evaluate(make_lead(email=email))
+    result = leadrouter(EmailQuality(SUGGESTED_POINTS)).evaluate(make_lead(email=email))
     got = [(c.rule, c.points) for c in result.contributions() if c.rule.startswith("email.")]
     assert got == rules
     assert all(c.group == "fit" and c.reason for c in result.contributions("email.role"))
+
+
+@pytest.mark.parametrize(("email", "rules"), [
+    ("info@gmail.com", []), ("x@mailinator.com", []), ("a@b.test", [("email.invalid", -25)]),
+])
+def test_by_default_only_what_the_shipped_rules_do_not_score(
+        monkeypatch: pytest.MonkeyPatch, leadrouter: Any, make_lead: Any, email: str,
+        rules: list[tuple[str, float]]) -> None:
+    # rules/scoring.yaml has fit.email.role/free/disposable: the plugin must not count them again
+    monkeypatch.delenv("LEADROUTER_EMAIL_QUALITY_POINTS", raising=False)
+    contributions = leadrouter(EmailQuality()).score(make_lead(email=email))
+    assert [(c.rule, c.points) for c in contributions] == rules
 
 
 def test_no_email_no_contribution(leadrouter: Any, make_lead: Any) -> None:
@@ -43,7 +55,7 @@ def test_points_are_configurable(monkeypatch: pytest.MonkeyPatch, leadrouter: An
                                  make_lead: Any) -> None:
     monkeypatch.setenv("LEADROUTER_EMAIL_QUALITY_POINTS", "free=0, role=-3")
     plugin = EmailQuality()
-    assert plugin.points == {"role": -3, "free": 0, "disposable": -40, "invalid": -25}
+    assert plugin.points == {"role": -3, "free": 0, "disposable": 0, "invalid": -25}
     contributions = leadrouter(plugin).score(make_lead(email="info@gmail.com"))
     assert [(c.rule, c.points) for c in contributions] == [("email.role", -3)]
     with pytest.raises(ValueError, match="unknown finding 'spam'"):
