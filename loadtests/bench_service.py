@@ -97,6 +97,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def valkey_events(url: str, *, reset: bool = False) -> dict[str, float]:
+    """Valkey's own view of a phase: AOF rewrites so far, and (since ``reset``) the worst
+    latency events over 2 ms — a fork for an AOF rewrite blocks every request in flight."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        if reset:
+            client.config_set("latency-monitor-threshold", 2)
+            client.execute_command("LATENCY", "RESET")
+        out: dict[str, float] = {"aof_rewrites": float(client.info("persistence")
+                                                       .get("aof_rewrites", 0))}
+        for name, _, _latest, worst, *_ in client.execute_command("LATENCY", "LATEST"):
+            out[name.decode() if isinstance(name, bytes) else str(name)] = float(worst)
+        return out
+    finally:
+        client.close()
+
+
 def wrk(url: str, seconds: int, connections: int) -> dict[str, float]:
     out = subprocess.run(
         ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
@@ -209,8 +228,11 @@ def main() -> None:
             for name in servers:
                 results[name] = max(sweep[name].values(), key=lambda r: r["rps"])
             rate = results["leadrouter"]["rps"] / 2
+            before = valkey_events(url, reset=True)
             fixed = open_loop(servers["leadrouter"][1], args.latency_duration, rate,
                               args.latency_connections)
+            during = valkey_events(url)
+            during["aof_rewrites"] -= before["aof_rewrites"]
         finally:
             for proc, _ in servers.values():
                 stop(proc)
@@ -235,6 +257,10 @@ def main() -> None:
     print(f"open loop at half the maximum, {args.latency_duration}s, varied leads "
           f"(loadtests/openloop.py on CPU 1):")
     print(textwrap.indent(fixed.report(), "  "))
+    worst = {k: v for k, v in during.items() if k != "aof_rewrites"}
+    print(f"  Valkey meanwhile: {during['aof_rewrites']:.0f} AOF rewrite(s); worst latency "
+          "events (ms): " + (", ".join(f"{k} {v:.0f}" for k, v in sorted(worst.items()))
+                            or "none over 2 ms"))
     print(f"Redis round trips per lead (in-process, same LeadService): {trips:.2f}")
 
 
