@@ -457,7 +457,8 @@ class EngagementService:
         if mode in ("route", "keep"):
             commit = self.leads._plan(ruleset, lead, ev, read.lead_id, now,
                                       record.source or "api",
-                                      Prefetched(claims=(), account_owner=None), notes)
+                                      Prefetched(claims=(), account_owner=None),
+                                      new.explanation)
             route = {"kind": commit.kind, "target": commit.owner, "owner_day": commit.owner_day,
                      "reason": commit.reason, "rule": commit.rule,
                      "sla_policy": commit.sla_policy, "queue": commit.queue,

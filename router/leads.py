@@ -155,8 +155,7 @@ class LeadService:
                 ev, notes = _as_spam(ev, spam), (*notes, Step(stage="intake", outcome="bad_lead",
                                                                detail=spam))
             explanation = explain(ruleset, ev) + notes  # rendered once: stored and answered
-            plan = self._plan(ruleset, lead, ev, lead_id, now, source, pre, notes,
-                              explanation=explanation)
+            plan = self._plan(ruleset, lead, ev, lead_id, now, source, pre, explanation)
             if link is not None:
                 plan = msgspec.structs.replace(plan, engagement=link)
             t2 = _perf()
@@ -197,11 +196,8 @@ class LeadService:
 
     def _plan(self, ruleset: Ruleset, lead: Lead, ev: Evaluation, lead_id: str,
               now: dt.datetime, source: str, pre: Prefetched,
-              notes: tuple[Step, ...] = (), *,
-              explanation: tuple[Step, ...] | None = None) -> CommitPlan:
+              explanation: tuple[Step, ...]) -> CommitPlan:
         route = ev.route
-        if explanation is None:
-            explanation = explain(ruleset, ev) + notes
         record = Record(lead=lead, status=ev.status, score=ev.score, territory=ev.territory,
                         segment=ev.segment, route_kind=route.kind, route_rule=route.rule,
                         route_reason=route.reason, sla_policy=ev.sla_policy,
