@@ -12,7 +12,6 @@ current ruleset loses, and :func:`log_warnings` logs it at start-up and after ev
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
 
 from router.engine.ruleset import CompiledRule, Ruleset
@@ -22,7 +21,6 @@ __all__ = ["duration_text", "log_warnings", "warnings"]
 log = logging.getLogger("leadrouter.engagement")
 
 _DAY = 86_400
-_COUNT = re.compile(r"""count\(\s*["']([^"']+)["']\s*,\s*days\s*=\s*(\d+)\s*\)""")
 
 
 def duration_text(seconds: int) -> str:
@@ -34,15 +32,11 @@ def duration_text(seconds: int) -> str:
 
 
 def _windows(ruleset: Ruleset) -> Iterator[tuple[CompiledRule, str, int]]:
-    """(rule, event type, days) of every ``count()`` a rule's condition makes."""
+    """(rule, event type, days) of every ``count()`` a rule's condition makes, as the checker
+    recorded them (each stage keeps the checked expression of every rule)."""
     for stage in ruleset.stages:
-        exprs = stage.exprs if len(stage.exprs) == len(stage.rules) else ()
-        for i, rule in enumerate(stage.rules):
-            if exprs:
-                found = sorted(getattr(exprs[i], "windows", ()))
-            else:  # no checked expressions kept: read the condition's text
-                found = sorted({(e, int(d)) for e, d in _COUNT.findall(rule.when)})
-            for event, days in found:
+        for rule, expr in zip(stage.rules, stage.exprs, strict=False):
+            for event, days in sorted(expr.windows):
                 yield rule, event, days
 
 
