@@ -19,24 +19,17 @@ from __future__ import annotations
 import ast
 from collections.abc import Mapping, Sequence
 
-from router.engine.functions import BOOL, BUILTINS, NUM, STR, Function
-from router.engine.names import DERIVED, LEAD_FIELDS
+from router.engine._ast import load as _name
+from router.engine._ast import names_of_kind, plugin_function
+from router.engine._ast import store as _store
+from router.engine.functions import BOOL, NUM, STR, Function
 
 __all__ = ["MEMO_KINDS", "MEMO_SIZE", "group_call", "group_function", "single_key"]
 
 MEMO_SIZE = 4096
 # Kinds whose values are hashable scalars (a memo key); `1 == True` cannot mix within a field.
 MEMO_KINDS = frozenset({STR, NUM, BOOL})
-_KEYABLE = frozenset({k for k, kind in LEAD_FIELDS.items() if kind in MEMO_KINDS}
-                     | {k for k, (kind, _) in DERIVED.items() if kind in MEMO_KINDS})
-
-
-def _name(id_: str) -> ast.Name:
-    return ast.Name(id=id_, ctx=ast.Load())
-
-
-def _store(id_: str, value: ast.expr) -> ast.stmt:
-    return ast.Assign(targets=[ast.Name(id=id_, ctx=ast.Store())], value=value)
+_KEYABLE = names_of_kind(*MEMO_KINDS)
 
 
 def single_key(test: ast.expr, locals_: Mapping[str, str], batches: Mapping[str, str],
@@ -60,9 +53,8 @@ def single_key(test: ast.expr, locals_: Mapping[str, str], batches: Mapping[str,
         elif name in temps:
             continue
         elif name.startswith("_fn_"):
-            fn = name[4:]
-            if fn not in BUILTINS or functions.get(fn) is not BUILTINS[fn]:
-                return None  # a plugin function: may be impure or read other state
+            if plugin_function(name, functions):
+                return None  # may be impure or read other state
         elif name.startswith(("_o_", "_h", "_a_", "_e", "_x", "_m", "_ids", "_i")):
             return None  # an earlier output, hit(), the snapshot, now...
     if len(keys) != 1:

@@ -31,10 +31,13 @@ from typing import Any
 import msgspec
 
 from router.engine._alpha import group_call, group_function, single_key
+from router.engine._ast import load as _name
+from router.engine._ast import names_of_kind, plugin_function
+from router.engine._ast import store as _store
 from router.engine._regex import MatchSet
 from router.engine.expr import CheckedExpr, _globals
-from router.engine.functions import BUILTINS, STR, Function, Matcher
-from router.engine.names import DERIVED, LEAD_FIELDS
+from router.engine.functions import STR, Function, Matcher
+from router.engine.names import LEAD_FIELDS
 
 __all__ = ["FusedFn", "Result", "fuse"]
 
@@ -51,16 +54,7 @@ _FIRST_STAGES = ("qualification", "territories", "segments", "assignment", "sla"
 # keeps rules reading them out of memoised runs, router/engine/_alpha.py).
 _BOUND_GETS = {"_counts": "_a_cget", "_last": "_a_lget"}
 # Names whose value is always text or null (hashable, so they can key a MatchSet's memo).
-_TEXT_NAMES = frozenset({k for k, kind in LEAD_FIELDS.items() if kind == STR}
-                        | {k for k, (kind, _) in DERIVED.items() if kind == STR})
-
-
-def _name(id_: str) -> ast.Name:
-    return ast.Name(id=id_, ctx=ast.Load())
-
-
-def _store(id_: str, value: ast.expr) -> ast.stmt:
-    return ast.Assign(targets=[ast.Name(id=id_, ctx=ast.Store())], value=value)
+_TEXT_NAMES = names_of_kind(STR)
 
 
 class _Rewrite(ast.NodeTransformer):
@@ -333,7 +327,7 @@ def _first_match(index: str, stage: str, tests: list[ast.expr],
                              comparators=[ast.Constant(value=0)]),
             body=[rule], orelse=[]))
     plugin = any(isinstance(n, ast.Name) and n.id.startswith("_fn_")
-                 and functions.get(n.id[4:]) is not BUILTINS.get(n.id[4:])
+                 and plugin_function(n.id, functions)
                  for test in tests for n in ast.walk(test))
     if plugin or not tests:
         return guarded
