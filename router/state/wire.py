@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import ssl
 import urllib.parse
 from collections.abc import Sequence
@@ -57,7 +58,7 @@ class _Batch:
 
 
 class _Protocol(asyncio.Protocol):
-    def __init__(self, timeout: float = 2.0) -> None:
+    def __init__(self, timeout: float) -> None:
         self.reader = hiredis.Reader(replyError=ReplyError)
         self.pending: collections.deque[_Batch] = collections.deque()
         self.transport: asyncio.Transport | None = None
@@ -182,10 +183,7 @@ class Wire:
 
     async def _connect(self) -> _Protocol:
         loop = asyncio.get_running_loop()
-
-        def make() -> _Protocol:
-            return _Protocol(self.timeout)
-
+        make = functools.partial(_Protocol, self.timeout)
         async with asyncio.timeout(self.connect_timeout):
             if self.unix_path:
                 _, proto = await loop.create_unix_connection(make, self.unix_path)
