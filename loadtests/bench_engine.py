@@ -40,6 +40,7 @@ COUNTRIES = [("US", ["CA", "WA", "OR", "TX", "IL", "NY", "MA", "FL", "GA", "CO"]
              (None, [None])]
 INDUSTRIES = ["Software", "SaaS", "Financial Services", "Healthcare", "Retail", "Logistics",
               "Manufacturing", "Education", "Government", None]
+ROLE_LOCALS = ["info", "sales", "admin", "contact", "support", "test1", "noreply", "Hello"]
 EVENTS = ["demo_requested", "pricing_page_viewed", "webinar_attended", "content_downloaded",
           "email_clicked", "page_viewed", "trial_started", "contact_sales"]
 
@@ -52,8 +53,12 @@ def synthetic_leads(n: int, seed: int = 7) -> list[tuple[Lead, Snapshot]]:
         employees = int(rng.lognormvariate(5, 1.8)) if rng.random() < 0.8 else None
         events = {(e, d): rng.randint(0, 3) for e in EVENTS for d in (1, 7, 14, 30, 60, 90)
                   if rng.random() < 0.3}
+        # ~5% role or test addresses (info@, sales@, test1@...): the rest never reach RE2,
+        # whose literal prefilter rules them out (router/engine/_prefilter.py)
+        local = f"person{i}" if rng.random() >= 0.05 else rng.choice(ROLE_LOCALS)
+        host = rng.choice(DOMAINS) if local.startswith("person") else f"co{i}.example"
         lead = Lead(
-            email=f"person{i}@{rng.choice(DOMAINS)}",
+            email=f"{local}@{host}",
             first_name=rng.choice(["Ana", "Bo", "Chen", "Dee", "test"]),
             title=rng.choice(TITLES),
             company=rng.choice(["Acme", "Globex", None, "Initech"]),

@@ -9,6 +9,10 @@ memory fixed and needs no LRU bookkeeping on the hot path):
   time, so the memo never helps there, and each RE2 call through pybind11 costs ~0.8 µs
   whatever the pattern; two email rules used to pay it twice per lead.
 
+Before either asks RE2, a check built from the pattern's literal text (router/engine/
+_prefilter.py) rules out most texts with one ``str`` call: ``^(info|sales)@`` cannot match an
+email that starts with neither.
+
 google-re2's Python ``search`` builds match objects and offset tables in Python (~9 µs);
 ``RE2.Match`` through the binding converts its anchor enum per call (~1.5 µs); an RE2 ``Set``
 answers yes/no with neither, so both shapes use the binding's ``Set`` when it has one and the
@@ -21,6 +25,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import re2
+
+from router.engine._prefilter import prefilter_any
 
 __all__ = ["MatchSet", "Matcher"]
 
@@ -52,14 +58,18 @@ def _raw_set(patterns: Sequence[str], options: Any) -> Any:
     return raw
 
 
-def _memoised(match: Callable[[str], Any], miss: Any) -> tuple[dict[Any, Any], Callable[..., Any]]:
-    """A bounded memo in front of ``match``; non-text (null included) answers ``miss``."""
+def _memoised(match: Callable[[str], Any], miss: Any,
+              may_match: Callable[[str], bool] | None) -> tuple[dict[Any, Any], Callable[..., Any]]:
+    """A bounded memo in front of ``match``; non-text (null included) answers ``miss``, and
+    so does text the patterns' literal prefilter rules out (without taking a memo slot)."""
     # Compiled rules look answers up in ``memo`` inline and call ``test`` only on a miss; null
     # is seeded so a missing field never reaches RE2.
     memo: dict[Any, Any] = {None: miss}
 
     def test(text: Any) -> Any:
         if not isinstance(text, str):
+            return miss
+        if may_match is not None and not may_match(text):
             return miss
         hit = memo.get(text)
         if hit is None:
@@ -95,7 +105,7 @@ class Matcher:
             def match(text: str) -> bool:
                 return compiled.search(text) is not None
 
-        self.memo, self.test = _memoised(match, False)
+        self.memo, self.test = _memoised(match, False, prefilter_any([pattern]))
 
 
 class MatchSet:
@@ -125,4 +135,4 @@ class MatchSet:
             def match(text: str) -> tuple[bool, ...]:
                 return tuple(t(text) for t in tests)
 
-        self.memo, self.test = _memoised(match, none)
+        self.memo, self.test = _memoised(match, none, prefilter_any(self.patterns))
