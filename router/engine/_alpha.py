@@ -4,7 +4,7 @@ Scoring rules come in families over one field: four size bands on ``employees``,
 bands, four seniority patterns on ``title``. Their joint outcome depends on that field's value
 alone, and values repeat a lot across leads (a few dozen titles, a handful of budgets), so the
 fused function runs each such *consecutive* run of rules once per distinct value and keeps the
-outcome — contributions, ids, points per group, hit() flags, errors — in a bounded dict keyed by
+outcome — contributions, points per group, hit() flags, errors — in a bounded dict keyed by
 the value; later leads with that value pay one dict lookup and a few list extensions.
 
 Only rules that are pure functions of the field qualify: they read that field (or the RE2 set
@@ -55,7 +55,7 @@ def single_key(test: ast.expr, locals_: Mapping[str, str], batches: Mapping[str,
         elif name.startswith("_fn_"):
             if plugin_function(name, functions):
                 return None  # may be impure or read other state
-        elif name.startswith(("_o_", "_h", "_a_", "_e", "_x", "_m", "_ids", "_i")):
+        elif name.startswith(("_o_", "_h", "_a_", "_e", "_x", "_m", "_i")):
             return None  # an earlier output, hit(), the snapshot, now...
     if len(keys) != 1:
         return None
@@ -66,9 +66,9 @@ def single_key(test: ast.expr, locals_: Mapping[str, str], batches: Mapping[str,
 def group_function(n: int, local: str, batch_lines: Sequence[ast.stmt],
                    blocks: Sequence[ast.stmt], hits: Sequence[str]) -> ast.FunctionDef:
     """``_gf<n>(value)``: run the rule blocks (which use the fused function's local names) on
-    one value, memoise and return (contributions, ids, fit, bant, engagement, hits, errors)."""
+    one value, memoise and return (contributions, fit, bant, engagement, hits, errors)."""
     body: list[ast.stmt] = [*batch_lines]
-    for local_name in ("_m", "_ids", "_x"):
+    for local_name in ("_m", "_x"):
         body.append(_store(local_name, ast.List(elts=[], ctx=ast.Load())))
     for total in ("_o_fit", "_o_bant", "_o_eng"):
         body.append(_store(total, ast.Constant(value=0.0)))
@@ -82,7 +82,7 @@ def group_function(n: int, local: str, batch_lines: Sequence[ast.stmt],
     memo = _name(f"_gm{n}")
     body += [
         _store("_g", ast.Tuple(elts=[
-            tup("_m"), tup("_ids"), _name("_o_fit"), _name("_o_bant"), _name("_o_eng"),
+            tup("_m"), _name("_o_fit"), _name("_o_bant"), _name("_o_eng"),
             ast.Tuple(elts=[_name(h) for h in hits], ctx=ast.Load()), tup("_x")],
             ctx=ast.Load())),
         ast.If(test=ast.Compare(left=ast.Call(func=_name("_B_len"), args=[memo], keywords=[]),
@@ -113,14 +113,14 @@ def group_call(n: int, local: str, sums: Sequence[str], hits: Sequence[str]) -> 
                                                           ctx=ast.Load()),
                                        args=[item(i)], keywords=[]))
 
-    slots = {"_o_fit": 2, "_o_bant": 3, "_o_eng": 4}
-    merge: list[ast.stmt] = [extend("_m", 0), extend("_ids", 1)]
+    slots = {"_o_fit": 1, "_o_bant": 2, "_o_eng": 3}
+    merge: list[ast.stmt] = [extend("_m", 0)]
     merge += [ast.AugAssign(target=ast.Name(id=s, ctx=ast.Store()), op=ast.Add(),
                             value=item(slots[s])) for s in sums]
     if hits:
         merge.append(ast.Assign(targets=[ast.Tuple(elts=[ast.Name(id=h, ctx=ast.Store())
                                                          for h in hits], ctx=ast.Store())],
-                                value=item(5)))
+                                value=item(4)))
     lookup = ast.Call(func=ast.Attribute(value=_name(f"_gm{n}"), attr="get", ctx=ast.Load()),
                       args=[_name(local)], keywords=[])
     return [
@@ -128,6 +128,6 @@ def group_call(n: int, local: str, sums: Sequence[str], hits: Sequence[str]) -> 
         ast.If(test=ast.Compare(left=g, ops=[ast.Is()], comparators=[ast.Constant(value=None)]),
                body=[_store(f"_g{n}", ast.Call(func=_name(f"_gf{n}"), args=[_name(local)],
                                                keywords=[]))], orelse=[]),
-        ast.If(test=item(1), body=merge, orelse=[]),
-        ast.If(test=item(6), body=[extend("_x", 6)], orelse=[]),
+        ast.If(test=item(0), body=merge, orelse=[]),
+        ast.If(test=item(5), body=[extend("_x", 5)], orelse=[]),
     ]

@@ -9,6 +9,8 @@ as the rules. Here the checked expressions of all stages are woven into one func
 * stage outputs (``score``, ``status``, ``territory``...) are locals assigned by the code of
   their stage, and ``hit("id")`` is a local boolean set when that scoring rule matched;
 * every ``matches()`` on one text field is answered by one RE2 call per value (MatchSet);
+* ``contains``/``startswith``/``endswith`` of a text field and a literal are the ``str``
+  operations themselves; ``matched`` is read off the contributions at the end;
 * points are summed per group inline; runs of scoring rules over one field are memoised per
   value (router/engine/_alpha.py); first-match stages are ``if/elif`` chains whose outcome
   names come from constant tables;
@@ -26,13 +28,14 @@ import ast
 import copy
 import sys
 from collections.abc import Callable, Mapping
+from operator import attrgetter
 from typing import Any
 
 import msgspec
 
 from router.engine._alpha import group_call, group_function, single_key
+from router.engine._ast import inline_text_test, names_of_kind, plugin_function
 from router.engine._ast import load as _name
-from router.engine._ast import names_of_kind, plugin_function
 from router.engine._ast import store as _store
 from router.engine._regex import MatchSet
 from router.engine.expr import CheckedExpr, _globals
@@ -61,8 +64,10 @@ class _Rewrite(ast.NodeTransformer):
     """``_e["key"]`` → locals: lead fields and derived names hoisted, outputs and hits local;
     ``matches(field, "...")`` → an element of the field's :class:`MatchSet` answer."""
 
-    def __init__(self, hit_locals: dict[str, str], constants: dict[str, Any]) -> None:
+    def __init__(self, hit_locals: dict[str, str], constants: dict[str, Any],
+                 functions: Mapping[str, Function]) -> None:
         self.hoisted: dict[str, str] = {}
+        self.functions = functions
         self.hit_locals = hit_locals
         self.constants = constants
         # text field -> the distinct patterns rules apply to it (answer index = list index)
@@ -79,7 +84,10 @@ class _Rewrite(ast.NodeTransformer):
                 self.bound.add(key)
                 node.func = _name(_BOUND_GETS[key])
         self.generic_visit(node)
-        return node
+        return inline_text_test(node, self.text_locals(), self.functions)
+
+    def text_locals(self) -> set[str]:
+        return {local for key, local in self.hoisted.items() if key in _TEXT_NAMES}
 
     def visit_IfExp(self, node: ast.IfExp) -> ast.expr:
         # expr.py compiles matches(x, p) on a simple subject to the memo lookup
@@ -177,7 +185,8 @@ return _Evaluation(
                  contributions=(*_m, *_a_extra)),
     status=_o_status, territory=_o_territory, segment=_o_segment, route=_o_route,
     sla_policy=_t_sla[_i4],
-    matched=(*_ids, *_t_id0[_i0], *_t_id1[_i1], *_t_id2[_i2], *_t_id3[_i3], *_t_id4[_i4]),
+    matched=(*_B_map(_rule_of, _m), *_t_id0[_i0], *_t_id1[_i1], *_t_id2[_i2], *_t_id3[_i3],
+             *_t_id4[_i4]),
     decided=(_i0, _i1, _i2, _i3, _i4), errors=_errors(_x) if _x else (), derived=_e)
 """).body
 
@@ -200,7 +209,7 @@ def fuse(stages: Mapping[str, list[CheckedExpr]], *, groups: list[str], points: 
                  if isinstance(c, ast.Constant) and isinstance(c.value, str)}
     hit_locals = {rid: f"_h{i}" for i, rid in enumerate(scoring_ids) if rid in used_hits}
     constants: dict[str, Any] = {}
-    rewrite = _Rewrite(hit_locals, constants)
+    rewrite = _Rewrite(hit_locals, constants, functions)
     body: list[ast.stmt] = []
     code: list[ast.stmt] = []
 
@@ -208,7 +217,6 @@ def fuse(stages: Mapping[str, list[CheckedExpr]], *, groups: list[str], points: 
     scoring: list[tuple[ast.expr, ast.stmt, str | None, str]] = []
     extra_defs: list[ast.stmt] = []
     code.append(_store("_m", ast.List(elts=[], ctx=ast.Load())))
-    code.append(_store("_ids", ast.List(elts=[], ctx=ast.Load())))
     sums = {"fit": "_o_fit", "bant": "_o_bant", "engagement": "_o_eng"}
     for local, arg in (("_o_fit", "_a_fit"), ("_o_bant", "_a_bant"), ("_o_eng", "_a_eng")):
         code.append(_store(local, _name(arg)))
@@ -218,11 +226,10 @@ def fuse(stages: Mapping[str, list[CheckedExpr]], *, groups: list[str], points: 
         constants.update(ex.constants)
         key = f"_c{i}"
         constants[key] = contributions[i]
+        # the matched ids are read off these contributions at the end (one map() call)
         action: list[ast.stmt] = [ast.Expr(value=ast.Call(
             func=ast.Attribute(value=_name("_m"), attr="append", ctx=ast.Load()),
-            args=[_name(key)], keywords=[])), ast.Expr(value=ast.Call(
-                func=ast.Attribute(value=_name("_ids"), attr="append", ctx=ast.Load()),
-                args=[ast.Constant(value=scoring_ids[i])], keywords=[]))]
+            args=[_name(key)], keywords=[]))]
         action.append(ast.AugAssign(target=ast.Name(id=sums[groups[i]], ctx=ast.Store()),
                                     op=ast.Add(), value=ast.Constant(value=points[i])))
         hit = hit_locals.get(scoring_ids[i])
@@ -301,7 +308,7 @@ def fuse(stages: Mapping[str, list[CheckedExpr]], *, groups: list[str], points: 
     ast.fix_missing_locations(module)
     compiled = compile(module, "<rules>", "exec")
     namespace = _globals(functions, constants)
-    namespace.update(_B_tuple=tuple, _B_len=len)
+    namespace.update(_B_tuple=tuple, _B_len=len, _B_map=map, _rule_of=attrgetter("rule"))
     # Runs our own code object (built from the checked, rewritten trees above), which defines
     # the functions in `namespace`: no rule text is evaluated.
     exec(compiled, namespace)  # noqa: S102
