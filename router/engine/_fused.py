@@ -175,19 +175,21 @@ class Result(msgspec.Struct, frozen=True, kw_only=True):
     errors: Callable[[list[tuple[str, int]]], tuple[str, ...]]
 
 
+# The order in which _TAIL passes the Evaluation's fields.
+_POSITIONAL = ("rules_version", "score", "status", "territory", "segment", "route",
+               "sla_policy", "matched", "decided", "errors", "derived")
 _TAIL = ast.parse("""
 _o_route = _t_route[_i3]
 if _o_route is None:
     _o_route = _owner_route(_i3, _e)
-return _Evaluation(
-    rules_version=_a_version,
-    score=_Score(total=_o_score, grade=_o_grade, fit=_o_fit, bant=_o_bant, engagement=_o_eng,
-                 contributions=(*_m, *_a_extra)),
-    status=_o_status, territory=_o_territory, segment=_o_segment, route=_o_route,
-    sla_policy=_t_sla[_i4],
-    matched=(*_B_map(_rule_of, _m), *_t_id0[_i0], *_t_id1[_i1], *_t_id2[_i2], *_t_id3[_i3],
-             *_t_id4[_i4]),
-    decided=(_i0, _i1, _i2, _i3, _i4), errors=_errors(_x) if _x else (), derived=_e)
+return _Evaluation(  # by position: rules_version, score, status, territory, segment, route,
+    _a_version,      # sla_policy, matched, decided, errors, derived (see Evaluation)
+    _Score(total=_o_score, grade=_o_grade, fit=_o_fit, bant=_o_bant, engagement=_o_eng,
+           contributions=(*_m, *_a_extra)),
+    _o_status, _o_territory, _o_segment, _o_route, _t_sla[_i4],
+    (*_B_map(_rule_of, _m), *_t_id0[_i0], *_t_id1[_i1], *_t_id2[_i2], *_t_id3[_i3],
+     *_t_id4[_i4]),
+    (_i0, _i1, _i2, _i3, _i4), _errors(_x) if _x else (), _e)
 """).body
 
 
@@ -294,6 +296,8 @@ def fuse(stages: Mapping[str, list[CheckedExpr]], *, groups: list[str], points: 
     constants.update(_t_route=result.routes, _t_sla=outcomes["sla"], _Evaluation=result.make,
                      _Score=result.score, _owner_route=result.owner_route,
                      _errors=result.errors)
+    if getattr(result.make, "__struct_fields__", _POSITIONAL) != _POSITIONAL:
+        raise TypeError("the Evaluation's fields changed order: update _TAIL and _POSITIONAL")
     body.extend(copy.deepcopy(_TAIL))
     args = ["_l", "_e", "_a_now", "_a_counts", "_a_last", "_a_fit", "_a_bant", "_a_eng",
             "_a_other", "_a_extra", "_a_version"]
