@@ -232,6 +232,14 @@ def test_membership_in_lists_and_in_text() -> None:
     assert not ev("title in attributes.x", title="a", attributes={"x": 5})
 
 
+def test_a_number_is_not_found_among_booleans_in_a_mixed_list() -> None:
+    # Python says 1 == True; the rule language does not (found by the property test)
+    assert not ev("employees in [0, true]", employees=1)
+    assert ev("employees in [0, true]", employees=0)
+    assert not ev('count("webinar", days=30) in [0, true]',
+                  _counts={("webinar", 30): 1})
+
+
 def test_custom_fields_through_attributes() -> None:
     attrs = {"utm_source": "google", "a b": 3, "n": 2.5}
     assert ev('attributes.utm_source == "google"', attributes=attrs)

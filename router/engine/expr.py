@@ -86,6 +86,8 @@ class Scope(msgspec.Struct, frozen=True, kw_only=True):
     ranks: Mapping[str, Mapping[str, float]] = {}
     functions: Mapping[str, Function] = {}
     hit_ids: frozenset[str] | None = None
+    # Names that always hold a value (point totals, now): compared without a null guard.
+    never_null: frozenset[str] = frozenset()
 
 
 class CheckedExpr(msgspec.Struct, frozen=True, kw_only=True):
@@ -240,7 +242,8 @@ class _Builder:
                             f"did you mean `{hint}`?" if hint else
                             "use a lead field (see docs/rules.md) or attributes.<name>")
         self.names.add(name)
-        return _Typed(_env(name), typ, name, self.scope.domains.get(name))
+        return _Typed(_env(name), typ, name, self.scope.domains.get(name),
+                      nonnull=name in self.scope.never_null)
 
     def _Attribute(self, node: ast.Attribute, depth: int) -> _Typed:
         if isinstance(node.value, ast.Name) and node.value.id == "attributes":
@@ -449,9 +452,10 @@ class _Builder:
             if needle.domain is not None and hay.domain:
                 for v in hay.domain:
                     self._check_domain(node, needle, _Typed(ast.Constant(value=v), STR))
-            if needle.type in (ANY, BOOL) and hay.alt is not None:
+            if hay.alt is not None and (needle.type in (ANY, BOOL) or element == ANY):
                 # true/false never equal numbers: the kind-tagged set keeps `consent in [1]`
-                # false for consent = true (Python's `in` says True == 1).
+                # false for consent = true, and `count(...) in [0, true]` false for a count
+                # of 1 (Python's `in` says True == 1).
                 return _call("_in_tagged", needle.node, hay.alt)
             return ast.Compare(left=needle.node, ops=[ast.In()], comparators=[hay.node])
         if hay.type in (STR, ANY) and needle.type in (STR, ANY):
