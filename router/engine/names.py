@@ -67,6 +67,9 @@ STAGE_OUTPUTS: dict[str, tuple[str, str, str]] = {
     "queue": (STR, "assignment", "queue chosen by the assignment rule, or null"),
 }
 
+# Names that always hold a value: the point totals start at 0 and `now` is always given.
+_NEVER_NULL = frozenset({"fit", "bant", "engagement", "score", "now"})
+
 _COUNTRIES = frozenset({c.alpha_2 for c in pycountry.countries} | set(REGION_OF))
 
 
@@ -100,4 +103,5 @@ def scope_for(stage: str, *, functions: Mapping[str, Function], grades: frozense
     ranks = {"status": {s: float(i) for i, s in enumerate(STATUSES)},
              "grade": dict(grade_thresholds or {})}
     return Scope(stage=stage, names=names, later=later, domains=domains, ranks=ranks,
-                 functions=functions, hit_ids=hit_ids if position > 0 else None)
+                 functions=functions, hit_ids=hit_ids if position > 0 else None,
+                 never_null=_NEVER_NULL & names.keys())
