@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from leadrouter_sdk import Lead
 
-from router.engine.evaluate import Snapshot, build_env, derived, evaluate
+from router.engine.evaluate import DEFAULT_STATUS, Snapshot, build_env, derived, evaluate
 from router.engine.loader import load_directory
 
 TITLES = ["VP of Sales", "Chief Revenue Officer", "Head of Marketing Ops", "Director of IT",
@@ -40,6 +40,7 @@ COUNTRIES = [("US", ["CA", "WA", "OR", "TX", "IL", "NY", "MA", "FL", "GA", "CO"]
              (None, [None])]
 INDUSTRIES = ["Software", "SaaS", "Financial Services", "Healthcare", "Retail", "Logistics",
               "Manufacturing", "Education", "Government", None]
+DEFAULTS = {"status": DEFAULT_STATUS}
 ROLE_LOCALS = ["info", "sales", "admin", "contact", "support", "test1", "noreply", "Hello"]
 EVENTS = ["demo_requested", "pricing_page_viewed", "webinar_attended", "content_downloaded",
           "email_clicked", "page_viewed", "trial_started", "contact_sales"]
@@ -125,7 +126,7 @@ def main() -> None:
                            (ruleset.segments, "segment"), (ruleset.assignment, "pool"),
                            (ruleset.sla, "sla")):
             index, _ = stage.fn(env)
-            env[key] = stage.rules[index].id if index >= 0 else None
+            env[key] = stage.rules[index].id if index >= 0 else DEFAULTS.get(key)
         return env
 
     def reference(lead: Lead, snap: Snapshot) -> int:

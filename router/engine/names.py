@@ -67,8 +67,9 @@ STAGE_OUTPUTS: dict[str, tuple[str, str, str]] = {
     "queue": (STR, "assignment", "queue chosen by the assignment rule, or null"),
 }
 
-# Names that always hold a value: the point totals start at 0 and `now` is always given.
-_NEVER_NULL = frozenset({"fit", "bant", "engagement", "score", "now"})
+# Names that always hold a value: the point totals start at 0, status has a default (nurture)
+# and `now` is always given.
+_NEVER_NULL = frozenset({"fit", "bant", "engagement", "score", "status", "now"})
 
 _COUNTRIES = frozenset({c.alpha_2 for c in pycountry.countries} | set(REGION_OF))
 
