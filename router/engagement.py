@@ -212,22 +212,30 @@ class EngagementService:
 
     # -- the lead hot path (router/leads.py) ---------------------------------------------------
 
-    def read_for(self, lead: Lead, ruleset: Ruleset) -> PersonRead | None:
-        """The prefetch read of the lead's person (None without an email)."""
+    def read_for(self, lead: Lead, ruleset: Ruleset, *,
+                 person: str | None = None) -> PersonRead | None:
+        """The prefetch read of the lead's person (None without an email). ``person``: the
+        email's ``person_hash`` if the caller has it already."""
         if not lead.email:
             return None
-        return PersonRead(email_person(lead.email), ruleset.engagement_events)
+        key = "e:" + person if person is not None else email_person(lead.email)
+        return PersonRead(key, ruleset.engagement_events)
 
-    def apply(self, pre: Prefetched, lead: Lead, ruleset: Ruleset, now: dt.datetime
+    def apply(self, pre: Prefetched, lead: Lead, ruleset: Ruleset, now: dt.datetime, *,
+              env: Mapping[str, Any] | None = None
               ) -> tuple[Lead, Snapshot, EngagementLink | None]:
         """The lead with its person's traits, the snapshot with its engagement and the link
-        for the commit, from what :meth:`read_for` prefetched."""
+        for the commit, from what :meth:`read_for` prefetched. ``env``: ``derived()`` of
+        ``lead`` if the caller has it already."""
         person = next((x for x in pre.extra if isinstance(x, PersonState)), None)
         if person is None:
             return lead, Snapshot(account_owner=pre.account_owner), None
+        given = lead
         lead = apply_traits(lead, person.traits, person.traits_at, None)
         snapshot = snapshot_of(ruleset, person.activity, now, pre.account_owner)
-        dom = derived(lead, Snapshot(), now)["company_domain"] or ""
+        if env is None or lead is not given:
+            env = derived(lead, Snapshot(), now)
+        dom = env["company_domain"] or ""
         return lead, snapshot, EngagementLink(person=person.person, seq=person.seq, dom=dom,
                                               ttl_ms=self.state.limits.ttl_ms)
 
@@ -455,15 +463,12 @@ class EngagementService:
             rules_version=ruleset.version)
         route: dict[str, Any] = {}
         if mode in ("route", "keep"):
-            commit = self.leads._plan(ruleset, lead, ev, read.lead_id, now,
-                                      record.source or "api",
-                                      Prefetched(claims=(), account_owner=None),
-                                      new.explanation)
-            route = {"kind": commit.kind, "target": commit.owner, "owner_day": commit.owner_day,
-                     "reason": commit.reason, "rule": commit.rule,
-                     "sla_policy": commit.sla_policy, "queue": commit.queue,
-                     "chain": commit.chain, "due_at": commit.due_at,
-                     "due_by_rep": commit.due_by_rep}
+            where = self.leads.routing(ruleset, ev, now)  # as a new lead's commit would go
+            route = {"kind": ev.route.kind, "target": where.get("owner"),
+                     "owner_day": where.get("owner_day"), "reason": ev.route.reason,
+                     "rule": ev.route.rule, "sla_policy": ev.sla_policy,
+                     "queue": where.get("queue", "unassigned"), "chain": where.get("chain", ()),
+                     "due_at": where["due_at"], "due_by_rep": where.get("due_by_rep", {})}
             if mode == "route":
                 new = msgspec.structs.replace(
                     new, route_kind=ev.route.kind, route_rule=ev.route.rule,

@@ -73,6 +73,7 @@ _OUTCOMES = {name: metrics.LEAD_OUTCOMES.labels(name)
 _STAGES = {name: metrics.STAGE_DURATION.labels(name)
            for name in ("prefetch", "evaluate", "commit")}
 _decode_record = msgspec.json.Decoder(Record).decode
+_NO_STATE = Snapshot()
 
 
 class LeadService:
@@ -107,6 +108,8 @@ class LeadService:
             lead, enriched = await plugins.enrich(lead)
             notes = tuple(enriched)
         fingerprint = hashlib.sha256(body).hexdigest()
+        email = lead.email
+        person = person_hash(email) if email else None  # the erasure index and engagement key
         claims = []
         if idempotency_key:
             claims.append(ClaimRequest(scope=f"key:{source}", key=idempotency_key,
@@ -117,15 +120,19 @@ class LeadService:
             claims.append(ClaimRequest(scope=f"ext:{source}:{lead.source or ''}",
                                        key=lead.external_id,
                                        fingerprint=fingerprint, lead_id=lead_id))
-        domain = None
-        if ruleset.uses_account_owner:
-            domain = derived(lead, Snapshot(), now)["company_domain"]
+        engagement = self.engagement  # its read joins the same pipeline
+        # The names the rules derive from the lead (domains...): computed once here and reused
+        # while the lead stays the same object (engagement traits or plugins may replace it).
+        env = derived(lead, _NO_STATE, now) \
+            if ruleset.uses_account_owner or engagement is not None else None
+        domain = env["company_domain"] if env is not None and ruleset.uses_account_owner \
+            else None
         metrics.LEADS_RECEIVED.labels(source).inc()
         t0 = _perf()
-        engagement = self.engagement  # its read joins the same pipeline
-        person = engagement.read_for(lead, ruleset) if engagement is not None else None
+        read = engagement.read_for(lead, ruleset, person=person) \
+            if engagement is not None else None
         pre: Prefetched = await self.store.prefetch(claims, account_domain=domain,
-                                                    extra=(person,) if person else ())
+                                                    extra=(read,) if read else ())
         t1 = _perf()
         blocking = pre.blocking
         if blocking is not None:
@@ -144,18 +151,24 @@ class LeadService:
             if engagement is None:
                 snapshot = Snapshot(account_owner=pre.account_owner)
             else:  # the person's traits, engagement counts and decaying points
-                lead, snapshot, link = engagement.apply(pre, lead, ruleset, now)
+                before = lead
+                lead, snapshot, link = engagement.apply(pre, lead, ruleset, now, env=env)
+                if lead is not before:
+                    env = None
             evaluator = self.rules.evaluator(ruleset)  # the configured engine
             if plugins is None:
                 ev = evaluator(lead, snapshot, now=now)
             else:  # score hooks → engine → route hooks, each isolated
                 ev, notes = await plugins.evaluate(ruleset, lead, snapshot, now=now, notes=notes,
-                                                   evaluator=evaluator)
+                                                   evaluator=evaluator, env=env)
             if spam is not None:
                 ev, notes = _as_spam(ev, spam), (*notes, Step(stage="intake", outcome="bad_lead",
                                                                detail=spam))
             explanation = explain(ruleset, ev) + notes  # rendered once: stored and answered
-            plan = self._plan(ruleset, lead, ev, lead_id, now, source, pre, explanation)
+            if lead.email != email:  # never in practice: traits and plugins keep the email
+                person = person_hash(lead.email) if lead.email else None
+            plan = self._plan(ruleset, lead, ev, lead_id, now, source, pre, explanation,
+                              person)
             if link is not None:
                 plan = msgspec.structs.replace(plan, engagement=link)
             t2 = _perf()
@@ -196,13 +209,23 @@ class LeadService:
 
     def _plan(self, ruleset: Ruleset, lead: Lead, ev: Evaluation, lead_id: str,
               now: dt.datetime, source: str, pre: Prefetched,
-              explanation: tuple[Step, ...]) -> CommitPlan:
+              explanation: tuple[Step, ...], person: str | None) -> CommitPlan:
+        """``person``: :func:`person_hash` of the lead's email (None without one)."""
         route = ev.route
         record = Record(lead=lead, status=ev.status, score=ev.score, territory=ev.territory,
                         segment=ev.segment, route_kind=route.kind, route_rule=route.rule,
                         route_reason=route.reason, sla_policy=ev.sla_policy,
                         rules_version=ruleset.version, created_at=now, matched=ev.matched,
                         explanation=explanation, source=source)
+        return CommitPlan(lead_id=lead_id, now=now, kind=route.kind, decision=_encode(record),
+                          reason=route.reason, rule=route.rule, sla_policy=ev.sla_policy,
+                          claims=pre.owned_claims, person=person,
+                          **self.routing(ruleset, ev, now))
+
+    def routing(self, ruleset: Ruleset, ev: Evaluation, now: dt.datetime) -> dict[str, Any]:
+        """Where the commit script sends the lead: the :class:`CommitPlan` fields ``chain``,
+        ``queue``, ``owner``, ``owner_day``, ``due_at`` and ``due_by_rep`` (those that apply)."""
+        route = ev.route
         policy = ruleset.sla_policies.get(ev.sla_policy or "")
         kw: dict[str, Any] = {}
         if route.kind == "pool" and route.target:
@@ -219,10 +242,8 @@ class LeadService:
         if policy is not None:
             owner = ruleset.reps.get(kw.get("owner") or "")
             due = deadline(policy, owner, ruleset.holidays, now)
-        return CommitPlan(lead_id=lead_id, now=now, kind=route.kind, decision=_encode(record),
-                          reason=route.reason, rule=route.rule, sla_policy=ev.sla_policy,
-                          due_at=due, claims=pre.owned_claims,
-                          person=person_hash(lead.email) if lead.email else None, **kw)
+        kw["due_at"] = due
+        return kw
 
     async def get(self, lead_id: str, *, duplicate: bool = False) -> Decision | None:
         stored = await self.store.get_lead(lead_id)

@@ -473,8 +473,11 @@ class PluginHost:
         return lead, notes
 
     def context(self, lead: Lead, *, now: dt.datetime, rules_version: str,
-                account_owner: str | None) -> ScoreContext:
-        env = derived(lead, Snapshot(account_owner=account_owner), now)
+                account_owner: str | None, env: Mapping[str, Any] | None = None
+                ) -> ScoreContext:
+        """``env``: ``derived()`` of ``lead`` if the caller has it already."""
+        if env is None:
+            env = derived(lead, Snapshot(account_owner=account_owner), now)
         return ScoreContext(now=now, rules_version=rules_version, account_owner=account_owner,
                             email_domain=env["email_domain"],
                             company_domain=env["company_domain"],
@@ -558,14 +561,16 @@ class PluginHost:
 
     async def evaluate(self, ruleset: Ruleset, lead: Lead, snapshot: Snapshot, *,
                        now: dt.datetime, notes: Sequence[Step] = (),
-                       evaluator: Any = None) -> tuple[Evaluation, tuple[Step, ...]]:
+                       evaluator: Any = None, env: Mapping[str, Any] | None = None
+                       ) -> tuple[Evaluation, tuple[Step, ...]]:
         """Score hooks → the pure engine (their contributions as ``extra``) → route hooks.
-        Returns the evaluation and the plugin steps for the explanation (``notes`` first)."""
+        Returns the evaluation and the plugin steps for the explanation (``notes`` first).
+        ``env``: ``derived()`` of ``lead`` if the caller has it already."""
         steps = list(notes)
         extra: tuple[Contribution, ...] = ()
         if self._impls["score"]:
             context = self.context(lead, now=now, rules_version=ruleset.version,
-                                   account_owner=snapshot.account_owner) \
+                                   account_owner=snapshot.account_owner, env=env) \
                 if self._wants_context else None
             extra, more = await self.score(lead, context)  # type: ignore[arg-type]
             steps += more
