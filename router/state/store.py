@@ -42,7 +42,7 @@ from router.state.models import (
     to_ms,
 )
 from router.state.scripts import PackedKeys, load_scripts, pack_keys
-from router.state.wire import Arg, Wire
+from router.state.wire import Arg, Wire, bulk
 
 __all__ = ["ExtraRead", "Store", "fingerprint"]
 
@@ -88,6 +88,7 @@ class Store:
         self._scripts = load_scripts()
         self._encoder = msgspec.json.Encoder()
         self._pool_keys_by_id: dict[int, tuple[PoolPlan, PackedKeys]] = {}
+        self._fixed_by_queue: dict[str, bytes] = {}
 
     @classmethod
     async def connect(cls, url: str, *, prefix: str = "lr:", verify: bool = True,
@@ -217,6 +218,17 @@ class Store:
             out += (k.rep(m.rep), k.rep_day(m.rep, m.day), k.rep_open(m.rep))
         return tuple(out)
 
+    def _packed_fixed(self, queue: str) -> bytes:
+        """The commit's KEYS[3..6] (outbox, SLA schedule, ``queue``, SLA facts) in RESP form."""
+        packed = self._fixed_by_queue.get(queue)
+        if packed is None:
+            if len(self._fixed_by_queue) > 1024:
+                self._fixed_by_queue.clear()
+            k = self.keys
+            packed = self._fixed_by_queue[queue] = b"".join(
+                bulk(key) for key in (k.outbox, k.sla_due, k.queue(queue), k.sla_facts))
+        return packed
+
     async def commit(self, plan: CommitPlan) -> AssignResult:
         """Pick (for pool routes) and store the lead in one atomic script; see the module doc."""
         k, lead_id = self.keys, plan.lead_id
@@ -224,23 +236,31 @@ class Store:
         owner_kind = plan.kind in _OWNER_KINDS
         if owner_kind and not plan.owner:
             raise ValueError(f"a {plan.kind} route needs plan.owner")
-        own = [k.lead(lead_id), k.history(lead_id), k.outbox, k.sla_due, k.queue(plan.queue),
-               k.sla_facts]
-        own += [c.redis_key for c in plan.claims]
+        # KEYS: lead, history, outbox, SLA schedule, queue, SLA facts, the claims, (owner
+        # routes) the owner's day counter and open set; then the pools' keys, the person's
+        # engagement hash and the person index. Assembled from RESP fragments, the fixed ones
+        # packed once (see pack_keys).
+        own = [bulk(k.lead(lead_id)), bulk(k.history(lead_id)), self._packed_fixed(plan.queue)]
+        own += [bulk(c.redis_key) for c in plan.claims]
+        n = 6 + len(plan.claims)
         if owner_kind:
             owner = plan.owner or ""
-            own += (k.rep_day(owner, plan.owner_day or plan.now.astimezone(dt.UTC).date()
-                              .isoformat()), k.rep_open(owner))
-        keys = [pack_keys(own)]
+            own += (bulk(k.rep_day(owner, plan.owner_day or plan.now.astimezone(dt.UTC).date()
+                                   .isoformat())), bulk(k.rep_open(owner)))
+            n += 2
+        keys = [PackedKeys(n, b"".join(own))]
         if plan.kind == "pool":
-            keys += [self._pool_keys(pool) for pool in plan.chain]
+            for pool in plan.chain:
+                packed = self._pool_keys(pool)
+                keys.append(packed)
+                n += packed.n
         link = plan.engagement
         eng = 0
         if link is not None:
-            eng = sum(p.n for p in keys) + 1
-            keys.append(pack_keys((k.engagement(link.person),)))
+            eng = n + 1
+            keys.append(PackedKeys(1, bulk(k.engagement(link.person))))
         if plan.person:
-            keys.append(pack_keys((k.person(plan.person),)))
+            keys.append(PackedKeys(1, bulk(k.person(plan.person))))
         arg = LuaPlan(
             id=lead_id, now=now, ret=self.retention_ms, idem=self.idempotency_ms,
             kind=plan.kind,
