@@ -234,16 +234,33 @@ class Prefilter:
     def checker(self) -> Callable[[str], bool]:
         """``may_match`` specialised to this pattern's shape (one C call in common cases)."""
         if len(self.needs) == 1 and self.needs[0][0]:
-            prefixes = self.needs[0][1]
-            if self.fold:
-                return lambda text: not text.isascii() or text.lower().startswith(prefixes)
-            return lambda text: text.startswith(prefixes)
+            return _prefix_checker(self.needs[0][1], self.fold)
         if len(self.needs) == 1 and len(self.needs[0][1]) == 1:
             part = self.needs[0][1][0]
             if self.fold:
                 return lambda text: not text.isascii() or part in text.lower()
             return lambda text: part in text
         return self.may_match
+
+
+def _prefix_checker(prefixes: tuple[str, ...], fold: bool) -> Callable[[str], bool]:
+    """Does the text start with one of ``prefixes``? Indexed by first character: most texts
+    are ruled out by one dict lookup, without ``startswith`` trying every prefix."""
+    by_first: dict[str, tuple[str, ...]] = {}
+    for prefix in prefixes:
+        by_first[prefix[0]] = (*by_first.get(prefix[0], ()), prefix)
+
+    def check(text: str) -> bool:
+        first = text[:1]
+        if not fold:
+            candidates = by_first.get(first)
+            return candidates is not None and text.startswith(candidates)
+        if not text.isascii():
+            return True  # RE2 folds a few non-ASCII letters onto ASCII ones: ask RE2
+        candidates = by_first.get(first.lower())
+        return candidates is not None and text.lower().startswith(candidates)
+
+    return check
 
 
 def prefilter(pattern: str) -> Prefilter | None:
