@@ -89,3 +89,27 @@ def test_the_memo_stays_bounded() -> None:
         evaluate(rules, Lead(employees=n), now=NOW)
     assert all(len(m) <= _alpha.MEMO_SIZE for m in _memos(rules))
     assert evaluate(rules, Lead(employees=150), now=NOW).matched == ("size.mid",)
+
+
+def test_a_rule_that_raises_in_a_memoised_run_is_reported_on_every_lead() -> None:
+    # Built-in functions do not raise; stand one in that does, to check the path anyway.
+    files = {**FILES, "scoring.yaml": """
+scoring:
+  fit:
+    - {id: short, when: "len(title) < 5", points: 1}
+    - {id: long, when: "len(title) >= 5", points: 2}
+"""}
+    rules: Ruleset = load_texts(files, functions=BUILTINS)
+    assert rules.run is not None
+    namespace = rules.run.__globals__
+    assert len(_memos(rules)) == 1  # the two rules over title form one memoised run
+
+    def boom(value: Any) -> int:
+        raise ValueError(value)
+
+    namespace["_fn_len"] = boom
+    for _ in range(2):  # the failing outcome is not memoised: the second lead reports it too
+        ev = evaluate(rules, Lead(title="Chief"), now=NOW)
+        assert ev.errors == ("scoring:short", "scoring:long")
+        assert ev.score.fit == 0
+    assert all("Chief" not in memo for memo in _memos(rules))

@@ -65,40 +65,48 @@ def single_key(test: ast.expr, locals_: Mapping[str, str], batches: Mapping[str,
 
 def group_function(n: int, local: str, batch_lines: Sequence[ast.stmt],
                    blocks: Sequence[ast.stmt], hits: Sequence[str]) -> ast.FunctionDef:
-    """``_gf<n>(value)``: run the rule blocks (which use the fused function's local names) on
-    one value, memoise and return (contributions, fit, bant, engagement, hits, errors)."""
-    body: list[ast.stmt] = [*batch_lines]
-    for local_name in ("_m", "_x"):
-        body.append(_store(local_name, ast.List(elts=[], ctx=ast.Load())))
+    """``_gf<n>(value, errors)``: run the rule blocks (which use the fused function's local
+    names) on one value, memoise and return (contributions, fit, bant, engagement, hits).
+
+    A rule that raises appends to the caller's ``errors`` list directly, and the outcome is
+    then not memoised, so every lead with that value reports it; the caller never checks
+    for errors on the (memoised) fast path.
+    """
+    body: list[ast.stmt] = [*batch_lines, _store("_m", ast.List(elts=[], ctx=ast.Load())),
+                            _store("_xn", _len("_x"))]
     for total in ("_o_fit", "_o_bant", "_o_eng"):
         body.append(_store(total, ast.Constant(value=0.0)))
     for hit in hits:
         body.append(_store(hit, ast.Constant(value=False)))
     body.extend(blocks)
-
-    def tup(local_name: str) -> ast.expr:
-        return ast.Call(func=_name("_B_tuple"), args=[_name(local_name)], keywords=[])
-
     memo = _name(f"_gm{n}")
     body += [
         _store("_g", ast.Tuple(elts=[
-            tup("_m"), _name("_o_fit"), _name("_o_bant"), _name("_o_eng"),
-            ast.Tuple(elts=[_name(h) for h in hits], ctx=ast.Load()), tup("_x")],
-            ctx=ast.Load())),
-        ast.If(test=ast.Compare(left=ast.Call(func=_name("_B_len"), args=[memo], keywords=[]),
-                                ops=[ast.GtE()], comparators=[ast.Constant(value=MEMO_SIZE)]),
-               body=[ast.Expr(value=ast.Call(func=ast.Attribute(value=memo, attr="clear",
-                                                                ctx=ast.Load()),
-                                             args=[], keywords=[]))], orelse=[]),
-        ast.Assign(targets=[ast.Subscript(value=memo, slice=_name(local), ctx=ast.Store())],
-                   value=_name("_g")),
+            ast.Call(func=_name("_B_tuple"), args=[_name("_m")], keywords=[]),
+            _name("_o_fit"), _name("_o_bant"), _name("_o_eng"),
+            ast.Tuple(elts=[_name(h) for h in hits], ctx=ast.Load())], ctx=ast.Load())),
+        ast.If(test=ast.Compare(left=_len("_x"), ops=[ast.Eq()], comparators=[_name("_xn")]),
+               body=[
+                   ast.If(test=ast.Compare(left=_len(f"_gm{n}"), ops=[ast.GtE()],
+                                           comparators=[ast.Constant(value=MEMO_SIZE)]),
+                          body=[ast.Expr(value=ast.Call(func=ast.Attribute(
+                              value=memo, attr="clear", ctx=ast.Load()), args=[],
+                              keywords=[]))], orelse=[]),
+                   ast.Assign(targets=[ast.Subscript(value=memo, slice=_name(local),
+                                                     ctx=ast.Store())], value=_name("_g"))],
+               orelse=[]),
         ast.Return(value=_name("_g")),
     ]
     return ast.FunctionDef(
         name=f"_gf{n}",
-        args=ast.arguments(posonlyargs=[], args=[ast.arg(arg=local)], vararg=None,
-                           kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[]),
+        args=ast.arguments(posonlyargs=[], args=[ast.arg(arg=local), ast.arg(arg="_x")],
+                           vararg=None, kwonlyargs=[], kw_defaults=[], kwarg=None,
+                           defaults=[]),
         body=body, decorator_list=[], returns=None)
+
+
+def _len(name: str) -> ast.expr:
+    return ast.Call(func=_name("_B_len"), args=[_name(name)], keywords=[])
 
 
 def group_call(n: int, local: str, sums: Sequence[str], hits: Sequence[str]) -> list[ast.stmt]:
@@ -126,8 +134,8 @@ def group_call(n: int, local: str, sums: Sequence[str], hits: Sequence[str]) -> 
     return [
         _store(f"_g{n}", lookup),
         ast.If(test=ast.Compare(left=g, ops=[ast.Is()], comparators=[ast.Constant(value=None)]),
-               body=[_store(f"_g{n}", ast.Call(func=_name(f"_gf{n}"), args=[_name(local)],
+               body=[_store(f"_g{n}", ast.Call(func=_name(f"_gf{n}"),
+                                               args=[_name(local), _name("_x")],
                                                keywords=[]))], orelse=[]),
         ast.If(test=item(0), body=merge, orelse=[]),
-        ast.If(test=item(5), body=[extend("_x", 5)], orelse=[]),
     ]
