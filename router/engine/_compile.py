@@ -268,8 +268,8 @@ def _fuse(stages: dict[str, Stage], grades: tuple[tuple[str, float], ...],
     first = ("qualification", "territories", "segments", "assignment", "sla")
     names = {n: tuple(r.id for r in stages[n].rules) for n in first}
 
-    def owner_route(index: int, env: dict[str, Any]) -> Route:
-        return owner_route_of(assignment[index], env)
+    def owner_route(index: int, owner: str, company_domain: str | None) -> Route:
+        return owner_route_of(assignment[index], owner, company_domain)
 
     def errors(raised: list[tuple[str, int]]) -> tuple[str, ...]:
         return tuple(f"{name}:{stages[name].rules[i].id}" for name, i in raised)

@@ -5,7 +5,8 @@ dict writes of its outputs for the next stage; for a 90-rule ruleset that glue c
 as the rules. Here the checked expressions of all stages are woven into one function:
 
 * lead fields are read once, as attributes of the ``Lead`` (no dict of the lead is built);
-* derived names (``email_domain``, ``now``, engagement windows...) once from a small dict;
+* derived names (``email_domain``, ``region``...) unpacked from one tuple, ``now`` and the
+  snapshot's mappings passed as arguments;
 * stage outputs (``score``, ``status``, ``territory``...) are locals assigned by the code of
   their stage, and ``hit("id")`` is a local boolean set when that scoring rule matched;
 * every ``matches()`` on one text field is answered by one RE2 call per value (MatchSet);
@@ -38,6 +39,7 @@ from router.engine._ast import inline_text_test, names_of_kind, plugin_function
 from router.engine._ast import load as _name
 from router.engine._ast import store as _store
 from router.engine._regex import MatchSet
+from router.engine.evaluate import DERIVED_VALUES
 from router.engine.expr import CheckedExpr, _globals
 from router.engine.functions import STR, Function, Matcher
 from router.engine.names import LEAD_FIELDS
@@ -50,8 +52,9 @@ _OUTPUT_LOCALS = {"fit": "_o_fit", "bant": "_o_bant", "engagement": "_o_eng",
                   "score": "_o_score", "grade": "_o_grade", "status": "_o_status",
                   "territory": "_o_territory", "segment": "_o_segment", "pool": "_o_pool",
                   "queue": "_o_queue"}
-# Snapshot values passed as arguments rather than through the derived-names dict.
-_ARGS = {"now": "_a_now", "_counts": "_a_counts", "_last": "_a_last"}
+# Names passed as arguments of their own (the rest of the derived names come in one tuple).
+_ARGS = {"now": "_a_now", "_counts": "_a_counts", "_last": "_a_last",
+         "account_owner": "_a_owner"}
 _FIRST_STAGES = ("qualification", "territories", "segments", "assignment", "sla")
 # Snapshot mappings read with `.get` → the local holding the bound method (the `_a_` prefix
 # keeps rules reading them out of memoised runs, router/engine/_alpha.py).
@@ -163,7 +166,8 @@ class Result(msgspec.Struct, frozen=True, kw_only=True):
 
     ``rule_ids[stage]``: per first-match rule, the ids it adds to ``matched`` (a 1-tuple; the
     default, last, adds nothing); ``routes``: the Route of each assignment rule, None for
-    account-owner rules (``owner_route(index, derived)`` builds those), default last;
+    account-owner rules (``owner_route(index, owner, company_domain)`` builds those), default
+    last;
     ``errors(raised)`` turns (stage, index) pairs into "stage:id" strings.
     """
 
@@ -171,25 +175,25 @@ class Result(msgspec.Struct, frozen=True, kw_only=True):
     score: Callable[..., Any]
     rule_ids: Mapping[str, tuple[tuple[str, ...], ...]]
     routes: tuple[Any, ...]
-    owner_route: Callable[[int, dict[str, Any]], Any]
+    owner_route: Callable[[int, str, str | None], Any]
     errors: Callable[[list[tuple[str, int]]], tuple[str, ...]]
 
 
 # The order in which _TAIL passes the Evaluation's fields.
 _POSITIONAL = ("rules_version", "score", "status", "territory", "segment", "route",
-               "sla_policy", "matched", "decided", "errors", "derived")
+               "sla_policy", "matched", "decided", "errors")
 _TAIL = ast.parse("""
 _o_route = _t_route[_i3]
 if _o_route is None:
-    _o_route = _owner_route(_i3, _e)
+    _o_route = _owner_route(_i3, _a_owner, _d_company_domain)
 return _Evaluation(  # by position: rules_version, score, status, territory, segment, route,
-    _a_version,      # sla_policy, matched, decided, errors, derived (see Evaluation)
+    _a_version,      # sla_policy, matched, decided, errors (see Evaluation)
     _Score(total=_o_score, grade=_o_grade, fit=_o_fit, bant=_o_bant, engagement=_o_eng,
            contributions=(*_m, *_a_extra)),
     _o_status, _o_territory, _o_segment, _o_route, _t_sla[_i4],
     (*_B_map(_rule_of, _m), *_t_id0[_i0], *_t_id1[_i1], *_t_id2[_i2], *_t_id3[_i3],
      *_t_id4[_i4]),
-    (_i0, _i1, _i2, _i3, _i4), _errors(_x) if _x else (), _e)
+    (_i0, _i1, _i2, _i3, _i4), _errors(_x) if _x else ())
 """).body
 
 
@@ -197,8 +201,9 @@ def fuse(stages: Mapping[str, list[CheckedExpr]], *, groups: list[str], points: 
          scoring_ids: list[str], contributions: list[Any], outcomes: Mapping[str, tuple[Any, ...]],
          grades: tuple[tuple[str, float], ...], assignment_targets: tuple[tuple[Any, Any], ...],
          functions: Mapping[str, Function], result: Result) -> FusedFn:
-    """Compile all stages into ``run(lead, derived, now, counts, last, extra_fit, extra_bant,
-    extra_engagement, extra_other, extra, version)``, returning the evaluation built by
+    """Compile all stages into ``run(lead, derived_values, account_owner, now, counts, last,
+    extra_fit, extra_bant, extra_engagement, extra_other, extra, version)`` (``derived_values``
+    as router/engine/evaluate.py computes them), returning the evaluation built by
     ``result.make`` (see :class:`Result`); ``extra`` are contributions from outside the rules,
     already summed per group into the ``extra_*`` numbers.
 
@@ -271,14 +276,23 @@ def fuse(stages: Mapping[str, list[CheckedExpr]], *, groups: list[str], points: 
                                                     ctx=ast.Load())))
 
     body.append(_store("_x", ast.List(elts=[], ctx=ast.Load())))
+    # the tuple of derived_values(), unpacked into the locals the rules read them from
+    derived = {k: rewrite.hoisted.get(k, f"_d_{k}") for k in DERIVED_VALUES}
+    derived["company_domain"] = "_d_company_domain"  # the tail reads it for owner routes
+    body.append(ast.Assign(targets=[ast.Tuple(
+        elts=[ast.Name(id=n, ctx=ast.Store()) for n in derived.values()], ctx=ast.Store())],
+        value=_name("_d")))
     for key, local in rewrite.hoisted.items():
         if key in LEAD_FIELDS or key == "attributes":
             value: ast.expr = ast.Attribute(value=_name("_l"), attr=key, ctx=ast.Load())
         elif key in _ARGS:
             value = _name(_ARGS[key])
-        else:
-            value = ast.Call(func=ast.Attribute(value=_name("_e"), attr="get", ctx=ast.Load()),
-                             args=[ast.Constant(value=key)], keywords=[])
+        elif key in DERIVED_VALUES:
+            if local == derived[key]:
+                continue
+            value = _name(derived[key])
+        else:  # the checker admits no other names
+            raise ValueError(f"no value for the name {key!r} in the fused function")
         body.append(_store(local, value))
     for key in sorted(rewrite.bound):
         body.append(_store(_BOUND_GETS[key], ast.Attribute(value=_name(_ARGS[key]), attr="get",
@@ -299,7 +313,7 @@ def fuse(stages: Mapping[str, list[CheckedExpr]], *, groups: list[str], points: 
     if getattr(result.make, "__struct_fields__", _POSITIONAL) != _POSITIONAL:
         raise TypeError("the Evaluation's fields changed order: update _TAIL and _POSITIONAL")
     body.extend(copy.deepcopy(_TAIL))
-    args = ["_l", "_e", "_a_now", "_a_counts", "_a_last", "_a_fit", "_a_bant", "_a_eng",
+    args = ["_l", "_d", "_a_owner", "_a_now", "_a_counts", "_a_last", "_a_fit", "_a_bant", "_a_eng",
             "_a_other", "_a_extra", "_a_version"]
     fdef = ast.FunctionDef(
         name="evaluate_ruleset",

@@ -64,7 +64,6 @@ from router.engine.evaluate import (
     Evaluation,
     Snapshot,
     build_env,
-    derived,
     evaluate,
 )
 from router.engine.functions import BUILTINS, Function
@@ -333,7 +332,6 @@ class DurableEngine:
 
             extra = (*extra, *decayed(spec, activity, now))
         env = build_env(lead, snap, now)
-        names = derived(lead, snap, now)
         # contributions from outside the rule files first, as the compiled engine sums them
         sums = {"fit": 0.0, "bant": 0.0, "engagement": 0.0, "other": 0.0}
         for c in extra:
@@ -391,7 +389,7 @@ class DurableEngine:
                         contributions=tuple(contributions)),
             status=status, territory=territory, segment=segment, route=route,
             sla_policy=sla_policy, matched=tuple(matched), decided=(q, t, s, a, p),
-            errors=tuple(errors), derived=names,
+            errors=tuple(errors),
         )
 
     # -- introspection -------------------------------------------------------------------------

@@ -25,7 +25,8 @@ from router.engine.engagement import contributions as engagement_contributions
 from router.engine.functions import domain_of, is_disposable_domain, is_free_domain
 from router.engine.ruleset import CompiledRule, Route, Ruleset, Stage
 
-__all__ = ["Evaluation", "Route", "Snapshot", "Step", "build_env", "evaluate", "explain"]
+__all__ = ["DERIVED_VALUES", "Evaluation", "Route", "Snapshot", "Step", "build_env", "derived",
+           "derived_values", "evaluate", "explain"]
 
 DEFAULT_QUEUE = "unassigned"
 DEFAULT_STATUS = "nurture"
@@ -63,14 +64,18 @@ class Evaluation(msgspec.Struct, frozen=True):
     matched: tuple[str, ...]
     decided: tuple[int, int, int, int, int]
     errors: tuple[str, ...] = ()
-    derived: dict[str, Any] = {}
 
 
 _EMPTY = Snapshot()
 
 
-def derived(lead: Lead, snapshot: Snapshot, now: dt.datetime) -> dict[str, Any]:
-    """The names the rules read besides the lead's own fields."""
+# The derived names computed from the lead alone, in the order derived_values() returns them.
+DERIVED_VALUES = ("email_domain", "company_domain", "free_email", "disposable_email", "region")
+
+
+def derived_values(lead: Lead) -> tuple[str | None, str | None, bool, bool, str | None]:
+    """The derived names of :data:`DERIVED_VALUES`, as a tuple (the fused function unpacks it
+    into locals: no dict to build and read back on the hot path)."""
     email = lead.email
     # Lead normalisation lower-cases and checks the email, so the domain is what follows "@"
     # (without a leading "www.", like domain(): the compiler reads this for domain(email)).
@@ -83,11 +88,15 @@ def derived(lead: Lead, snapshot: Snapshot, now: dt.datetime) -> dict[str, Any]:
     company_domain = (domain_of(domain) if domain else None) or (
         email_domain if email_domain and not free and not disposable else None)
     country = lead.country
-    return {
-        "email_domain": email_domain, "company_domain": company_domain, "free_email": free,
-        "disposable_email": disposable, "region": REGION_OF.get(country) if country else None,
-        "account_owner": snapshot.account_owner,
-    }
+    return (email_domain, company_domain, free, disposable,
+            REGION_OF.get(country) if country else None)
+
+
+def derived(lead: Lead, snapshot: Snapshot, now: dt.datetime) -> dict[str, Any]:
+    """The names the rules read besides the lead's own fields, by name."""
+    names: dict[str, Any] = dict(zip(DERIVED_VALUES, derived_values(lead), strict=True))
+    names["account_owner"] = snapshot.account_owner
+    return names
 
 
 def build_env(lead: Lead, snapshot: Snapshot, now: dt.datetime) -> dict[str, Any]:
@@ -109,7 +118,6 @@ def evaluate(ruleset: Ruleset, lead: Lead, snapshot: Snapshot | None = None, *,
     snap = snapshot or _EMPTY
     if snap.activity is not None and ruleset.engagement is not None:
         extra = (*extra, *engagement_contributions(ruleset.engagement, snap.activity, now))
-    env = derived(lead, snap, now)
     xf = xb = xe = xo = 0.0
     for c in extra:
         if c.group == "fit":
@@ -124,15 +132,14 @@ def evaluate(ruleset: Ruleset, lead: Lead, snapshot: Snapshot | None = None, *,
     if run is None:  # a Ruleset built by hand without the fused function
         raise ValueError("ruleset was not compiled by the loader")
     # The fused function (router/engine/_fused.py) runs every stage and builds the Evaluation.
-    ev: Evaluation = run(lead, env, now, snap.counts, snap.last, xf, xb, xe, xo, extra,
-                         ruleset.version)
+    ev: Evaluation = run(lead, derived_values(lead), snap.account_owner, now, snap.counts,
+                         snap.last, xf, xb, xe, xo, extra, ruleset.version)
     return ev
 
 
-def _owner_route(rule: CompiledRule, env: dict[str, Any]) -> Route:
-    owner = env["account_owner"]
+def _owner_route(rule: CompiledRule, owner: str, company_domain: str | None) -> Route:
     return Route(kind="account_owner", target=owner, rule=rule.id,
-                 reason=f"{env['company_domain'] or 'this domain'} is an account owned by {owner}")
+                 reason=f"{company_domain or 'this domain'} is an account owned by {owner}")
 
 
 def _step(stage: Stage, index: int, outcome: str | None, default: str) -> Step:
