@@ -12,8 +12,10 @@ from typing import Any
 import msgspec
 from leadrouter_sdk import Decision, Lead, decode_lead
 from litestar import Request, Response, get, post
+from litestar.datastructures import Headers
 from litestar.params import FromPath
 
+from router.api.encoded import EncodedResponse
 from router.api.errors import DECODE_ERRORS, problem, validation_problem
 from router.api.openapi import BatchRequest, json_body
 from router.api.sources import require_intake_key
@@ -25,23 +27,24 @@ __all__ = ["handlers"]
 _IDEM_MAX = 255
 
 
-def _service(request: Request[Any, Any, Any]) -> LeadService:
-    service: LeadService | None = request.app.state.ctx.leads
+def _service(request: Request[Any, Any, Any], ctx: Any = None) -> LeadService:
+    """``ctx``: the app's context if the caller has it already."""
+    service: LeadService | None = (ctx or request.app.state.ctx).leads
     if service is None:
         raise StateUnavailable("the state store is not connected yet")
     return service
 
 
-def _json_only(request: Request[Any, Any, Any]) -> None:
-    ctype = request.headers.get("content-type", "")
+def _json_only(headers: Headers) -> None:
+    ctype = headers.get("content-type", "")
     if ctype.split(";", 1)[0].strip().lower() not in ("application/json", ""):
         raise problem(415, "Unsupported media type",
                       f"send JSON with 'Content-Type: application/json' (got {ctype!r}); HTML "
                       "forms post to /v1/forms/{form_id}")
 
 
-def _idempotency_key(request: Request[Any, Any, Any]) -> str | None:
-    key = request.headers.get("idempotency-key")
+def _idempotency_key(headers: Headers) -> str | None:
+    key = headers.get("idempotency-key")
     if key is None:
         return None
     key = key.strip().strip('"')
@@ -84,15 +87,18 @@ async def _route_one(service: LeadService, lead: Lead, body: bytes, key: str | N
 async def create_lead(request: Request[Any, Any, Any]) -> Response[Decision]:
     """Score and route one lead: 201 with the decision, 200 with ``duplicate: true`` when the
     ``Idempotency-Key`` or ``external_id`` was seen before."""
-    _json_only(request)
-    await require_intake_key(request)
-    key = _idempotency_key(request)
+    headers = request.headers  # built once per request (litestar caches it in the scope)
+    _json_only(headers)
+    ctx = request.app.state.ctx
+    await require_intake_key(request, ctx)
+    key = _idempotency_key(headers)
     body = await request.body()
     lead = _decode(body)
-    ctx = request.app.state.ctx
-    status, decision, headers = await _route_one(_service(request), lead, body, key,
-                                                 ctx.settings.retry_after_seconds)
-    response: Response[Decision] = Response(decision, status_code=status, headers=headers)
+    status, decision, extra = await _route_one(_service(request, ctx), lead, body, key,
+                                               ctx.settings.retry_after_seconds)
+    # EncodedResponse: the same bytes and headers as Response, without litestar's per-response
+    # header assembly (router/api/encoded.py).
+    response: Response[Decision] = EncodedResponse(decision, status_code=status, headers=extra)
     return response
 
 
@@ -108,10 +114,11 @@ async def create_leads(request: Request[Any, Any, Any]) -> dict[str, Any]:
     Items are independent: a bad item gets its own problem (with its index in the path) and the
     others are still routed. With an ``Idempotency-Key`` header, item *i* uses ``KEY:i``.
     """
-    _json_only(request)
-    await require_intake_key(request)
+    headers = request.headers
+    _json_only(headers)
     ctx = request.app.state.ctx
-    key = _idempotency_key(request)
+    await require_intake_key(request, ctx)
+    key = _idempotency_key(headers)
     body = await request.body()
     try:
         items = msgspec.json.decode(body, type=_Batch).leads if body.lstrip()[:1] == b"{" \
@@ -124,7 +131,7 @@ async def create_leads(request: Request[Any, Any, Any]) -> dict[str, Any]:
     if len(items) > limit:
         raise problem(413, "Batch too large", f"{len(items)} leads in one batch; the limit is "
                       f"{limit} — split the batch", kind="batch-too-large", limit=limit)
-    service = _service(request)
+    service = _service(request, ctx)
 
     async def one(i: int, raw: msgspec.Raw) -> dict[str, Any]:
         item = bytes(raw)

@@ -126,10 +126,11 @@ async def admin_or_key(request: Request[Any, Any, Any], scope: str = "admin") ->
     return record.id
 
 
-async def require_intake_key(request: Request[Any, Any, Any]) -> None:
+async def require_intake_key(request: Request[Any, Any, Any], ctx: Any = None) -> None:
     """``POST /v1/leads``: with ``LEADROUTER_REQUIRE_API_KEY=true``, an ``intake`` key for the
-    source ``api`` (or ``*``) is required; off by default."""
-    if not request.app.state.ctx.settings.require_api_key:
+    source ``api`` (or ``*``) is required; off by default. ``ctx``: the app's context if the
+    caller has it already."""
+    if not (ctx or request.app.state.ctx).settings.require_api_key:
         return
     try:
         await _keys(request).check(token_from_headers(request.headers), source="api",
