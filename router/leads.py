@@ -107,10 +107,12 @@ class LeadService:
         if plugins is not None and plugins.has("enrich"):
             lead, enriched = await plugins.enrich(lead)
             notes = tuple(enriched)
-        fingerprint = hashlib.sha256(body).hexdigest()
         email = lead.email
         person = person_hash(email) if email else None  # the erasure index and engagement key
         claims = []
+        # The body's hash tells a retry from a reused key; only claims need it.
+        fingerprint = hashlib.sha256(body).hexdigest() \
+            if idempotency_key or lead.external_id else ""
         if idempotency_key:
             claims.append(ClaimRequest(scope=f"key:{source}", key=idempotency_key,
                                        fingerprint=fingerprint, lead_id=lead_id))

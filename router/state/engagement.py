@@ -150,8 +150,18 @@ class PersonState(msgspec.Struct, frozen=True, kw_only=True):
     activity: Activity = Activity()
 
 
-def _want(types: Sequence[str]) -> list[str]:
-    return ["traits", "traits_at", "recent", *(f"e:{t}" for t in types)]
+_WANT: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+def _want(types: Sequence[str]) -> tuple[str, ...]:
+    """The hash fields to read for ``types`` (built once per set of event types)."""
+    key = tuple(types)
+    fields = _WANT.get(key)
+    if fields is None:
+        if len(_WANT) >= 64:  # one entry per ruleset's event list: reloads only
+            _WANT.clear()
+        fields = _WANT[key] = ("traits", "traits_at", "recent", *(f"e:{t}" for t in key))
+    return fields
 
 
 def _parse(person: str, types: Sequence[str], values: Sequence[bytes | None], *,
@@ -179,8 +189,7 @@ class PersonRead:
         self.types = tuple(types)
 
     def commands(self, keys: Keys) -> Sequence[tuple[Arg, ...]]:
-        return [("HMGET", EngagementKeys(keys).person(self.person), "seq", "lead",
-                 *_want(self.types))]
+        return [("HMGET", keys.engagement(self.person), "seq", "lead", *_want(self.types))]
 
     def parse(self, replies: list[Any]) -> PersonState:
         seq, lead, *values = replies[0]
