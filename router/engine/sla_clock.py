@@ -8,13 +8,14 @@ working 09:00-17:00 Monday to Friday is Monday 12:00 local time.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from zoneinfo import ZoneInfo
 
 from router.engine.ruleset import RepSpec, SlaSpec
 
 __all__ = ["business_deadline", "deadline"]
 
+_MIDNIGHT = dt.time()
 _MAX_DAYS = 366  # a rep with no working hours at all: give up after a year, never loop forever
 
 
@@ -23,15 +24,45 @@ def business_deadline(rep: RepSpec, holidays: Iterable[str], start: dt.datetime,
     """The moment ``seconds`` of ``rep``'s working time have passed after ``start``."""
     zone = ZoneInfo(rep.timezone)
     local = start.astimezone(zone)
+    key = (id(rep), id(holidays), seconds)
+    hit = _GAPS.get(key)
+    if hit is not None and hit[0] is rep and hit[1] is holidays and hit[2] is zone \
+            and hit[3] <= local < hit[4]:
+        return hit[5]
     off = holidays if isinstance(holidays, frozenset | set) else set(holidays)
-    remaining = float(seconds)
+    due = _count(rep, off, zone, local, float(seconds))
+    if due is None:
+        return (start + dt.timedelta(seconds=seconds)).astimezone(dt.UTC)
+    gap = _gap(rep, off, zone, local) if isinstance(holidays, frozenset) else None
+    if gap is not None:
+        if len(_GAPS) >= 1024:
+            _GAPS.clear()
+        _GAPS[key] = (rep, holidays, zone, gap[0], gap[1], due)
+    return due
+
+
+# Outside working hours the deadline does not depend on when exactly the lead came in: every
+# start in the same off-hours gap of the same local day (between the end of one working
+# interval and the start of the next, wall clock) counts from the same next interval. The last
+# such gap per (rep, holidays, duration) is kept with its deadline, so the leads of a night
+# share one computation. Holding the rep and holidays objects makes a reused id() never hit.
+_GAPS: dict[tuple[int, int, int], tuple[RepSpec, Iterable[str], ZoneInfo, dt.datetime,
+                                        dt.datetime, dt.datetime]] = {}
+
+
+def _count(rep: RepSpec, off: Container[str], zone: ZoneInfo, local: dt.datetime,
+           remaining: float) -> dt.datetime | None:
+    """Count ``remaining`` seconds of working time from ``local``; None after a year without
+    enough of them."""
     day = local.date()
     for _ in range(_MAX_DAYS):
-        if day.isoformat() not in off:
-            for begin, end in rep.hours[day.weekday()]:
-                # Wall-clock local times; fold/gap around DST resolve the way zoneinfo does.
-                a = dt.datetime.combine(day, dt.time(), zone) + dt.timedelta(minutes=begin)
-                b = dt.datetime.combine(day, dt.time(), zone) + dt.timedelta(minutes=end)
+        intervals = rep.hours[day.weekday()]
+        if intervals and day.isoformat() not in off:
+            # Wall-clock local times; fold/gap around DST resolve the way zoneinfo does.
+            midnight = dt.datetime.combine(day, _MIDNIGHT, zone)
+            for begin, end in intervals:
+                a = midnight + dt.timedelta(minutes=begin)
+                b = midnight + dt.timedelta(minutes=end)
                 a = max(a, local)
                 if b <= a:
                     continue
@@ -40,7 +71,28 @@ def business_deadline(rep: RepSpec, holidays: Iterable[str], start: dt.datetime,
                     return (a + dt.timedelta(seconds=remaining)).astimezone(dt.UTC)
                 remaining -= available
         day += dt.timedelta(days=1)
-    return (start + dt.timedelta(seconds=seconds)).astimezone(dt.UTC)
+    return None
+
+
+def _gap(rep: RepSpec, off: Container[str], zone: ZoneInfo, local: dt.datetime
+         ) -> tuple[dt.datetime, dt.datetime] | None:
+    """The wall-clock span [from, to) of ``local``'s day around ``local`` in which no working
+    interval of that day starts or ends, or None when ``local`` is inside one. For every start
+    in the span :func:`_count` skips the same intervals and starts the same ones whole."""
+    day = local.date()
+    midnight = dt.datetime.combine(day, _MIDNIGHT, zone)
+    lo, hi = midnight, dt.datetime.combine(day + dt.timedelta(days=1), _MIDNIGHT, zone)
+    if day.isoformat() not in off:
+        for begin, end in rep.hours[day.weekday()]:
+            a = midnight + dt.timedelta(minutes=begin)
+            b = midnight + dt.timedelta(minutes=end)
+            if b <= local:
+                lo = max(lo, b)
+            elif local < a:
+                hi = min(hi, a)
+            else:
+                return None
+    return lo, hi
 
 
 def deadline(policy: SlaSpec, rep: RepSpec | None, holidays: Iterable[str],
