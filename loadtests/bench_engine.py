@@ -5,8 +5,8 @@
 Evaluates a stream of varied synthetic leads (seeded, so runs are comparable) and prints
 leads/s and µs/lead. In the same run, for ratios that survive a noisy machine, it also times
 the same decisions made stage by stage (one compiled function per stage over a dict of the
-lead: what the fused whole-ruleset function replaced) and ``derived()`` alone (the per-lead
-work outside the rules).
+lead: what the fused whole-ruleset function replaced) and ``derived_values()`` alone (the
+per-lead work outside the rules).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from leadrouter_sdk import Lead
 
-from router.engine.evaluate import DEFAULT_STATUS, Snapshot, build_env, derived, evaluate
+from router.engine.evaluate import DEFAULT_STATUS, Snapshot, build_env, derived_values, evaluate
 from router.engine.loader import load_directory
 
 TITLES = ["VP of Sales", "Chief Revenue Officer", "Head of Marketing Ops", "Director of IT",
@@ -139,7 +139,7 @@ def main() -> None:
 
     best = run_all({"full": lambda lead, snap: evaluate(ruleset, lead, snap, now=now),
                     "reference": reference, "staged": staged,
-                    "floor": lambda lead, snap: derived(lead, snap, now)})
+                    "floor": lambda lead, snap: derived_values(lead)})
     full, ref, by_stage, floor = (best[k] for k in ("full", "reference", "staged", "floor"))
     n = len(leads)
     print(f"machine: {platform.machine()} {platform.python_implementation()} "
@@ -149,7 +149,7 @@ def main() -> None:
     print(f"evaluate (fused):   {n / full:>9,.0f} leads/s  {full / n * 1e6:6.2f} µs/lead")
     print(f"stage by stage:     {n / by_stage:>9,.0f} leads/s  {by_stage / n * 1e6:6.2f} µs/lead"
           f"  (fused is {by_stage / full:.2f}x faster)")
-    print(f"derived() alone:    {n / floor:>9,.0f} leads/s  {floor / n * 1e6:6.2f} µs/lead")
+    print(f"derived_values():   {n / floor:>9,.0f} leads/s  {floor / n * 1e6:6.2f} µs/lead")
     print(f"per rule: {(full - floor) / n * 1e9 / len(ruleset.rules):.0f} ns")
     print(f"reference (a 50-step Python loop per lead): {ref / n * 1e6:.2f} µs; evaluate = "
           f"{full / ref:.2f}x the reference")
