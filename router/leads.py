@@ -43,8 +43,11 @@ Outcome = Literal["created", "duplicate", "conflict", "mismatch"]
 
 
 def new_lead_id() -> str:
-    """Time-ordered, unguessable: 12 hex digits of milliseconds + 16 random hex digits."""
-    return f"ld_{time.time_ns() // 1_000_000:012x}{os.urandom(8).hex()}"
+    """Time-ordered, unguessable: 12 hex digits of milliseconds + 24 random hex digits.
+
+    The id is what lets a caller read a lead and act on it as its owner, so it carries 96
+    random bits (the time part is guessable)."""
+    return f"ld_{time.time_ns() // 1_000_000:012x}{os.urandom(12).hex()}"
 
 
 class Record(msgspec.Struct, kw_only=True):

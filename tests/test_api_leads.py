@@ -7,6 +7,7 @@ are the small deterministic set of ``tests/_service.py`` (reps on duty around th
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import anyio
@@ -37,7 +38,10 @@ def test_create_lead_returns_the_full_decision(api: httpx.Client,
     assert response.headers["content-type"].startswith("application/json")
     d = response.json()
 
-    assert d["lead_id"].startswith("ld_")
+    # time-ordered (12 hex digits of ms) then 96 random bits: the id is a capability
+    assert re.fullmatch(r"ld_[0-9a-f]{12}[0-9a-f]{24}", d["lead_id"]), d["lead_id"]
+    created_ms = int(d["lead_id"][3:15], 16)
+    assert abs(created_ms / 1000 - dt.datetime.now(dt.UTC).timestamp()) < 300
     assert response.headers["location"] == f"/v1/leads/{d['lead_id']}"
     assert d["duplicate"] is False
     # score: fit.big 25 + fit.us 10, bant.budget 20 → 55 → grade B, status mql
