@@ -58,14 +58,15 @@ from router.engine._durable_translate import (
     encode,
     split_condition,
 )
+from router.engine.evaluate import _NO_RULE as NO_RULE
 from router.engine.evaluate import (
-    DEFAULT_QUEUE,
     DEFAULT_STATUS,
     Evaluation,
     Snapshot,
     build_env,
     evaluate,
 )
+from router.engine.evaluate import _owner_route as owner_route
 from router.engine.functions import BUILTINS, Function
 from router.engine.ruleset import CompiledRule, Route, Ruleset, Stage
 from router.engine.schema import STATUSES
@@ -83,8 +84,6 @@ __all__ = [
 
 ENGINES = ("compiled", "durable")
 _EMPTY = Snapshot()
-_NO_RULE = Route(kind="queue", target=DEFAULT_QUEUE, rule=None,
-                 reason="no assignment rule matched; the lead waits in the default queue")
 _SID = "0"
 _names = itertools.count()
 # durable-rules keeps every ruleset in one global handle table and is not thread-safe: one
@@ -374,7 +373,7 @@ class DurableEngine:
             segment = ruleset.segments.rules[s].id if s >= 0 else None
             env["segment"] = segment
             a = self._first(stages["assignment"], env, errors)
-            route = _route(ruleset.assignment.rules[a], env) if a >= 0 else _NO_RULE
+            route = _route(ruleset.assignment.rules[a], env) if a >= 0 else NO_RULE
             env["pool"] = route.target if route.kind == "pool" else None
             env["queue"] = route.target if route.kind == "queue" else None
             p = self._first(stages["sla"], env, errors)
@@ -437,7 +436,5 @@ def _where(rule: CompiledRule) -> str:
 def _route(rule: CompiledRule, env: dict[str, Any]) -> Route:
     if rule.route is not None:
         return rule.route
-    owner = env["account_owner"]
-    return Route(kind="account_owner", target=owner, rule=rule.id,
-                 reason=f"{env['company_domain'] or 'this domain'} is an account owned by {owner}")
+    return owner_route(rule, env["account_owner"], env["company_domain"])
 
