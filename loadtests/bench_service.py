@@ -72,15 +72,21 @@ def start_server(app: str, port: int, env: dict[str, str],
     if factory:
         cmd.append("--factory")
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env})
+    wait_listening(proc, port, app)
+    return proc
+
+
+def wait_listening(proc: subprocess.Popen[bytes], port: int, what: str) -> None:
+    """Return once ``port`` accepts connections; kill ``proc`` after 30 s without."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc
+                return
         except OSError:
             time.sleep(0.1)
     proc.kill()
-    raise RuntimeError(f"{app} did not start on port {port}")
+    raise RuntimeError(f"{what} did not start on port {port}")
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

@@ -20,7 +20,6 @@ import gc
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -91,13 +90,7 @@ def probe(args: argparse.Namespace) -> None:
                              str(port), "--stats", str(stats)], cwd=ROOT, env=env)
     client = redis.Redis.from_url(url)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        bench.wait_listening(proc, port, "the service")
         target = f"http://127.0.0.1:{port}/v1/leads"
         bench.wrk(target, 10, 64)
         client.config_set("slowlog-log-slower-than", 3000)

@@ -167,8 +167,7 @@ class Result(msgspec.Struct, frozen=True, kw_only=True):
     ``rule_ids[stage]``: per first-match rule, the ids it adds to ``matched`` (a 1-tuple; the
     default, last, adds nothing); ``routes``: the Route of each assignment rule, None for
     account-owner rules (``owner_route(index, owner, company_domain)`` builds those), default
-    last;
-    ``errors(raised)`` turns (stage, index) pairs into "stage:id" strings.
+    last; ``errors(raised)`` turns (stage, index) pairs into "stage:id" strings.
     """
 
     make: Callable[..., Any]
