@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -100,6 +101,11 @@ def test_one_json_access_line_per_request_without_personal_data(
     with httpx.Client(base_url=service.url, timeout=10) as client:
         posted = client.post("/v1/leads", json=LEAD, headers={"X-Request-ID": "trace-42"})
     assert posted.status_code == 201
+    # The line is written once the response has gone out (its duration covers sending), so
+    # the client can read the response a moment before the server thread writes the line.
+    deadline = time.monotonic() + 5
+    while not stream.getvalue().endswith("\n") and time.monotonic() < deadline:
+        time.sleep(0.01)
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert len(lines) == 1, lines
     line = lines[0]
