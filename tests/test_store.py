@@ -276,6 +276,43 @@ async def test_every_key_expires_except_the_long_lived(store: Store,
             assert ttl > 0, key
 
 
+async def test_shared_keys_are_extended_never_shortened(store: Store,
+                                                          redis_client: redis.Redis) -> None:
+    """The person index and the SLA schedule outlive every lead in them (extend_ttl in
+    _lib.lua: PEXPIRE GT, with PTTL only for a key that has no expiry yet)."""
+    hour = dt.timedelta(hours=1)
+    person, sla = store.keys.person("p1"), store.keys.sla_due
+
+    def ttl(key: str) -> float:
+        return int(redis_client.pttl(key)) / 3_600_000
+
+    await store.commit(plan("T1", person="p1", due_at=NOW + 10 * hour, sla_policy="hot"))
+    first_person, first_sla = ttl(person), ttl(sla)
+    assert first_person > 10 and first_sla > 10  # a new key gets an expiry
+    await store.commit(plan("T2", person="p1", due_at=NOW + hour, sla_policy="hot"))
+    assert ttl(person) == pytest.approx(first_person, abs=0.01)  # not shortened
+    assert ttl(sla) == pytest.approx(first_sla, abs=0.01)
+    await store.commit(plan("T3", person="p1", due_at=NOW + 100 * hour, sla_policy="hot"))
+    assert ttl(person) > first_person + 80 and ttl(sla) > first_sla + 80  # extended
+    redis_client.persist(person)  # e.g. restored from a dump without expiries
+    await store.commit(plan("T4", person="p1"))
+    assert ttl(person) > 0
+    assert redis_client.smembers(person) == {b"T1", b"T2", b"T3", b"T4"}
+
+
+async def test_history_left_behind_is_trimmed_to_the_cap(store: Store,
+                                                         redis_client: redis.Redis) -> None:
+    history = store.keys.history("H1")
+    redis_client.rpush(history, *[f"old{i}" for i in range(store.history_max)])
+    await store.commit(plan("H1"))
+    entries = redis_client.lrange(history, 0, -1)
+    assert len(entries) == store.history_max
+    assert b'"event":"created"' in entries[-2] and b'"event":"assigned"' in entries[-1]
+    fresh = store.keys.history("H2")
+    await store.commit(plan("H2"))
+    assert redis_client.llen(fresh) == 2
+
+
 # -- Redis unavailable ----------------------------------------------------------------------
 
 

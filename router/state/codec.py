@@ -22,7 +22,8 @@ def text(value: bytes | None) -> str | None:
 
 
 class LuaPlan(msgspec.Struct, kw_only=True):
-    """The commit script's ARGV[1]; short names, no nulls (cjson turns null into a userdata)."""
+    """The commit script's ARGV[1], as MessagePack (``cmsgpack.unpack``); short names and no
+    nulls (a nil would leave a hole in a Lua table)."""
 
     id: str
     now: int

@@ -4,7 +4,7 @@
 -- The pool pick itself is the shared one (_pick.lua); SLA facts for the report: _sla.lua.
 --!include _pick.lua
 --!include _sla.lua
-local plan = cjson.decode(ARGV[1])
+local plan = cmsgpack.unpack(ARGV[1])  -- MessagePack: decodes in ~2/3 of cjson's time
 local now, id, ret = plan.now, plan.id, plan.ret
 local K_LEAD, K_HIST, K_OUTBOX, K_SLA, K_QUEUE = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_FACTS = KEYS[6]
@@ -62,7 +62,7 @@ end
 if due >= 0 then
   redis.call('ZADD', K_SLA, due, id)
   redis.call('ZREMRANGEBYSCORE', K_SLA, '-inf', '(' .. fmt_int(now - ret))
-  if redis.call('PTTL', K_SLA) < ttl then redis.call('PEXPIRE', K_SLA, ttl) end
+  extend_ttl(K_SLA, ttl)
   if plan.sla ~= '' then   -- the handoff, for the SLA report
     sla_fact(K_FACTS, now, plan.fmax, ret,
              {'t', 'handoff', 'lead', id, 'policy', plan.sla, 'pool', pool or '',
@@ -91,8 +91,10 @@ if owner then
 else
   step = cjson.encode({event = 'queued', at = now, queue = queue, reason = reason})
 end
-redis.call('RPUSH', K_HIST, created, step)
-redis.call('LTRIM', K_HIST, -plan.hmax, -1)
+-- A new lead's history is these two entries; trim only when there were some before them.
+if redis.call('RPUSH', K_HIST, created, step) > plan.hmax then
+  redis.call('LTRIM', K_HIST, -plan.hmax, -1)
+end
 redis.call('PEXPIRE', K_HIST, ttl)
 
 redis.call('XADD', K_OUTBOX, 'MAXLEN', '~', plan.omax, '*', 'type', 'lead.' .. state,
@@ -110,7 +112,7 @@ end
 if plan.person == 1 then
   local k_person = KEYS[#KEYS]
   redis.call('SADD', k_person, id)
-  if redis.call('PTTL', k_person) < ttl then redis.call('PEXPIRE', k_person, ttl) end
+  extend_ttl(k_person, ttl)
 end
 
 -- Engagement (router/state/engagement.py): the person's events now re-score this lead; if any
@@ -120,7 +122,7 @@ if (plan.eng or 0) > 0 then
   local k_eng = KEYS[plan.eng]
   if tonumber(redis.call('HGET', k_eng, 'seq') or '0') ~= plan.eng_seq then eng_stale = 1 end
   redis.call('HSET', k_eng, 'lead', id, 'dom', plan.eng_dom)
-  if redis.call('PTTL', k_eng) < plan.eng_ttl then redis.call('PEXPIRE', k_eng, plan.eng_ttl) end
+  extend_ttl(k_eng, plan.eng_ttl)
 end
 
 return {state, owner or '', pool or '', queue or '', strategy or '', reason, due, now, '',
