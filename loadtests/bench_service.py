@@ -181,9 +181,9 @@ def main() -> None:
     ap.add_argument("--duration", type=int, default=10)
     # The maximum is the best over several concurrencies: a server that waits on Redis needs
     # more requests in flight to fill its core than the no-op endpoint does.
-    ap.add_argument("--connections", default="16,64",
+    ap.add_argument("--connections", default="16,32,64",
                     help="wrk concurrencies to try, comma-separated; each server's maximum is "
-                         "its best (default 16,64)")
+                         "its best (default 16,32,64)")
     ap.add_argument("--latency-duration", type=int, default=15)
     ap.add_argument("--rounds", type=int, default=2,
                     help="interleaved rounds of the closed-loop sweep; each keeps its best")
