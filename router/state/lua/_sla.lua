@@ -72,7 +72,7 @@ local function sla_keep(a, due)
     redis.call('PEXPIRE', KEYS[1], ttl)
     redis.call('PEXPIRE', KEYS[2], ttl)
   end
-  if redis.call('PTTL', KEYS[4]) < ttl then redis.call('PEXPIRE', KEYS[4], ttl) end
+  extend_ttl(KEYS[4], ttl)
 end
 
 -- Put the lead in the target queue (KEYS[8]) without an owner; the SLA clock stops (no owner

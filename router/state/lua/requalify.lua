@@ -50,7 +50,7 @@ local function keep_alive(due)
     redis.call('PEXPIRE', KEYS[1], ttl)
     redis.call('PEXPIRE', KEYS[2], ttl)
   end
-  if due >= 0 and redis.call('PTTL', KEYS[4]) < ttl then redis.call('PEXPIRE', KEYS[4], ttl) end
+  if due >= 0 then extend_ttl(KEYS[4], ttl) end
 end
 
 local function handoff_fact(owner, pool, queue, due)
