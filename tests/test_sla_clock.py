@@ -1,6 +1,6 @@
-"""Business-hours deadlines: the off-hours memo of ``business_deadline`` gives exactly what
-counting from scratch gives, for every start — across DST changes, holidays, overlapping or
-empty working intervals and starts that walk in and out of working hours."""
+"""Business-hours deadlines: the off-hours and in-hours memos of ``business_deadline`` give
+exactly what counting from scratch gives, for every start — across DST changes, holidays,
+overlapping or empty working intervals and starts that walk in and out of working hours."""
 
 from __future__ import annotations
 
@@ -76,6 +76,7 @@ def _rep(rng: random.Random, i: int) -> RepSpec:
 def test_memo_matches_counting_from_scratch(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(seed)
     sla_clock._GAPS.clear()
+    sla_clock._SPANS.clear()
     counted = 0
     count = sla_clock._count
 
@@ -105,6 +106,7 @@ def test_memo_matches_counting_from_scratch(seed: int, monkeypatch: pytest.Monke
 
 def test_no_memo_for_mutable_holidays() -> None:
     sla_clock._GAPS.clear()
+    sla_clock._SPANS.clear()
     rep = RepSpec(id="x", name=None, timezone="Europe/London",
                   hours=(((540, 1020),),) * 7, weight=1, daily_cap=None)
     holidays: set[str] = set()
@@ -114,3 +116,27 @@ def test_no_memo_for_mutable_holidays() -> None:
     assert business_deadline(rep, holidays, start, 3600) == \
         reference(rep, holidays, start, 3600) != first
     assert not sla_clock._GAPS
+    assert not sla_clock._SPANS
+
+
+def test_starts_inside_working_hours_share_one_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 1-hour SLA for a rep working 09:00-17:00: every start from 09:00 to 16:00 is due an
+    hour later, counted once; from 16:00:01 on the hour spills into the next morning."""
+    sla_clock._GAPS.clear()
+    sla_clock._SPANS.clear()
+    counted: list[dt.datetime] = []
+    count = sla_clock._count
+    monkeypatch.setattr(sla_clock, "_count", lambda *a: counted.append(a[3]) or count(*a))
+    rep = RepSpec(id="x", name=None, timezone="Europe/Berlin",
+                  hours=(((540, 1020),),) * 7, weight=1, daily_cap=None)
+    holidays: frozenset[str] = frozenset()
+    day = dt.datetime(2026, 11, 24, 8, tzinfo=dt.UTC)  # 09:00 in Berlin
+    for minutes, ms in ((30, 1), (0, 0), (59, 999), (360, 1), (420, 0)):  # 420: 16:00 sharp
+        start = day + dt.timedelta(minutes=minutes, milliseconds=ms)
+        assert business_deadline(rep, holidays, start, 3600) == start + dt.timedelta(hours=1) \
+            == reference(rep, holidays, start, 3600)
+    assert len(counted) == 1
+    late = day + dt.timedelta(minutes=420, seconds=1)
+    assert business_deadline(rep, holidays, late, 3600) == \
+        dt.datetime(2026, 11, 25, 8, 0, 1, tzinfo=dt.UTC) == reference(rep, holidays, late, 3600)
+    assert len(counted) == 2

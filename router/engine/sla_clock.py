@@ -29,15 +29,24 @@ def business_deadline(rep: RepSpec, holidays: Iterable[str], start: dt.datetime,
     if hit is not None and hit[0] is rep and hit[1] is holidays and hit[2] is zone \
             and hit[3] <= local < hit[4]:
         return hit[5]
+    span = _SPANS.get(key)
+    if span is not None and span[0] is rep and span[1] is holidays and span[2] is zone \
+            and span[3] <= local <= span[4]:
+        return (local + dt.timedelta(seconds=seconds)).astimezone(dt.UTC)
     off = holidays if isinstance(holidays, frozenset | set) else set(holidays)
     due = _count(rep, off, zone, local, float(seconds))
     if due is None:
         return (start + dt.timedelta(seconds=seconds)).astimezone(dt.UTC)
-    gap = _gap(rep, off, zone, local) if isinstance(holidays, frozenset) else None
-    if gap is not None:
-        if len(_GAPS) >= 1024:
-            _GAPS.clear()
-        _GAPS[key] = (rep, holidays, zone, gap[0], gap[1], due)
+    if isinstance(holidays, frozenset):  # a set may change under the memo: never kept
+        gap = _gap(rep, off, zone, local)
+        if gap is not None:
+            if len(_GAPS) >= 1024:
+                _GAPS.clear()
+            _GAPS[key] = (rep, holidays, zone, gap[0], gap[1], due)
+        elif (inside := _inside(rep, off, zone, local, seconds)) is not None:
+            if len(_SPANS) >= 1024:
+                _SPANS.clear()
+            _SPANS[key] = (rep, holidays, zone, inside[0], inside[1])
     return due
 
 
@@ -48,6 +57,14 @@ def business_deadline(rep: RepSpec, holidays: Iterable[str], start: dt.datetime,
 # share one computation. Holding the rep and holidays objects makes a reused id() never hit.
 _GAPS: dict[tuple[int, int, int], tuple[RepSpec, Iterable[str], ZoneInfo, dt.datetime,
                                         dt.datetime, dt.datetime]] = {}
+
+
+# Inside working hours the deadline is the start plus the duration, as long as the duration
+# fits in what is left of the working interval the lead came in: the span of such starts (wall
+# clock, both ends included) is kept per (rep, holidays, duration), so the leads of a working
+# day share one count too.
+_SPANS: dict[tuple[int, int, int], tuple[RepSpec, Iterable[str], ZoneInfo, dt.datetime,
+                                         dt.datetime]] = {}
 
 
 def _count(rep: RepSpec, off: Container[str], zone: ZoneInfo, local: dt.datetime,
@@ -93,6 +110,31 @@ def _gap(rep: RepSpec, off: Container[str], zone: ZoneInfo, local: dt.datetime
             else:
                 return None
     return lo, hi
+
+
+def _inside(rep: RepSpec, off: Container[str], zone: ZoneInfo, local: dt.datetime,
+            seconds: int) -> tuple[dt.datetime, dt.datetime] | None:
+    """The wall-clock span [from, to] of starts around ``local`` for which :func:`_count` ends
+    in the first interval it counts — the one holding ``local`` — so the deadline is the start
+    plus ``seconds``; None unless ``local`` is such a start. Intervals are taken in the order
+    the rep lists them, as :func:`_count` takes them: the earlier-listed ones must be over (or
+    empty) for every start in the span."""
+    day = local.date()
+    if day.isoformat() in off:
+        return None
+    midnight = dt.datetime.combine(day, _MIDNIGHT, zone)
+    floor = midnight
+    for begin, end in rep.hours[day.weekday()]:
+        a = midnight + dt.timedelta(minutes=begin)
+        b = midnight + dt.timedelta(minutes=end)
+        if b <= max(a, local):  # skipped by the count: over by now, or empty
+            if a < b:
+                floor = max(floor, b)
+            continue
+        if a <= local and (b - local).total_seconds() >= seconds:
+            return max(a, floor), b - dt.timedelta(seconds=seconds)
+        return None
+    return None
 
 
 def deadline(policy: SlaSpec, rep: RepSpec | None, holidays: Iterable[str],
