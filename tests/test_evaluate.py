@@ -189,6 +189,19 @@ def test_explain_steps() -> None:
     assert none[6].detail == "none of 2 rules matched; no SLA applies"
 
 
+def test_explain_steps_are_shared_within_a_ruleset_never_across_rulesets() -> None:
+    """Stage steps are memoised per stage: equal decisions share one Step, and a reloaded
+    ruleset whose deciding rule has another id (same position, same outcome) gets its own."""
+    first, again = explain(RULES, run(**BIG)), explain(RULES, run(**BIG))
+    assert first == again and all(a is b for a, b in zip(first[1:], again[1:], strict=True))
+    renamed = load_texts({**FILES, "routing.yaml": ROUTING.replace("{id: na-ent,",
+                                                                   "{id: na-enterprise,")})
+    moved = explain(renamed, run(rules=renamed, **BIG))
+    assert (moved[5].outcome, moved[5].rule) == ("pool:na-ent", "na-enterprise")
+    assert (first[5].outcome, first[5].rule) == ("pool:na-ent", "na-ent")
+    assert explain(RULES, run(**BIG))[5] is first[5]
+
+
 def _boom(value: Any) -> bool:
     raise RuntimeError("plugin down")
 

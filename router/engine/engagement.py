@@ -270,8 +270,10 @@ def windows(activity: Activity, wanted: Iterable[tuple[str, int]], last_events: 
             now: dt.datetime) -> tuple[dict[tuple[str, int], int], dict[str, dt.datetime]]:
     """``count()`` and ``last()`` values: an event counts in an N-day window when it happened
     less than N days before ``now`` (``now - t < N days``, to the millisecond)."""
-    now_ms = ms(now)
     types = activity.types
+    if not types:  # a new person (most leads): every window is empty, nothing was last
+        return dict.fromkeys(wanted, 0), {}
+    now_ms = ms(now)
     counts: dict[tuple[str, int], int] = {}
     for event, days in wanted:
         a = types.get(event)

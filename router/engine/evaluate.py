@@ -142,13 +142,47 @@ def _owner_route(rule: CompiledRule, owner: str, company_domain: str | None) -> 
                  reason=f"{company_domain or 'this domain'} is an account owned by {owner}")
 
 
+# A stage's step depends only on which rule decided and what it decided, and a ruleset has few
+# such pairs: the leads share the (frozen) Step objects instead of formatting them every time.
+# Keyed by id(stage); the entry holds the stage, so a reused id never hits.
+_STEPS: dict[tuple[int, int, str | None], tuple[Stage, Step]] = {}
+
+
 def _step(stage: Stage, index: int, outcome: str | None, default: str) -> Step:
+    key = (id(stage), index, outcome)
+    hit = _STEPS.get(key)
+    if hit is not None and hit[0] is stage:
+        return hit[1]
     if index < 0:
-        return Step(stage=stage.name, outcome=outcome,
+        step = Step(stage=stage.name, outcome=outcome,
                     detail=f"none of {len(stage.rules)} rules matched; {default}")
-    plural = "s" if index != 1 else ""
-    return Step(stage=stage.name, outcome=outcome, rule=stage.rules[index].id,
-                detail=f"first match; {index} earlier rule{plural} did not match")
+    else:
+        plural = "s" if index != 1 else ""
+        step = Step(stage=stage.name, outcome=outcome, rule=stage.rules[index].id,
+                    detail=f"first match; {index} earlier rule{plural} did not match")
+    if len(_STEPS) >= 4096:
+        _STEPS.clear()
+    _STEPS[key] = (stage, step)
+    return step
+
+
+_UNGRADED = Step(stage="grade", outcome=None, detail="no grade threshold reached")
+
+
+def _grade_step(grade: str | None) -> Step:
+    if not grade:
+        return _UNGRADED if grade is None else msgspec.structs.replace(_UNGRADED, outcome=grade)
+    step = _GRADE_STEPS.get(grade)
+    if step is None:
+        if len(_GRADE_STEPS) >= 256:
+            _GRADE_STEPS.clear()
+        step = _GRADE_STEPS[grade] = Step(
+            stage="grade", outcome=grade,
+            detail="highest grade whose threshold the score reaches")
+    return step
+
+
+_GRADE_STEPS: dict[str, Step] = {}
 
 
 def explain(ruleset: Ruleset, ev: Evaluation) -> tuple[Step, ...]:
@@ -162,9 +196,7 @@ def explain(ruleset: Ruleset, ev: Evaluation) -> tuple[Step, ...]:
         Step(stage="scoring", outcome=f"{sc.total:g}",
              detail=f"{len(sc.contributions)} contribution(s): fit {sc.fit:g}, bant {sc.bant:g}, "
              f"engagement {sc.engagement:g}"),
-        Step(stage="grade", outcome=sc.grade,
-             detail="highest grade whose threshold the score reaches" if sc.grade else
-             "no grade threshold reached"),
+        _grade_step(sc.grade),
         _step(ruleset.qualification, q, ev.status, f"default status {DEFAULT_STATUS}"),
         _step(ruleset.territories, t, ev.territory, "no territory"),
         _step(ruleset.segments, s, ev.segment, "no segment"),
