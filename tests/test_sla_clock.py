@@ -120,8 +120,9 @@ def test_no_memo_for_mutable_holidays() -> None:
 
 
 def test_starts_inside_working_hours_share_one_count(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A 1-hour SLA for a rep working 09:00-17:00: every start from 09:00 to 16:00 is due an
-    hour later, counted once; from 16:00:01 on the hour spills into the next morning."""
+    """A rep working 09:00-17:00: with a 1-hour SLA every start from 09:00 to 16:00 is due an
+    hour later, counted once; from 16:00:01 on the hour spills into the next morning, and
+    those starts share one count as well (until 17:00)."""
     sla_clock._GAPS.clear()
     sla_clock._SPANS.clear()
     counted: list[dt.datetime] = []
@@ -131,12 +132,17 @@ def test_starts_inside_working_hours_share_one_count(monkeypatch: pytest.MonkeyP
                   hours=(((540, 1020),),) * 7, weight=1, daily_cap=None)
     holidays: frozenset[str] = frozenset()
     day = dt.datetime(2026, 11, 24, 8, tzinfo=dt.UTC)  # 09:00 in Berlin
-    for minutes, ms in ((30, 1), (0, 0), (59, 999), (360, 1), (420, 0)):  # 420: 16:00 sharp
+    for minutes, ms in ((0, 0), (30, 1), (59, 999), (360, 1), (420, 0)):  # 420: 16:00 sharp
         start = day + dt.timedelta(minutes=minutes, milliseconds=ms)
         assert business_deadline(rep, holidays, start, 3600) == start + dt.timedelta(hours=1) \
             == reference(rep, holidays, start, 3600)
     assert len(counted) == 1
-    late = day + dt.timedelta(minutes=420, seconds=1)
-    assert business_deadline(rep, holidays, late, 3600) == \
-        dt.datetime(2026, 11, 25, 8, 0, 1, tzinfo=dt.UTC) == reference(rep, holidays, late, 3600)
+    for seconds, due in ((1, "2026-11-25T08:00:01"), (1800, "2026-11-25T08:30:00"),
+                         (3599, "2026-11-25T08:59:59")):
+        start = day + dt.timedelta(minutes=420, seconds=seconds)
+        assert business_deadline(rep, holidays, start, 3600) == \
+            dt.datetime.fromisoformat(due + "+00:00") == reference(rep, holidays, start, 3600)
     assert len(counted) == 2
+    end = day + dt.timedelta(hours=8)  # 17:00: off hours, the next morning's first hour
+    assert business_deadline(rep, holidays, end, 3600) == reference(rep, holidays, end, 3600)
+    assert len(counted) == 3

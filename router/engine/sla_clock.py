@@ -32,23 +32,29 @@ def business_deadline(rep: RepSpec, holidays: Iterable[str], start: dt.datetime,
     span = _SPANS.get(key)
     if span is not None and span[0] is rep and span[1] is holidays and span[2] is zone \
             and span[3] <= local <= span[4]:
-        return (local + dt.timedelta(seconds=seconds)).astimezone(dt.UTC)
+        return (span[5] + (local - span[3])).astimezone(dt.UTC)
     off = holidays if isinstance(holidays, frozenset | set) else set(holidays)
-    due = _count(rep, off, zone, local, float(seconds))
-    if due is None:
+    counted = _count(rep, off, zone, local, float(seconds))
+    if counted is None:
         return (start + dt.timedelta(seconds=seconds)).astimezone(dt.UTC)
+    due, landing, landing_end = counted
     if isinstance(holidays, frozenset):  # a set may change under the memo: never kept
         gap = _gap(rep, off, zone, local)
         if gap is not None:
             if len(_GAPS) >= 1024:
                 _GAPS.clear()
             _GAPS[key] = (rep, holidays, zone, gap[0], gap[1], due)
-        elif (inside := _inside(rep, off, zone, local, seconds)) is not None:
+        elif (end := _steady_until(rep, zone, local)) is not None:
+            # Later starts (wall clock) move the deadline by as much, while the start stays in
+            # its interval and the deadline in the one it landed in.
+            last = min(end - _TICK, local + (landing_end - landing))
             if len(_SPANS) >= 1024:
                 _SPANS.clear()
-            _SPANS[key] = (rep, holidays, zone, inside[0], inside[1])
+            _SPANS[key] = (rep, holidays, zone, local, last, landing)
     return due
 
+
+_TICK = dt.timedelta(microseconds=1)
 
 # Outside working hours the deadline does not depend on when exactly the lead came in: every
 # start in the same off-hours gap of the same local day (between the end of one working
@@ -58,19 +64,20 @@ def business_deadline(rep: RepSpec, holidays: Iterable[str], start: dt.datetime,
 _GAPS: dict[tuple[int, int, int], tuple[RepSpec, Iterable[str], ZoneInfo, dt.datetime,
                                         dt.datetime, dt.datetime]] = {}
 
-
-# Inside working hours the deadline is the start plus the duration, as long as the duration
-# fits in what is left of the working interval the lead came in: the span of such starts (wall
-# clock, both ends included) is kept per (rep, holidays, duration), so the leads of a working
-# day share one count too.
+# Inside working hours the deadline moves with the start: a start d later (wall clock) is due d
+# later, as long as the start stays in its working interval and the deadline in the interval
+# it landed in. Kept per (rep, holidays, duration): the first start counted, the last start
+# the memo answers, and the first start's deadline (wall clock), so a working day's leads share
+# a few counts.
 _SPANS: dict[tuple[int, int, int], tuple[RepSpec, Iterable[str], ZoneInfo, dt.datetime,
-                                         dt.datetime]] = {}
+                                         dt.datetime, dt.datetime]] = {}
 
 
 def _count(rep: RepSpec, off: Container[str], zone: ZoneInfo, local: dt.datetime,
-           remaining: float) -> dt.datetime | None:
-    """Count ``remaining`` seconds of working time from ``local``; None after a year without
-    enough of them."""
+           remaining: float) -> tuple[dt.datetime, dt.datetime, dt.datetime] | None:
+    """Count ``remaining`` seconds of working time from ``local``: the deadline (UTC), the same
+    moment in wall-clock time and the end of the working interval it falls in; None after a
+    year without enough working time."""
     day = local.date()
     for _ in range(_MAX_DAYS):
         intervals = rep.hours[day.weekday()]
@@ -85,10 +92,32 @@ def _count(rep: RepSpec, off: Container[str], zone: ZoneInfo, local: dt.datetime
                     continue
                 available = (b - a).total_seconds()
                 if remaining <= available:
-                    return (a + dt.timedelta(seconds=remaining)).astimezone(dt.UTC)
+                    landing = a + dt.timedelta(seconds=remaining)
+                    return landing.astimezone(dt.UTC), landing, b
                 remaining -= available
         day += dt.timedelta(days=1)
     return None
+
+
+def _steady_until(rep: RepSpec, zone: ZoneInfo, local: dt.datetime) -> dt.datetime | None:
+    """The end of the working interval ``local`` is in, when :func:`_count` would count that
+    interval first and every other one of the day whole or not at all, for ``local`` and any
+    later start before that end; else None. (Intervals are taken in the order the rep lists
+    them, as the count takes them: odd lists with overlaps get no memo.) The day is no holiday:
+    :func:`_gap` answered first."""
+    day = local.date()
+    midnight = dt.datetime.combine(day, _MIDNIGHT, zone)
+    current: dt.datetime | None = None
+    for begin, end in rep.hours[day.weekday()]:
+        a = midnight + dt.timedelta(minutes=begin)
+        b = midnight + dt.timedelta(minutes=end)
+        if b <= a or b <= local:  # empty, or over: skipped by every later start too
+            continue
+        if current is None and a <= local:
+            current = b  # the first interval counted holds the start
+        elif current is None or a < current:
+            return None  # counted before it, or overlapping it: depends on the start
+    return current
 
 
 def _gap(rep: RepSpec, off: Container[str], zone: ZoneInfo, local: dt.datetime
@@ -110,31 +139,6 @@ def _gap(rep: RepSpec, off: Container[str], zone: ZoneInfo, local: dt.datetime
             else:
                 return None
     return lo, hi
-
-
-def _inside(rep: RepSpec, off: Container[str], zone: ZoneInfo, local: dt.datetime,
-            seconds: int) -> tuple[dt.datetime, dt.datetime] | None:
-    """The wall-clock span [from, to] of starts around ``local`` for which :func:`_count` ends
-    in the first interval it counts — the one holding ``local`` — so the deadline is the start
-    plus ``seconds``; None unless ``local`` is such a start. Intervals are taken in the order
-    the rep lists them, as :func:`_count` takes them: the earlier-listed ones must be over (or
-    empty) for every start in the span."""
-    day = local.date()
-    if day.isoformat() in off:
-        return None
-    midnight = dt.datetime.combine(day, _MIDNIGHT, zone)
-    floor = midnight
-    for begin, end in rep.hours[day.weekday()]:
-        a = midnight + dt.timedelta(minutes=begin)
-        b = midnight + dt.timedelta(minutes=end)
-        if b <= max(a, local):  # skipped by the count: over by now, or empty
-            if a < b:
-                floor = max(floor, b)
-            continue
-        if a <= local and (b - local).total_seconds() >= seconds:
-            return max(a, floor), b - dt.timedelta(seconds=seconds)
-        return None
-    return None
 
 
 def deadline(policy: SlaSpec, rep: RepSpec | None, holidays: Iterable[str],
