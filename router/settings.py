@@ -90,6 +90,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     access_log: bool = True
     # How often each worker moves its hot-path metric updates into prometheus-client.
     metrics_flush_seconds: Annotated[float, msgspec.Meta(gt=0)] = 1.0
+    # Net new container objects between runs of the cyclic garbage collector's youngest
+    # generation (Python's default: 700). Under load most young objects belong to requests in
+    # flight, so each run scans live objects for nothing; see docs/operations.md.
+    gc_threshold: Annotated[int, msgspec.Meta(ge=700, le=10_000_000)] = 50_000
     # Set by `leadrouter serve` when it started the embedded valkey-server (for /v1/status).
     embedded_redis: bool = False
     # Intake (docs/intake.md). Client addresses: X-Forwarded-For is believed only from these
