@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
@@ -26,6 +25,7 @@ from router.engine.availability import PlanCache, PoolPlan, local_day
 from router.engine.evaluate import Evaluation, Snapshot, derived, explain
 from router.engine.ruleset import Route, Ruleset, SlaSpec
 from router.engine.sla_clock import deadline
+from router.ids import random_hex
 from router.logs import REQUEST
 from router.plugins import PluginHost
 from router.reload import RulesManager
@@ -47,24 +47,7 @@ def new_lead_id() -> str:
 
     The id is what lets a caller read a lead and act on it as its owner, so it carries 96
     random bits (the time part is guessable)."""
-    try:
-        tail = _RANDOM.pop()  # atomic: two threads never get the same value
-    except IndexError:
-        tail = _refill()
-    return f"ld_{time.time_ns() // 1_000_000:012x}{tail}"
-
-
-# os.urandom in blocks of 256 ids: one getrandom() call instead of one per lead (a syscall
-# costs a VM more than the rest of the id). Emptied in a forked child, which must never
-# hand out its parent's values.
-_RANDOM: list[str] = []
-os.register_at_fork(after_in_child=_RANDOM.clear)
-
-
-def _refill() -> str:
-    block = os.urandom(12 * 256).hex()
-    _RANDOM.extend(block[i:i + 24] for i in range(24, len(block), 24))
-    return block[:24]
+    return f"ld_{time.time_ns() // 1_000_000:012x}{random_hex()}"
 
 
 class Record(msgspec.Struct, kw_only=True):

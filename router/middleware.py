@@ -13,12 +13,12 @@ on every log line written while the request runs (:data:`router.logs.REQUEST`).
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Awaitable
 from typing import Any
 
 from router import metrics
+from router.ids import random_hex
 from router.logs import REQUEST, RequestContext, access_line, redact
 
 __all__ = ["ObservabilityMiddleware"]
@@ -65,7 +65,7 @@ class ObservabilityMiddleware:
                 request_id = _valid_request_id(value)
                 break
         if request_id is None:
-            request_id = os.urandom(8).hex()
+            request_id = random_hex()[:16]
         ctx = RequestContext(request_id)
         header = (b"x-request-id", request_id.encode())
         status = 500
