@@ -155,6 +155,14 @@ def api(start_service: Callable[..., Any]) -> Iterator[Any]:
 
 
 @pytest.fixture
+def outbox_sink(redis_client: redis.Redis) -> str:
+    """A sink's consumer group on the outbox, as a plugin with ``on_event`` creates at its
+    first start: until one exists, lead events are not written at all (XADD NOMKSTREAM)."""
+    redis_client.xgroup_create("lr:{outbox}", "sink:test", id="$", mkstream=True)
+    return "lr:{outbox}"
+
+
+@pytest.fixture
 async def store(redis_url: str) -> AsyncIterator[Store]:
     """A connected :class:`router.state.Store` on the test's fresh database."""
     s = await Store.connect(redis_url)

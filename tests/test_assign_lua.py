@@ -229,7 +229,8 @@ async def test_sla_due_per_candidate_rep(store: Store, redis_client: redis.Redis
     assert redis_client.pttl(f"lr:{{lead:{r2.lead_id}}}") > 24 * 3600_000
 
 
-async def test_commit_stores_everything(store: Store, redis_client: redis.Redis) -> None:
+async def test_commit_stores_everything(store: Store, redis_client: redis.Redis,
+                                        outbox_sink: str) -> None:
     r = await assign(store, pool("p", m("a")), rule="na-ent", sla_policy="std",
                      due_at=NOW + dt.timedelta(minutes=5))
     lead = await store.get_lead(r.lead_id)

@@ -204,7 +204,8 @@ def test_the_service_warns_at_start_and_after_a_reload(start_service: Callable[.
 
 @pytest.mark.anyio
 async def test_the_outbox_keeps_about_maxlen_entries(store: Store,
-                                                     redis_client: redis.Redis) -> None:
+                                                     redis_client: redis.Redis,
+                                                     outbox_sink: str) -> None:
     decision = b'{"status":"nurture","explanation":"' + b"x" * 2000 + b'"}'
     for i in range(1300):
         await store.commit(CommitPlan(lead_id=f"ld_{i}", now=T0, kind="queue",

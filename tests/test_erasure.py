@@ -54,7 +54,7 @@ def traces(client: redis.Redis, *needles: str) -> list[bytes]:
 
 
 def test_erase_person_leaves_no_trace(start_service: Callable[..., Any], tmp_path: Path,
-                                      redis_client: redis.Redis,
+                                      redis_client: redis.Redis, outbox_sink: str,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in SECRET_ENV.items():
         monkeypatch.setenv(name, value)

@@ -204,7 +204,8 @@ async def test_stale_owner_conflict(world: World) -> None:
 
 
 async def test_reject_recycles_to_nurture_and_is_reported(world: World,
-                                                          redis_client: redis.Redis) -> None:
+                                                          redis_client: redis.Redis,
+                                                          outbox_sink: str) -> None:
     d = await world.route()
     with pytest.raises(UnknownReason) as info:
         await world.sla.act(d.lead_id, "reject", rep="r1", reason="too_expensive")
@@ -261,7 +262,8 @@ async def test_a_rep_takes_a_queued_lead_by_accepting_it(world: World) -> None:
 # -- breaches ----------------------------------------------------------------------------------
 
 
-async def test_breach_reassigns_to_another_rep(world: World, redis_client: redis.Redis) -> None:
+async def test_breach_reassigns_to_another_rep(world: World, redis_client: redis.Redis,
+                                               outbox_sink: str) -> None:
     d = await world.route()
     world.clock.advance(minutes=9, seconds=59)
     assert await world.breach_all() == 0

@@ -237,7 +237,8 @@ def problem(response: httpx.Response, status: int) -> dict[str, Any]:
 
 
 def test_accept_in_time_stale_owner_and_reject_over_http(serve: Callable[..., httpx.Client],
-                                                         redis_client: redis.Redis) -> None:
+                                                         redis_client: redis.Redis,
+                                                         outbox_sink: str) -> None:
     api = serve()
     first = post_lead(api)
     assert first["assignment"]["owner"] == "r1" and first["sla"]["policy"] == "fast"
@@ -277,7 +278,8 @@ def test_accept_in_time_stale_owner_and_reject_over_http(serve: Callable[..., ht
 
 
 def test_breach_reassigns_then_chain_ends_in_final_queue(serve: Callable[..., httpx.Client],
-                                                         redis_client: redis.Redis) -> None:
+                                                         redis_client: redis.Redis,
+                                                         outbox_sink: str) -> None:
     api = serve()
     d = post_lead(api)
     due = parse(d["sla"]["due_at"])

@@ -179,7 +179,24 @@ async def test_get_missing_lead(store: Store) -> None:
     assert await store.get_lead("nope") is None
 
 
-async def test_transition(store: Store, redis_client: redis.Redis) -> None:
+async def test_lead_events_are_written_once_a_sink_reads_the_outbox(
+        store: Store, redis_client: redis.Redis) -> None:
+    """Without a sink's consumer group nothing could ever read an event (a group starts at the
+    end of the stream), so nothing is written; from the group's creation on, every one is."""
+    entry = HistoryEntry(event="accepted", at=NOW, by="a")
+    await store.commit(plan("L1"))
+    await store.transition("L1", now=NOW, new_state="accepted", entry=entry,
+                           expected_owner="a", event="lead.accepted")
+    assert not redis_client.exists("lr:{outbox}")
+    redis_client.xgroup_create("lr:{outbox}", "sink:late", id="$", mkstream=True)
+    await store.commit(plan("L2"))
+    await store.transition("L2", now=NOW, new_state="accepted", entry=entry,
+                           expected_owner="b", event="lead.accepted")
+    events = [(f[b"type"], f[b"lead_id"]) for _, f in redis_client.xrange("lr:{outbox}")]
+    assert events == [(b"lead.assigned", b"L2"), (b"lead.accepted", b"L2")]
+
+
+async def test_transition(store: Store, redis_client: redis.Redis, outbox_sink: str) -> None:
     r = await store.commit(plan("L1", due_at=NOW + dt.timedelta(minutes=5)))
     assert r.owner == "a"
     entry = HistoryEntry(event="accepted", at=NOW, by="a")

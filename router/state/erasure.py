@@ -103,8 +103,8 @@ async def erase_leads(store: Store, lead_ids: Sequence[str], *, now_ms: int, kin
             ext = record.lead.get("external_id")
             if isinstance(ext, str) and ext:
                 commands.append(("DEL", k.idempotency(f"ext:{record.source or 'api'}", ext)))
-        commands.append(("XADD", k.outbox, "MAXLEN", "~", store.outbox_maxlen, "*",
-                         "type", "lead.erased", "lead_id", lead_id, "at", now_ms))
+        commands.append(("XADD", k.outbox, "NOMKSTREAM", "MAXLEN", "~", store.outbox_maxlen,
+                         "*", "type", "lead.erased", "lead_id", lead_id, "at", now_ms))
     if email:
         commands.append(("DEL", k.person(person_hash(email))))
     starts = [ms for i in ids if (ms := _lead_ms(i)) is not None]

@@ -97,9 +97,12 @@ if redis.call('RPUSH', K_HIST, created, step) > plan.hmax then
 end
 redis.call('PEXPIRE', K_HIST, ttl)
 
-redis.call('XADD', K_OUTBOX, 'MAXLEN', '~', plan.omax, '*', 'type', 'lead.' .. state,
-           'lead_id', id, 'at', fmt_int(now), 'owner', owner or '', 'pool', pool or '',
-           'queue', queue or '', 'due_at', due_s, 'decision', ARGV[2])
+-- NOMKSTREAM: the stream exists once a sink has created its consumer group (at its first
+-- start, from the end of the stream); before that no one could ever read the event, and an
+-- install without sinks keeps neither the ~2.4 KB per lead in memory nor in its AOF.
+redis.call('XADD', K_OUTBOX, 'NOMKSTREAM', 'MAXLEN', '~', plan.omax, '*',
+           'type', 'lead.' .. state, 'lead_id', id, 'at', fmt_int(now), 'owner', owner or '',
+           'pool', pool or '', 'queue', queue or '', 'due_at', due_s, 'decision', ARGV[2])
 
 -- Completed idempotency records live for the configured retention, never longer than the
 -- decision they point to (a retry must find it).

@@ -22,7 +22,8 @@ redis.call('LTRIM', KEYS[2], -a.hmax, -1)
 if a.close_open and KEYS[5] then redis.call('ZREM', KEYS[5], a.id) end
 if a.clear_sla then redis.call('ZREM', KEYS[4], a.id) end
 if a.event ~= '' then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', a.omax, '*', 'type', a.event, 'lead_id', a.id,
+  redis.call('XADD', KEYS[3], 'NOMKSTREAM', 'MAXLEN', '~', a.omax, '*', 'type', a.event,
+             'lead_id', a.id,
              'at', now_s, 'owner', owner, 'state', a.state, 'entry', cjson.encode(a.entry))
 end
 return {'ok', owner, a.state}
