@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import platform
@@ -35,6 +36,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,6 +64,29 @@ def write_bodies(n: int) -> Path:
     lines = [msgspec.json.encode(lead).decode() for lead, _ in synthetic_leads(n, seed=11)]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def service_env(url: str) -> dict[str, str]:
+    """The service's settings in every benchmark: this Valkey, the shipped rules, quiet logs."""
+    return {"LEADROUTER_REDIS_URL": url, "LEADROUTER_RULES_DIR": str(ROOT / "rules"),
+            "LEADROUTER_LOG_LEVEL": "warning", "LEADROUTER_RELOAD_POLL_SECONDS": "5"}
+
+
+@contextlib.contextmanager
+def pinned_valkey(prefix: str) -> Iterator[tuple[str, Path]]:
+    """An embedded valkey-server in a fresh temporary directory, pinned to CPU 1 (beside the
+    load generators, away from the server under test): its URL and the directory; stopped and
+    removed afterwards."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    valkey = EmbeddedValkey(tmp / "valkey")
+    url = valkey.start()
+    try:
+        subprocess.run(["taskset", "-p", "-c", "1", str(valkey.pid)], capture_output=True,
+                       check=False)
+        yield url, tmp
+    finally:
+        valkey.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def start_server(app: str, port: int, env: dict[str, str],
@@ -197,14 +222,8 @@ def main() -> None:
         if shutil.which(tool) is None:
             sys.exit(f"{tool} not found: apt-get install wrk util-linux")
     write_bodies(5000)
-    tmp = Path(tempfile.mkdtemp(prefix="lr-bench-"))
-    valkey = EmbeddedValkey(tmp / "valkey")
-    url = valkey.start()
-    subprocess.run(["taskset", "-p", "-c", "1", str(valkey.pid)], capture_output=True,
-                   check=False)
-    try:
-        env = {"LEADROUTER_REDIS_URL": url, "LEADROUTER_RULES_DIR": str(ROOT / "rules"),
-               "LEADROUTER_LOG_LEVEL": "warning", "LEADROUTER_RELOAD_POLL_SECONDS": "5"}
+    with pinned_valkey("lr-bench-") as (url, _):
+        env = service_env(url)
         results: dict[str, dict[str, float]] = {}
         sweep: dict[str, dict[int, dict[str, float]]] = {}
         concurrencies = [int(c) for c in str(args.connections).split(",")]
@@ -243,9 +262,6 @@ def main() -> None:
             for proc, _ in servers.values():
                 stop(proc)
         trips = asyncio.run(round_trips(url, 2000))
-    finally:
-        valkey.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
 
     noop, svc = results["no-op endpoint"], results["leadrouter"]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "

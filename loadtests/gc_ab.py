@@ -19,7 +19,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,13 +28,13 @@ sys.path.insert(0, str(ROOT / "loadtests"))
 from bench_service import (  # noqa: E402
     cpu_seconds,
     free_port,
+    pinned_valkey,
+    service_env,
     stop,
     wait_listening,
     write_bodies,
     wrk,
 )
-
-from router.state.embedded import EmbeddedValkey  # noqa: E402
 
 # Runs in each server process: record every collection, then hand over to uvicorn.
 _LAUNCH = """
@@ -75,53 +74,45 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install wrk")
     write_bodies(5000)
-    tmp = Path(tempfile.mkdtemp(prefix="lr-gc-"))
-    valkey = EmbeddedValkey(tmp / "valkey")
-    url = valkey.start()
-    subprocess.run(["taskset", "-p", "-c", "1", str(valkey.pid)], capture_output=True,
-                   check=False)
-    servers: dict[str, tuple[subprocess.Popen[bytes], str, Path]] = {}
-    try:
-        for name, threshold in (("A", args.a), ("B", args.b)):
-            port, stats = free_port(), tmp / f"gc-{name}.json"
-            env = {"LEADROUTER_REDIS_URL": url, "LEADROUTER_RULES_DIR": str(ROOT / "rules"),
-                   "LEADROUTER_LOG_LEVEL": "warning", "LEADROUTER_RELOAD_POLL_SECONDS": "5",
-                   "LEADROUTER_GC_THRESHOLD": str(threshold)}
-            proc = subprocess.Popen(
-                ["taskset", "-c", "0", sys.executable, "-c", _LAUNCH, str(stats),
-                 "router.app:app_from_env", "--factory", "--port", str(port), "--loop",
-                 "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"],
-                cwd=ROOT, env={**os.environ, **env})
-            wait_listening(proc, port, f"service {name}")
-            servers[name] = (proc, f"http://127.0.0.1:{port}/v1/leads", stats)
-            wrk(servers[name][1], 2, args.connections)  # warm-up
-        print(f"A: LEADROUTER_GC_THRESHOLD={args.a}, B: {args.b}; wrk -c{args.connections}, "
-              f"{args.duration}s per round")
-        pairs: list[dict[str, float]] = []
-        for rnd in range(args.rounds):
-            pair: dict[str, float] = {}
-            for name in ("A", "B") if rnd % 2 == 0 else ("B", "A"):
-                proc, target, stats = servers[name]
-                before, cpu = _gc(stats), cpu_seconds(proc.pid)
-                r = wrk(target, args.duration, args.connections)
-                after, n = _gc(stats), max(r["rps"] * args.duration, 1)
-                pair[name] = r["rps"]
-                per_gen = "  ".join(
-                    f"gen{g} {(after['n'][g] - before['n'][g]) / n:.3f}/lead "
-                    f"{(after['s'][g] - before['s'][g]) / n * 1e6:5.1f} us/lead"
-                    for g in range(3))
-                print(f"  round {rnd + 1} {name}: {r['rps']:7,.0f} leads/s  CPU "
-                      f"{(cpu_seconds(proc.pid) - cpu) / n * 1e6:4.0f} us/lead  {per_gen}",
-                      flush=True)
-            pairs.append(pair)
-        ratios = sorted(p["B"] / p["A"] for p in pairs)
-        print("B / A per pair of rounds: " + ", ".join(f"{x:.2f}" for x in ratios)
-              + f"; median {ratios[len(ratios) // 2]:.2f}")
-    finally:
-        for proc, _, _ in servers.values():
-            stop(proc)
-        valkey.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+    with pinned_valkey("lr-gc-") as (url, tmp):
+        servers: dict[str, tuple[subprocess.Popen[bytes], str, Path]] = {}
+        try:
+            for name, threshold in (("A", args.a), ("B", args.b)):
+                port, stats = free_port(), tmp / f"gc-{name}.json"
+                env = {**service_env(url), "LEADROUTER_GC_THRESHOLD": str(threshold)}
+                proc = subprocess.Popen(
+                    ["taskset", "-c", "0", sys.executable, "-c", _LAUNCH, str(stats),
+                     "router.app:app_from_env", "--factory", "--port", str(port), "--loop",
+                     "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"],
+                    cwd=ROOT, env={**os.environ, **env})
+                wait_listening(proc, port, f"service {name}")
+                servers[name] = (proc, f"http://127.0.0.1:{port}/v1/leads", stats)
+                wrk(servers[name][1], 2, args.connections)  # warm-up
+            print(f"A: LEADROUTER_GC_THRESHOLD={args.a}, B: {args.b}; wrk -c{args.connections}, "
+                  f"{args.duration}s per round")
+            pairs: list[dict[str, float]] = []
+            for rnd in range(args.rounds):
+                pair: dict[str, float] = {}
+                for name in ("A", "B") if rnd % 2 == 0 else ("B", "A"):
+                    proc, target, stats = servers[name]
+                    before, cpu = _gc(stats), cpu_seconds(proc.pid)
+                    r = wrk(target, args.duration, args.connections)
+                    after, n = _gc(stats), max(r["rps"] * args.duration, 1)
+                    pair[name] = r["rps"]
+                    per_gen = "  ".join(
+                        f"gen{g} {(after['n'][g] - before['n'][g]) / n:.3f}/lead "
+                        f"{(after['s'][g] - before['s'][g]) / n * 1e6:5.1f} us/lead"
+                        for g in range(3))
+                    print(f"  round {rnd + 1} {name}: {r['rps']:7,.0f} leads/s  CPU "
+                          f"{(cpu_seconds(proc.pid) - cpu) / n * 1e6:4.0f} us/lead  {per_gen}",
+                          flush=True)
+                pairs.append(pair)
+            ratios = sorted(p["B"] / p["A"] for p in pairs)
+            print("B / A per pair of rounds: " + ", ".join(f"{x:.2f}" for x in ratios)
+                  + f"; median {ratios[len(ratios) // 2]:.2f}")
+        finally:
+            for proc, _, _ in servers.values():
+                stop(proc)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -74,61 +73,52 @@ def probe(args: argparse.Namespace) -> None:
     import bench_service as bench
     import redis
 
-    from router.state.embedded import EmbeddedValkey
-
     bench.write_bodies(5000)
-    tmp = Path(tempfile.mkdtemp(prefix="lr-tail-"))
-    valkey = EmbeddedValkey(tmp / "valkey")
-    url = valkey.start()
-    subprocess.run(["taskset", "-p", "-c", "1", str(valkey.pid)], capture_output=True,
-                   check=False)
-    stats = tmp / "stats.json"
-    env = {**os.environ, "LEADROUTER_REDIS_URL": url, "LEADROUTER_RULES_DIR": str(ROOT / "rules"),
-           "LEADROUTER_LOG_LEVEL": "warning", "LEADROUTER_RELOAD_POLL_SECONDS": "5"}
-    port = bench.free_port()
-    proc = subprocess.Popen(["taskset", "-c", "0", sys.executable, __file__, "--serve",
-                             str(port), "--stats", str(stats)], cwd=ROOT, env=env)
-    client = redis.Redis.from_url(url)
-    try:
-        bench.wait_listening(proc, port, "the service")
-        target = f"http://127.0.0.1:{port}/v1/leads"
-        bench.wrk(target, 10, 64)
-        client.config_set("slowlog-log-slower-than", 3000)
-        client.config_set("slowlog-max-len", 1000)
-        client.slowlog_reset()
-        client.config_set("latency-monitor-threshold", 2)
-        client.execute_command("LATENCY", "RESET")
-        if args.no_aof_rewrite:
-            client.config_set("auto-aof-rewrite-percentage", 0)
-        begin = time.time()
-        result = bench.open_loop(target, args.duration, args.rate, 256)
-        end = time.time()
-        time.sleep(1.5)  # one more write of the server's stats
-        print(result.report())
-        slow = sorted(client.slowlog_get(1000), key=lambda e: -e["duration"])
-        print(f"Valkey commands over 3 ms: {len(slow)}")
-        for entry in slow[:8]:
-            print(f"  {entry['duration'] / 1000:6.1f} ms  {entry['command'][:60]!r}")
-        for name, _, latest, worst, *_ in client.execute_command("LATENCY", "LATEST"):
-            print(f"Valkey latency event {name.decode()}: latest {latest} ms, worst {worst} ms")
-        data = json.loads(stats.read_text())
-        for generation in (0, 1, 2):
-            ms = [p for t, g, p in data["gc"] if g == generation and begin <= t <= end]
-            if ms:
-                print(f"GC generation {generation}: {len(ms)} collections, longest "
-                      f"{max(ms):.2f} ms, {sum(ms):.1f} ms in all")
-        stalls = sorted(late for t, late in data["stalls"] if begin <= t <= end)
-        print(f"event loop late by more than 2 ms: {len(stalls)} times; worst (ms): "
-              + ", ".join(f"{s:.1f}" for s in stalls[-8:]))
-    finally:
-        client.close()
-        proc.terminate()
+    with bench.pinned_valkey("lr-tail-") as (url, tmp):
+        stats = tmp / "stats.json"
+        env = {**os.environ, **bench.service_env(url)}
+        port = bench.free_port()
+        proc = subprocess.Popen(["taskset", "-c", "0", sys.executable, __file__, "--serve",
+                                 str(port), "--stats", str(stats)], cwd=ROOT, env=env)
+        client = redis.Redis.from_url(url)
         try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        valkey.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+            bench.wait_listening(proc, port, "the service")
+            target = f"http://127.0.0.1:{port}/v1/leads"
+            bench.wrk(target, 10, 64)
+            client.config_set("slowlog-log-slower-than", 3000)
+            client.config_set("slowlog-max-len", 1000)
+            client.slowlog_reset()
+            client.config_set("latency-monitor-threshold", 2)
+            client.execute_command("LATENCY", "RESET")
+            if args.no_aof_rewrite:
+                client.config_set("auto-aof-rewrite-percentage", 0)
+            begin = time.time()
+            result = bench.open_loop(target, args.duration, args.rate, 256)
+            end = time.time()
+            time.sleep(1.5)  # one more write of the server's stats
+            print(result.report())
+            slow = sorted(client.slowlog_get(1000), key=lambda e: -e["duration"])
+            print(f"Valkey commands over 3 ms: {len(slow)}")
+            for entry in slow[:8]:
+                print(f"  {entry['duration'] / 1000:6.1f} ms  {entry['command'][:60]!r}")
+            for name, _, latest, worst, *_ in client.execute_command("LATENCY", "LATEST"):
+                print(f"Valkey latency event {name.decode()}: latest {latest} ms, worst {worst} ms")
+            data = json.loads(stats.read_text())
+            for generation in (0, 1, 2):
+                ms = [p for t, g, p in data["gc"] if g == generation and begin <= t <= end]
+                if ms:
+                    print(f"GC generation {generation}: {len(ms)} collections, longest "
+                          f"{max(ms):.2f} ms, {sum(ms):.1f} ms in all")
+            stalls = sorted(late for t, late in data["stalls"] if begin <= t <= end)
+            print(f"event loop late by more than 2 ms: {len(stalls)} times; worst (ms): "
+                  + ", ".join(f"{s:.1f}" for s in stalls[-8:]))
+        finally:
+            client.close()
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def main() -> None:
