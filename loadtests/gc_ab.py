@@ -7,8 +7,8 @@ embedded Valkey they share on CPU 1) that differ only in ``LEADROUTER_GC_THRESHO
 (default 700, Python's own) and ``--b`` (default 50,000, the service's default). wrk measures
 them in alternating rounds (this VM's speed drifts by +-20% over minutes; pairs of rounds
 next to each other see the same machine). Printed per round: leads/s, server CPU per request
-(/proc) and, from ``gc.callbacks`` inside each server, collections per lead and their time
-per lead, per generation; then the B/A ratio of each pair of rounds.
+and resident memory (/proc) and, from ``gc.callbacks`` inside each server, collections per
+lead and their time per lead, per generation; then the B/A ratio of each pair of rounds.
 """
 
 from __future__ import annotations
@@ -63,6 +63,14 @@ def _gc(path: Path) -> dict[str, list[float]]:
         return {"n": [0, 0, 0], "s": [0.0, 0.0, 0.0]}
 
 
+def _rss_mib(pid: int) -> float:
+    """Resident memory now: rarer collections must not let garbage pile up."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--a", type=int, default=700, help="GC threshold of service A")
@@ -104,8 +112,8 @@ def main() -> None:
                         f"{(after['s'][g] - before['s'][g]) / n * 1e6:5.1f} us/lead"
                         for g in range(3))
                     print(f"  round {rnd + 1} {name}: {r['rps']:7,.0f} leads/s  CPU "
-                          f"{(cpu_seconds(proc.pid) - cpu) / n * 1e6:4.0f} us/lead  {per_gen}",
-                          flush=True)
+                          f"{(cpu_seconds(proc.pid) - cpu) / n * 1e6:4.0f} us/lead  RSS "
+                          f"{_rss_mib(proc.pid):5.1f} MiB  {per_gen}", flush=True)
                 pairs.append(pair)
             ratios = sorted(p["B"] / p["A"] for p in pairs)
             print("B / A per pair of rounds: " + ", ".join(f"{x:.2f}" for x in ratios)
