@@ -64,7 +64,10 @@ def test_start_answers_ping_and_writes_aof(data_dir: Path) -> None:
     started = time.perf_counter()
     with EmbeddedValkey(data_dir) as server:
         elapsed = time.perf_counter() - started
-        assert server.url == f"redis://127.0.0.1:{server.port}/0"
+        assert server.url == f"unix://{data_dir.resolve()}/valkey.sock?db=0"
+        assert server.tcp_url == f"redis://127.0.0.1:{server.port}/0"
+        with redis.Redis.from_url(server.tcp_url) as tcp:
+            assert tcp.ping()
         assert server.is_running() and server.owned
         assert (data_dir / "valkey.pid").read_text().strip() == str(server.pid)
         assert (data_dir / "valkey.port").read_text().strip() == str(server.port)
@@ -77,6 +80,7 @@ def test_start_answers_ping_and_writes_aof(data_dir: Path) -> None:
         assert config["maxmemory-policy"] == "noeviction"
         assert config["protected-mode"] == "yes"
         assert config["bind"] == "127.0.0.1"
+        assert config["unixsocketperm"] == "700"  # this user only
         assert config["save"] == ""
         assert Path(config["dir"]) == data_dir
         # The write is in the AOF as soon as the reply arrives (written before replies go out;
@@ -88,6 +92,26 @@ def test_start_answers_ping_and_writes_aof(data_dir: Path) -> None:
     assert not server.is_running()
     assert not (data_dir / "valkey.pid").exists()
     assert not (data_dir / "valkey.port").exists()
+
+
+def test_a_data_dir_too_deep_for_a_unix_socket_is_served_over_tcp(tmp_path: Path) -> None:
+    deep = tmp_path.joinpath(*["d" * 20] * 5)
+    assert len(str(deep / "valkey.sock")) > 100
+    with EmbeddedValkey(deep) as server, redis.Redis.from_url(server.url) as client:
+        assert server.url == server.tcp_url == f"redis://127.0.0.1:{server.port}/0"
+        assert client.ping() and client.config_get("unixsocket")["unixsocket"] == ""
+        assert not (deep / "valkey.sock").exists()
+
+
+def test_a_reused_server_without_the_socket_is_reached_over_tcp(data_dir: Path) -> None:
+    """A server an older leadrouter started (no socket in its config) keeps being reused."""
+    with EmbeddedValkey(data_dir) as first:
+        (data_dir / "valkey.sock").unlink()  # as if it had never listened there
+        second = EmbeddedValkey(data_dir)
+        assert second.start() == first.tcp_url
+        with redis.Redis.from_url(second.url) as client:
+            assert client.ping()
+        second.stop()
 
 
 def test_data_survives_stop_and_start(data_dir: Path) -> None:
