@@ -147,8 +147,9 @@ class EmbeddedValkey:
         self._pidfile = self.data_dir / "valkey.pid"
         self._portfile = self.data_dir / "valkey.port"
         # The service reaches its own server through a Unix socket when the path fits in
-        # sun_path: no TCP stack on either side of every round trip (-11% service CPU per
-        # lead at 1,000 leads/s, lower p99; docs/BENCHMARKS.md). TCP stays on for the tools.
+        # sun_path: no TCP stack on either side of every round trip (a few % of a lead's CPU
+        # at most on the benchmark VM, within its noise; docs/BENCHMARKS.md). TCP stays on
+        # for the tools.
         self._socket = self.data_dir / "valkey.sock"
         self._socket_ok = len(os.fsencode(self._socket)) <= _SUN_PATH_MAX
         self._unix = False
