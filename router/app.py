@@ -158,8 +158,8 @@ def create_app(settings: Settings, *, rules: RulesManager | None = None,
         # in flight (0.5-2 ms at 64 in flight), with a full collection (~30 ms here) every
         # hundred runs. Rarer runs: +15% leads/s per worker (median of 12 A/B pairs, +1 to
         # +39%; loadtests/gc_ab.py), and no pauses of 0.5-45 ms under load.
-        before = gc.get_threshold()
-        gc.set_threshold(settings.gc_threshold, *before[1:])
+        # For the rest of the process's life, as gc.freeze(): a worker runs one app.
+        gc.set_threshold(settings.gc_threshold, *gc.get_threshold()[1:])
         try:
             async with run_sinks(ctx.store, host, settings):  # outbox → on_event
                 yield
@@ -168,7 +168,6 @@ def create_app(settings: Settings, *, rules: RulesManager | None = None,
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            gc.set_threshold(*before)
             metrics.mark_process_dead()
             manager.listeners.remove(retention_check)
             if owned:
