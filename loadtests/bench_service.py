@@ -36,7 +36,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,9 +89,11 @@ def pinned_valkey(prefix: str) -> Iterator[tuple[str, Path]]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def start_server(app: str, port: int, env: dict[str, str],
-                 factory: bool) -> subprocess.Popen[bytes]:
-    cmd = ["taskset", "-c", "0", sys.executable, "-m", "uvicorn", app, "--port", str(port),
+def start_server(app: str, port: int, env: dict[str, str], factory: bool, *,
+                 launcher: Sequence[str] = ("-m", "uvicorn")) -> subprocess.Popen[bytes]:
+    """One uvicorn worker serving ``app`` on CPU 0, once it listens. ``launcher``: the
+    interpreter arguments that run uvicorn's command line (gc_ab.py wraps it)."""
+    cmd = ["taskset", "-c", "0", sys.executable, *launcher, app, "--port", str(port),
            "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level",
            "warning"]
     if factory:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -30,8 +29,8 @@ from bench_service import (  # noqa: E402
     free_port,
     pinned_valkey,
     service_env,
+    start_server,
     stop,
-    wait_listening,
     write_bodies,
     wrk,
 )
@@ -88,12 +87,8 @@ def main() -> None:
             for name, threshold in (("A", args.a), ("B", args.b)):
                 port, stats = free_port(), tmp / f"gc-{name}.json"
                 env = {**service_env(url), "LEADROUTER_GC_THRESHOLD": str(threshold)}
-                proc = subprocess.Popen(
-                    ["taskset", "-c", "0", sys.executable, "-c", _LAUNCH, str(stats),
-                     "router.app:app_from_env", "--factory", "--port", str(port), "--loop",
-                     "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"],
-                    cwd=ROOT, env={**os.environ, **env})
-                wait_listening(proc, port, f"service {name}")
+                proc = start_server("router.app:app_from_env", port, env, True,
+                                    launcher=("-c", _LAUNCH, str(stats)))
                 servers[name] = (proc, f"http://127.0.0.1:{port}/v1/leads", stats)
                 wrk(servers[name][1], 2, args.connections)  # warm-up
             print(f"A: LEADROUTER_GC_THRESHOLD={args.a}, B: {args.b}; wrk -c{args.connections}, "
