@@ -53,9 +53,8 @@ local function lead_event(a, etype, entry, now_owner, now_pool, now_queue, due, 
   local due_s = ''
   if due and due >= 0 then due_s = fmt_int(due) end
   redis.call('XADD', KEYS[3], 'NOMKSTREAM', 'MAXLEN', '~', a.omax, '*', 'type', etype,
-             'lead_id', a.id,
-             'at', fmt_int(a.now), 'owner', now_owner or '', 'pool', now_pool or '',
-             'queue', now_queue or '', 'due_at', due_s, 'state', state,
+             'lead_id', a.id, 'at', fmt_int(a.now), 'owner', now_owner or '',
+             'pool', now_pool or '', 'queue', now_queue or '', 'due_at', due_s, 'state', state,
              'entry', doc, 'decision', redis.call('HGET', KEYS[1], 'decision') or '')
 end
 

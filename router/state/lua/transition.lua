@@ -23,7 +23,7 @@ if a.close_open and KEYS[5] then redis.call('ZREM', KEYS[5], a.id) end
 if a.clear_sla then redis.call('ZREM', KEYS[4], a.id) end
 if a.event ~= '' then
   redis.call('XADD', KEYS[3], 'NOMKSTREAM', 'MAXLEN', '~', a.omax, '*', 'type', a.event,
-             'lead_id', a.id,
-             'at', now_s, 'owner', owner, 'state', a.state, 'entry', cjson.encode(a.entry))
+             'lead_id', a.id, 'at', now_s, 'owner', owner, 'state', a.state,
+             'entry', cjson.encode(a.entry))
 end
 return {'ok', owner, a.state}
