@@ -1,7 +1,11 @@
-"""Routing one lead end to end: claim, read, evaluate, pick-and-commit. Two Redis round trips.
+"""Routing one lead end to end: claim, read, evaluate, pick-and-commit. One or two Redis round
+trips.
 
 1. ``store.prefetch``: one pipeline claims the idempotency keys (``Idempotency-Key`` header and
-   ``external_id``) and reads what the rules need (the account owner of the company domain).
+   ``external_id``) and reads what the rules need (the account owner of the company domain,
+   the person's engagement) — or, for a lead without claims, guesses them (optimistic reads:
+   no round trip; the commit checks the guess and, if it was stale, writes nothing and returns
+   what it found, and the lead is decided again on that);
 2. the pure engine decides status, route and SLA policy;
 3. ``store.commit``: one Lua script picks the rep (strategy, caps, availability, overflow) and
    writes decision, history, outbox event, SLA deadline and the idempotency records together —
@@ -14,7 +18,7 @@ import datetime as dt
 import hashlib
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import msgspec
 from leadrouter_sdk import Assignment, Decision, Lead, Score, Sla, Step
@@ -31,7 +35,13 @@ from router.plugins import PluginHost
 from router.reload import RulesManager
 from router.settings import Settings
 from router.state.erasure import person_hash
-from router.state.models import ClaimRequest, CommitPlan, Prefetched, StoredLead
+from router.state.models import (
+    ClaimRequest,
+    CommitPlan,
+    EngagementLink,
+    Prefetched,
+    StoredLead,
+)
 from router.state.store import Store
 
 if TYPE_CHECKING:
@@ -75,8 +85,17 @@ _OUTCOMES = {name: metrics.LEAD_OUTCOMES.labels(name)
              for name in ("created", "duplicate", "conflict", "mismatch")}
 _STAGES = {name: metrics.STAGE_DURATION.labels(name)
            for name in ("prefetch", "evaluate", "commit")}
+_GUESSES = {name: metrics.OPTIMISTIC_READS.labels(name) for name in ("right", "stale")}
 _decode_record = msgspec.json.Decoder(Record).decode
 _NO_STATE = Snapshot()
+
+
+class _Decided(NamedTuple):
+    lead: Lead  # with the person's traits
+    ev: Evaluation
+    explanation: tuple[Step, ...]
+    link: EngagementLink | None
+    plan: CommitPlan
 
 
 class LeadService:
@@ -136,8 +155,9 @@ class LeadService:
         t0 = _perf()
         read = engagement.read_for(lead, ruleset, person=person) \
             if engagement is not None else None
-        pre: Prefetched = await self.store.prefetch(claims, account_domain=domain,
-                                                    extra=(read,) if read else ())
+        pre: Prefetched = await self.store.prefetch(
+            claims, account_domain=domain, extra=(read,) if read else (),
+            optimistic=self.settings.optimistic_reads)
         t1 = _perf()
         blocking = pre.blocking
         if blocking is not None:
@@ -152,35 +172,24 @@ class LeadService:
             return "duplicate", await self.get(blocking.lead_id, duplicate=True), \
                 blocking.lead_id
         try:
-            link = None
-            if engagement is None:
-                snapshot = Snapshot(account_owner=pre.account_owner)
-            else:  # the person's traits, engagement counts and decaying points
-                before = lead
-                lead, snapshot, link = engagement.apply(pre, lead, ruleset, now, env=env)
-                if lead is not before:
-                    env = None
-            evaluator = self.rules.evaluator(ruleset)  # the configured engine
-            if plugins is None:
-                ev = evaluator(lead, snapshot, now=now)
-            else:  # score hooks → engine → route hooks, each isolated
-                ev, notes = await plugins.evaluate(ruleset, lead, snapshot, now=now, notes=notes,
-                                                   evaluator=evaluator, env=env)
-            if spam is not None:
-                ev, notes = _as_spam(ev, spam), (*notes, Step(stage="intake", outcome="bad_lead",
-                                                               detail=spam))
-            explanation = explain(ruleset, ev) + notes  # rendered once: stored and answered
-            if lead.email != email:  # never in practice: traits and plugins keep the email
-                person = person_hash(lead.email) if lead.email else None
-            plan = self._plan(ruleset, lead, ev, lead_id, now, source, pre, explanation,
-                              person)
-            if link is not None:
-                plan = msgspec.structs.replace(plan, engagement=link)
-            t2 = _perf()
-            result = await self.store.commit(plan)
+            while True:
+                d = await self._decide(ruleset, lead, pre, env, now, notes, spam, email, person,
+                                       lead_id, source)
+                t2 = _perf()
+                result = await self.store.commit(d.plan)
+                if pre.guards:
+                    _GUESSES["stale" if result.status == "stale" else "right"].inc()
+                if result.status != "stale":
+                    break
+                # The guessed reads were wrong and nothing was written: decide again on what
+                # the commit found (no guards now, so this runs at most twice). For the stage
+                # metrics the stale attempt was the read.
+                pre = pre.reread(result.reads)
+                t1 = _perf()
         except BaseException:
             await self.store.release(pre.owned_claims)
             raise
+        lead, ev, explanation, link = d.lead, d.ev, d.explanation, d.link
         if result.status in ("duplicate", "in_flight") and result.other_lead:
             if result.status == "in_flight":
                 _OUTCOMES["conflict"].inc()
@@ -212,6 +221,38 @@ class LeadService:
             await plugins.on_decision(lead, decision)
         return "created", decision, lead_id
 
+    async def _decide(self, ruleset: Ruleset, lead: Lead, pre: Prefetched,
+                      env: dict[str, Any] | None, now: dt.datetime, notes: tuple[Step, ...],
+                      spam: str | None, email: str | None, person: str | None, lead_id: str,
+                      source: str) -> _Decided:
+        """Evaluate ``lead`` on what ``pre`` holds and plan its commit (no I/O but plugins)."""
+        link = None
+        engagement = self.engagement
+        if engagement is None:
+            snapshot = Snapshot(account_owner=pre.account_owner)
+        else:  # the person's traits, engagement counts and decaying points
+            before = lead
+            lead, snapshot, link = engagement.apply(pre, lead, ruleset, now, env=env)
+            if lead is not before:
+                env = None
+        evaluator = self.rules.evaluator(ruleset)  # the configured engine
+        plugins = self.plugins
+        if plugins is None:
+            ev = evaluator(lead, snapshot, now=now)
+        else:  # score hooks → engine → route hooks, each isolated
+            ev, notes = await plugins.evaluate(ruleset, lead, snapshot, now=now, notes=notes,
+                                               evaluator=evaluator, env=env)
+        if spam is not None:
+            ev, notes = _as_spam(ev, spam), (*notes, Step(stage="intake", outcome="bad_lead",
+                                                           detail=spam))
+        explanation = explain(ruleset, ev) + notes  # rendered once: stored and answered
+        if lead.email != email:  # never in practice: traits and plugins keep the email
+            person = person_hash(lead.email) if lead.email else None
+        plan = self._plan(ruleset, lead, ev, lead_id, now, source, pre, explanation, person)
+        if link is not None:
+            plan = msgspec.structs.replace(plan, engagement=link)
+        return _Decided(lead, ev, explanation, link, plan)
+
     def _plan(self, ruleset: Ruleset, lead: Lead, ev: Evaluation, lead_id: str,
               now: dt.datetime, source: str, pre: Prefetched,
               explanation: tuple[Step, ...], person: str | None) -> CommitPlan:
@@ -224,7 +265,7 @@ class LeadService:
                         explanation=explanation, source=source)
         return CommitPlan(lead_id=lead_id, now=now, kind=route.kind, decision=_encode(record),
                           reason=route.reason, rule=route.rule, sla_policy=ev.sla_policy,
-                          claims=pre.owned_claims, person=person,
+                          claims=pre.owned_claims, person=person, guards=pre.guards,
                           **self.routing(ruleset, ev, now))
 
     def routing(self, ruleset: Ruleset, ev: Evaluation, now: dt.datetime) -> dict[str, Any]:

@@ -254,6 +254,11 @@ REDIS_ERRORS = FastCounter(
     "State-store operations that failed, by operation and kind (unavailable: Redis unreachable "
     "or refusing; error: an unexpected reply).",
     ["operation", "kind"])
+OPTIMISTIC_READS = FastCounter(
+    "leadrouter_optimistic_reads_total",
+    "Leads decided on guessed reads (LEADROUTER_OPTIMISTIC_READS), by whether the commit found "
+    "the guess right or stale (decided again on what it found).",
+    ["outcome"])
 REDIS_ROUND_TRIPS = FastCounter(
     "leadrouter_redis_round_trips_total",
     "Network round trips to Redis (a pipeline or a script call is one).")

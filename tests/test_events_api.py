@@ -235,6 +235,47 @@ def test_events_before_the_lead_count_when_it_arrives(api: httpx.Client,
                       "detail": "1 x 30 = 30 raw, 15 after decay (half-life 14d)"}]
 
 
+@pytest.mark.parametrize("optimistic", [True, False])
+def test_a_lead_is_decided_on_what_its_commit_finds(start_service: Callable[..., Any],
+                                                    eng_rules: Path, clock: FixedClock,
+                                                    optimistic: bool) -> None:
+    """Optimistic reads (docs/operations.md): a lead is decided on the person's engagement as
+    this worker last read it (nothing, for a new person) and the commit checks the guess. A
+    person with events makes the first guess stale: nothing is written, the lead is decided
+    again on what the commit found, and the worker guesses right from then on."""
+    server = start_service(clock=clock, rules_dir=str(eng_rules), sla_poll_seconds=0,
+                           optimistic_reads=optimistic)
+    store = server.server.config.app.state.ctx.leads.store
+    right, stale = (metrics.OPTIMISTIC_READS.real.labels(o) for o in ("right", "stale"))
+
+    def lead_costs(email: str) -> tuple[int, dict[str, Any]]:
+        metrics.flush()
+        trips = store.round_trips
+        decision = new_lead(api, email)
+        return store.round_trips - trips, decision
+
+    with server.client() as api:
+        metrics.flush()
+        right0, stale0 = right._value.get(), stale._value.get()
+        trips, decision = lead_costs("new@big.example")
+        assert (trips, decision["score"]["engagement"]) == (1 if optimistic else 2, 0.0)
+        post(api, {"email": "pat@big.example", "event": "demo_requested",
+                   "timestamp": iso(T0)})
+        trips, decision = lead_costs("pat@big.example")
+        assert decision["score"]["engagement"] == 30.0 and decision["status"] == "mql"
+        assert trips == 2
+        assert len(api.get(f"/v1/leads/{decision['lead_id']}").json()["history"]) == 2
+        trips, decision = lead_costs("pat@big.example")  # pat's seq is known now
+        assert (trips, decision["score"]["engagement"]) == (1 if optimistic else 2, 30.0)
+        post(api, {"email": "pat@big.example", "event": "webinar_attended",
+                   "timestamp": iso(T0)})
+        trips, decision = lead_costs("pat@big.example")  # the event moved pat's seq
+        assert (trips, decision["score"]["engagement"]) == (2, 40.0)
+        metrics.flush()
+        assert (right._value.get() - right0, stale._value.get() - stale0) == \
+            ((2, 2) if optimistic else (0, 0))
+
+
 def test_identify_links_an_anonymous_visitor(api: httpx.Client, clock: FixedClock) -> None:
     for i in range(2):
         r = post(api, {"type": "track", "anonymousId": "anon-7", "event": "pricing_page_viewed",

@@ -427,3 +427,50 @@ def test_url_forms() -> None:
     assert (u.unix_path, u.db) == ("/run/valkey.sock", 2)
     with pytest.raises(ValueError, match="scheme"):
         Wire("http://h")
+
+
+# -- optimistic reads ------------------------------------------------------------------------
+
+
+async def test_an_optimistic_prefetch_guesses_and_the_commit_checks(store: Store,
+                                                                    redis_client: Any) -> None:
+    await store.ping()
+    start = store.round_trips
+    guess = await store.prefetch(account_domain="acme.com", optimistic=True)
+    assert store.round_trips == start  # nothing read: decided on "no owner"
+    assert guess.account_owner is None and len(guess.guards) == 1
+    done = await store.commit(plan("L1", guards=guess.guards))
+    assert done.status == "assigned" and store.round_trips == start + 1
+
+    # The account gets an owner: the same guess is now stale and the commit writes nothing.
+    await store.put_account("acme.com", "b")
+    before = redis_client.hgetall("lr:{pool:p}")
+    guess = await store.prefetch(account_domain="acme.com", optimistic=True)
+    stale = await store.commit(plan("L2", guards=guess.guards))
+    assert stale.status == "stale" and not stale.committed
+    assert redis_client.exists("lr:{lead:L2}", "lr:{lead:L2}:history") == 0
+    assert redis_client.hgetall("lr:{pool:p}") == before  # no pick counted
+    fresh = guess.reread(stale.reads)
+    assert fresh.account_owner == "b" and fresh.guards == ()
+    assert (await store.commit(plan("L2", guards=fresh.guards))).status == "assigned"
+
+    # What the stale commit found is the next guess, and it holds until the owner changes.
+    guess = await store.prefetch(account_domain="acme.com", optimistic=True)
+    assert guess.account_owner == "b"
+    assert (await store.commit(plan("L3", guards=guess.guards))).status == "assigned"
+    await store.delete_account("acme.com")
+    stale = await store.commit(plan("L4", guards=guess.guards))
+    assert stale.status == "stale" and guess.reread(stale.reads).account_owner is None
+
+
+async def test_claims_and_the_setting_off_always_read_first(store: Store) -> None:
+    await store.put_account("acme.com", "a")
+    await store.ping()
+    start = store.round_trips
+    keyed = await store.prefetch([claim("k-opt", "L1")], account_domain="acme.com",
+                                 optimistic=True)
+    assert keyed.guards == () and keyed.account_owner == "a"
+    plain = await store.prefetch(account_domain="acme.com")
+    assert plain.guards == () and plain.account_owner == "a"
+    assert store.round_trips == start + 2
+

@@ -48,6 +48,8 @@ class LuaPlan(msgspec.Struct, kw_only=True):
     eng_ttl: int = 0
     fmax: int  # MAXLEN ~ of the SLA facts stream
     person: int = 0  # 1: the last key is the person index (erasure.py)
+    # Optimistic reads (models.Guard): (KEYS index, the first field as guessed, the fields).
+    guard: tuple[tuple[int, str, tuple[str, ...]], ...] = ()
 
 
 class PoolStatsArg(msgspec.Struct):

@@ -17,6 +17,7 @@ __all__ = [
     "ClaimState",
     "CommitPlan",
     "EngagementLink",
+    "Guard",
     "HistoryEntry",
     "MemberStats",
     "PoolStats",
@@ -80,10 +81,25 @@ class Claim(msgspec.Struct, frozen=True, kw_only=True):
         return self.state == "new"
 
 
+class Guard(msgspec.Struct, frozen=True):
+    """An optimistic read (``Store.prefetch(optimistic=True)``): the lead was decided on a
+    guess of ``HMGET key *fields`` instead of a read. The commit checks the first field (a
+    version: the person's ``seq``, the account's ``owner``) against ``seen`` before it writes."""
+
+    key: str
+    fields: tuple[str, ...]
+    seen: bytes | None
+
+
 class Prefetched(msgspec.Struct, frozen=True, kw_only=True):
+    """What the rules get from Redis. With ``guards`` the values are guesses, checked by the
+    commit; ``reread(AssignResult.reads)`` of a stale commit is the real ``Prefetched``."""
+
     claims: tuple[Claim, ...]
     account_owner: str | None
     extra: tuple[Any, ...] = ()
+    guards: tuple[Guard, ...] = ()
+    reread: Any = None
 
     @property
     def owned_claims(self) -> tuple[Claim, ...]:
@@ -137,15 +153,18 @@ class CommitPlan(msgspec.Struct, frozen=True, kw_only=True):
     claims: tuple[Claim, ...] = ()  # the claims this request owns; finalised on commit
     engagement: EngagementLink | None = None
     person: str | None = None  # sha256 of the email: the erasure index (erasure.py)
+    guards: tuple[Guard, ...] = ()  # Prefetched.guards: checked before anything is written
 
 
 class AssignResult(msgspec.Struct, frozen=True, kw_only=True):
     """What the commit did. ``status``: ``assigned`` / ``queued`` (committed now), ``exists``
     (this lead id was committed before; fields are the stored ones), ``duplicate`` / ``in_flight``
-    (an idempotency key was taken over meanwhile by ``other_lead``; nothing was written)."""
+    (an idempotency key was taken over meanwhile by ``other_lead``; nothing was written),
+    ``stale`` (a guard failed, nothing was written: decide again on
+    ``Prefetched.reread(reads)``)."""
 
     lead_id: str
-    status: Literal["assigned", "queued", "exists", "duplicate", "in_flight"]
+    status: Literal["assigned", "queued", "exists", "duplicate", "in_flight", "stale"]
     owner: str | None
     pool: str | None
     queue: str | None
@@ -156,6 +175,7 @@ class AssignResult(msgspec.Struct, frozen=True, kw_only=True):
     other_lead: str | None = None
     # Engagement events arrived between the prefetch and the commit: re-score the lead.
     engagement_stale: bool = False
+    reads: tuple[Any, ...] = ()  # status "stale": what the guarded keys really hold
 
     @property
     def committed(self) -> bool:

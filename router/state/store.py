@@ -1,9 +1,11 @@
 """The Redis-backed state of the service: the only code that speaks to Redis.
 
-The hot path costs two round trips per lead, whatever the rules or the pool sizes:
+The hot path costs two round trips per lead at most, whatever the rules or the pool sizes:
 
 1. :meth:`Store.prefetch` — one pipeline: claim the idempotency keys (``SET NX GET PX``), read
-   the account owner of the company domain, plus any :class:`ExtraRead` (engagement counts);
+   the account owner of the company domain, plus any :class:`ExtraRead` (engagement counts).
+   Without claims it may guess the reads instead (``optimistic``, :class:`Guard`): no round
+   trip, and the commit checks the guess before it writes;
 2. :meth:`Store.commit` — one EVALSHA of ``lua/commit.lua``: pick a rep (strategy, caps,
    availability, overflow chain), count it, store decision + history, schedule the SLA,
    publish the outbox event and finalise the idempotency keys, atomically.
@@ -25,12 +27,14 @@ import msgspec
 from router.engine.availability import PoolPlan
 from router.state.codec import LuaPlan, PoolStatsArg, pool_stats_from_reply, stored_lead, text
 from router.state.errors import StateError, check_reply, translate_errors
+from router.state.guesses import Guesses
 from router.state.keys import Keys
 from router.state.models import (
     AssignResult,
     Claim,
     ClaimRequest,
     CommitPlan,
+    Guard,
     HistoryEntry,
     PoolStats,
     Prefetched,
@@ -90,6 +94,7 @@ class Store:
         self._plan_encoder = msgspec.msgpack.Encoder()  # LuaPlan: cmsgpack decodes faster
         self._pool_keys_by_id: dict[int, tuple[PoolPlan, PackedKeys]] = {}
         self._fixed_by_queue: dict[str, bytes] = {}
+        self._guesses = Guesses()  # optimistic reads: what to guess, and whether to
 
     @classmethod
     async def connect(cls, url: str, *, prefix: str = "lr:", verify: bool = True,
@@ -142,31 +147,51 @@ class Store:
 
     async def prefetch(self, claims: Sequence[ClaimRequest] = (), *,
                        account_domain: str | None = None,
-                       extra: Sequence[ExtraRead] = ()) -> Prefetched:
+                       extra: Sequence[ExtraRead] = (), optimistic: bool = False) -> Prefetched:
         """Claim ``claims`` and read what the rules need, in one pipelined round trip.
 
         Claims that come back ``new`` are owned by this request: pass them to
         :meth:`commit` (via :attr:`CommitPlan.claims`) or :meth:`release` them.
+
+        ``optimistic``: without claims, guess the reads instead (the last value this worker saw,
+        else absent) and let the commit check them (:class:`Guard`): no round trip here. A
+        guess that was wrong costs no more than the read would have (the stale commit returns
+        what it found); while more than a quarter of guesses fail, this reads as usual.
         """
         commands: list[tuple[Arg, ...]] = [self._claim_command(c) for c in claims]
+        reads: list[tuple[Arg, ...]] = []
         if account_domain:
-            commands.append(("HGET", self.keys.account(account_domain), "owner"))
+            reads.append(("HMGET", self.keys.account(account_domain), "owner"))
         spans: list[tuple[ExtraRead, int, int]] = []
         for read in extra:
-            start = len(commands)
-            commands.extend(read.commands(self.keys))
-            spans.append((read, start, len(commands)))
-        if not commands:
+            start = len(reads)
+            reads.extend(read.commands(self.keys))
+            spans.append((read, start, len(reads)))
+        if not commands and not reads:
             return Prefetched(claims=(), account_owner=None)
+
+        def parse(replies: Sequence[Any], guards: tuple[Guard, ...] = ()) -> Prefetched:
+            owner = text(replies[0][0]) if account_domain else None
+            return Prefetched(claims=(), account_owner=owner, guards=guards,
+                              extra=tuple(read.parse(list(replies[a:b])) for read, a, b in spans),
+                              reread=parse)
+
+        guesses = self._guesses
+        if optimistic and not claims and all(cmd[0] == "HMGET" for cmd in reads) \
+                and guesses.guessing():
+            guessed = [guesses.guess(str(cmd[1]), len(cmd) - 2) for cmd in reads]
+            return parse(guessed, tuple(
+                Guard(key=str(cmd[1]), fields=tuple(str(f) for f in cmd[2:]), seen=values[0])
+                for cmd, values in zip(reads, guessed, strict=True)))
         with translate_errors("prefetch"):
             self.round_trips += 1
-            replies = await self.wire.batch(commands)
+            replies = await self.wire.batch(commands + reads)
         for reply in replies:
             check_reply("prefetch", reply)
+        guesses.remember(reads, replies[len(claims):])
+        pre = parse(replies[len(claims):])
         results = tuple(self._claim_result(c, r) for c, r in zip(claims, replies, strict=False))
-        owner = text(replies[len(claims)]) if account_domain else None
-        return Prefetched(claims=results, account_owner=owner,
-                          extra=tuple(read.parse(replies[a:b]) for read, a, b in spans))
+        return msgspec.structs.replace(pre, claims=results) if results else pre
 
     def _marker(self, c: ClaimRequest) -> str:
         return f"F|{c.fingerprint}|{c.lead_id}"
@@ -255,6 +280,13 @@ class Store:
                 packed = self._pool_keys(pool)
                 keys.append(packed)
                 n += packed.n
+        guard = []
+        for g in plan.guards:
+            keys.append(PackedKeys(1, bulk(g.key)))
+            n += 1
+            # As text: Valkey's cmsgpack takes no MessagePack bin. Versions are UTF-8 (digits,
+            # rep ids); anything else would only make the guess stale.
+            guard.append((n, (g.seen or b"").decode(errors="replace"), g.fields))
         link = plan.engagement
         eng = 0
         if link is not None:
@@ -274,12 +306,23 @@ class Store:
             eng=eng, eng_seq=link.seq if link else 0, eng_dom=link.dom if link else "",
             eng_ttl=link.ttl_ms if link else 0,
             hmax=self.history_max, omax=self.outbox_maxlen, fmax=self.sla_facts_maxlen,
-            person=1 if plan.person else 0,
+            person=1 if plan.person else 0, guard=tuple(guard),
         )
         with translate_errors("commit"):
             reply = await self._scripts["commit"](
                 self.wire, keys, [self._plan_encoder.encode(arg), plan.decision], self._count)
         status, owner_b, pool_b, queue_b, strategy_b, reason_b, due, at, other, *more = reply
+        if plan.guards:
+            stale = status == b"stale"
+            self._guesses.record(stale)
+            if stale:  # nothing written; the reply holds what the guessed reads hold now
+                replies = more[1]
+                self._guesses.remember([("HMGET", g.key, *g.fields) for g in plan.guards],
+                                       replies)
+                return AssignResult(
+                    lead_id=lead_id, status="stale", owner=None, pool=None, queue=None,
+                    strategy=None, reason="", assigned_at=from_ms(at), due_at=None,
+                    reads=tuple(replies))
         return AssignResult(
             lead_id=lead_id, status=status.decode(), owner=text(owner_b), pool=text(pool_b),
             queue=text(queue_b), strategy=text(strategy_b), reason=reason_b.decode(),

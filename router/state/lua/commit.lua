@@ -1,6 +1,7 @@
--- Pick (if the route is a pool) and commit one lead, atomically. See router/state/commit.py
+-- Pick (if the route is a pool) and commit one lead, atomically. See router/state/store.py
 -- for the KEYS/ARGV layout; the reply is
---   {status, owner, pool, queue, strategy, reason, due_ms (-1 = none), now_ms, other_lead}.
+--   {status, owner, pool, queue, strategy, reason, due_ms (-1 = none), now_ms, other_lead,
+--    engagement_stale, (status 'stale') the guarded keys' values}.
 -- The pool pick itself is the shared one (_pick.lua); SLA facts for the report: _sla.lua.
 --!include _pick.lua
 --!include _sla.lua
@@ -16,6 +17,17 @@ if redis.call('EXISTS', K_LEAD) == 1 then
   return {'exists', f[1] or '', f[2] or '', f[3] or '', f[4] or '', f[5] or '',
           tonumber(f[6] or '') or -1, tonumber(f[7] or '') or now, id}
 end
+
+-- Optimistic reads (store.py, models.Guard): the caller decided on guessed values instead of
+-- reading them first. If any guarded key's first field (a version: seq, owner) is not what
+-- was guessed, nothing is written: the reply carries what a read would have returned.
+local stale, reads = false, {}
+for i, g in ipairs(plan.guard) do
+  local vals = redis.call('HMGET', KEYS[g[1]], unpack(g[3]))
+  reads[i] = vals
+  if (vals[1] or '') ~= g[2] then stale = true end
+end
+if stale then return {'stale', '', '', '', '', '', -1, now, '', 0, reads} end
 
 -- Our idempotency claims must still be ours. One can be lost only if this request ran longer
 -- than the in-flight TTL and another request took the key over: then it wins, we yield.

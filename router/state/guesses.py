@@ -1,0 +1,62 @@
+"""What an optimistic prefetch guesses (``Store.prefetch(optimistic=True)``), per worker.
+
+A guess for an ``HMGET key *fields`` read is the last non-empty reply this worker saw for that
+key, else all fields absent; the commit checks the first field against it (models.Guard). The
+worker also stops guessing while guesses keep failing, since every stale one costs a second
+evaluation of the lead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["Guesses"]
+
+
+class Guesses:
+    """Per-process memory of reads, and the switch. Guesses are checked in windows of
+    ``WINDOW``; a window with more than ``LIMIT`` stale ones (leads whose person has events or
+    whose account has an owner, seen here for the first time) turns guessing off for the next
+    ``PAUSE`` eligible prefetches, then it tries again."""
+
+    WINDOW, LIMIT, PAUSE = 256, 64, 2048
+    SEEN_MAX = 8192  # keys remembered (cleared, not evicted, when full: cheap and bounded)
+
+    def __init__(self) -> None:
+        self._seen: dict[str, list[Any]] = {}
+        self.checked = self.stale = self.paused = 0
+
+    def guessing(self) -> bool:
+        """Whether this eligible prefetch guesses (counts down a pause)."""
+        if self.paused:
+            self.paused -= 1
+            return False
+        return True
+
+    def guess(self, key: str, n: int) -> list[Any]:
+        """The guessed reply of an ``HMGET key`` of ``n`` fields."""
+        return self._seen.get(key) or [None] * n
+
+    def remember(self, reads: Sequence[tuple[Any, ...]], replies: Sequence[Any]) -> None:
+        """Keep what ``reads`` (commands) found: the next guesses for their keys."""
+        seen = self._seen
+        for cmd, values in zip(reads, replies, strict=True):
+            if cmd[0] != "HMGET":  # only HMGET reads are guessed
+                continue
+            key = str(cmd[1])
+            if any(v is not None for v in values):
+                if len(seen) >= self.SEEN_MAX:
+                    seen.clear()
+                seen[key] = values
+            else:  # absent is the default guess
+                seen.pop(key, None)
+
+    def record(self, stale: bool) -> None:
+        """A commit checked a guess."""
+        self.checked += 1
+        self.stale += stale
+        if self.checked >= self.WINDOW:
+            if self.stale > self.LIMIT:
+                self.paused = self.PAUSE
+            self.checked = self.stale = 0
