@@ -68,6 +68,24 @@ class ExtraRead(Protocol):
     def parse(self, replies: list[Any]) -> Any: ...
 
 
+class _Parse:
+    """Replies of a prefetch's reads (or of a stale commit's guards) → :class:`Prefetched`. A
+    class, not a closure: the result keeps it (``reread``), and a closure that names itself is
+    a reference cycle per lead — garbage only the cyclic collector frees, in long pauses."""
+
+    __slots__ = ("account", "spans")
+
+    def __init__(self, account: bool, spans: tuple[tuple[ExtraRead, int, int], ...]) -> None:
+        self.account = account
+        self.spans = spans
+
+    def __call__(self, replies: Sequence[Any], guards: tuple[Guard, ...] = ()) -> Prefetched:
+        return Prefetched(
+            claims=(), account_owner=text(replies[0][0]) if self.account else None,
+            extra=tuple(read.parse(list(replies[a:b])) for read, a, b in self.spans),
+            guards=guards, reread=self)
+
+
 class Store:
     """Async access to the service state. Create with :meth:`connect`; share one Store between
     all tasks of an event loop (they multiplex one connection), one per process."""
@@ -170,12 +188,7 @@ class Store:
         if not commands and not reads:
             return Prefetched(claims=(), account_owner=None)
 
-        def parse(replies: Sequence[Any], guards: tuple[Guard, ...] = ()) -> Prefetched:
-            owner = text(replies[0][0]) if account_domain else None
-            return Prefetched(claims=(), account_owner=owner, guards=guards,
-                              extra=tuple(read.parse(list(replies[a:b])) for read, a, b in spans),
-                              reread=parse)
-
+        parse = _Parse(account_domain is not None, tuple(spans))
         guesses = self._guesses
         if optimistic and not claims and all(cmd[0] == "HMGET" for cmd in reads) \
                 and guesses.guessing():
