@@ -272,6 +272,13 @@ def main() -> None:
             fixed_cpu_us = (cpu_seconds(svc_pid) - cpu_before) / max(fixed.completed, 1) * 1e6
             during = valkey_events(url)
             during["aof_rewrites"] -= before["aof_rewrites"]
+            # The machine's own share of that tail: the no-op endpoint at half *its* maximum,
+            # right after, where its core is about as busy (printed as a reference).
+            noop_pid = servers["no-op endpoint"][0].pid
+            cpu_before = cpu_seconds(noop_pid)
+            ref = open_loop(servers["no-op endpoint"][1], args.latency_duration,
+                            results["no-op endpoint"]["rps"] / 2, args.latency_connections)
+            ref_cpu_us = (cpu_seconds(noop_pid) - cpu_before) / max(ref.completed, 1) * 1e6
         finally:
             for proc, _ in servers.values():
                 stop(proc)
@@ -296,6 +303,11 @@ def main() -> None:
     print(f"  server: {fixed_cpu_us:.0f} us CPU per request at this rate "
           f"({fixed_cpu_us / svc['cpu_us']:.2f}x its cost at the maximum), "
           f"{fixed_cpu_us * rate / 1e6:.0%} of its core busy")
+    ref_rate = noop["rps"] / 2
+    print(f"  reference, the no-op endpoint at half its maximum ({ref_rate:,.0f} req/s, "
+          f"{ref_cpu_us * ref_rate / 1e6:.0%} of its core busy): p50 "
+          f"{ref.latency_pct['p50']:.2f} ms, p99 {ref.latency_pct['p99']:.2f} ms, max "
+          f"{ref.latency_pct['max']:.2f} ms")
     worst = {k: v for k, v in during.items() if k != "aof_rewrites"}
     print(f"  Valkey meanwhile: {during['aof_rewrites']:.0f} AOF rewrite(s); worst latency "
           "events (ms): " + (", ".join(f"{k} {v:.0f}" for k, v in sorted(worst.items()))
