@@ -25,7 +25,8 @@ from typing import Any, Protocol
 import msgspec
 
 from router.engine.availability import PoolPlan
-from router.state.codec import LuaPlan, PoolStatsArg, pool_stats_from_reply, stored_lead, text
+from router.state.codec import LuaPlan, stored_lead, text
+from router.state.directory import Directory
 from router.state.errors import StateError, check_reply, translate_errors
 from router.state.guesses import Guesses
 from router.state.keys import Keys
@@ -36,10 +37,7 @@ from router.state.models import (
     CommitPlan,
     Guard,
     HistoryEntry,
-    PoolStats,
     Prefetched,
-    RepState,
-    RepStatus,
     StoredLead,
     TransitionResult,
     from_ms,
@@ -51,7 +49,6 @@ from router.state.wire import Arg, Wire, bulk
 __all__ = ["ExtraRead", "Store", "fingerprint"]
 
 _OWNER_KINDS = ("owner", "account_owner")
-_REP_STATUSES = ("available", "away", "out_of_office")
 
 
 def fingerprint(body: bytes) -> str:
@@ -86,7 +83,7 @@ class _Parse:
             guards=guards, reread=self)
 
 
-class Store:
+class Store(Directory):
     """Async access to the service state. Create with :meth:`connect`; share one Store between
     all tasks of an event loop (they multiplex one connection), one per process."""
 
@@ -395,66 +392,3 @@ class Store:
             status, owner, state = await self._scripts["transition"](
                 self.wire, keys, [self._encoder.encode(arg)], self._count)
         return TransitionResult(status=status.decode(), owner=text(owner), state=text(state))
-
-    # -- reps, pools, accounts ---------------------------------------------------------------
-
-    async def put_rep(self, rep: str, status: RepStatus, until: dt.datetime | None = None,
-                      *, now: dt.datetime | None = None) -> RepState:
-        """Set a rep's live state. ``until`` ends an away / out-of-office automatically."""
-        if status not in _REP_STATUSES:
-            raise ValueError(f"unknown rep status {status!r}; use one of {_REP_STATUSES}")
-        at = now or dt.datetime.now(dt.UTC)
-        mapping: dict[str, str | int] = {"status": status, "at": to_ms(at)}
-        if until is not None and status != "available":
-            mapping["until"] = to_ms(until)
-        key = self.keys.rep(rep)
-        with translate_errors("put_rep"):
-            self.round_trips += 1
-            # MULTI/EXEC in one write: readers never see the state half replaced.
-            replies = await self.wire.batch(
-                [("MULTI",), ("DEL", key),
-                 ("HSET", key, *(x for kv in mapping.items() for x in kv)), ("EXEC",)])
-        for reply in replies:
-            check_reply("put_rep", reply)
-        return RepState(rep=rep, status=status, until=until if "until" in mapping else None,
-                        updated_at=from_ms(to_ms(at)))
-
-    async def get_rep(self, rep: str) -> RepState:
-        """The rep's live state; a rep never set is available."""
-        with translate_errors("get_rep"):
-            self.round_trips += 1
-            status, until, at = await self.wire.call(
-                "HMGET", self.keys.rep(rep), "status", "until", "at")
-        return RepState(rep=rep, status=(text(status) or "available"),  # type: ignore[arg-type]
-                        until=from_ms(until) if until else None,
-                        updated_at=from_ms(at) if at else None)
-
-    async def pool_stats(self, pool: PoolPlan, now: dt.datetime) -> PoolStats:
-        """The pool's members as the commit would judge them at ``now`` (one round trip).
-        ``pool`` comes from ``router.engine.availability.pool_plan`` for the same ``now``."""
-        arg = PoolStatsArg(pool=pool, now=to_ms(now), ret=self.retention_ms)
-        with translate_errors("pool_stats"):
-            raw = await self._scripts["pool_stats"](
-                self.wire, [self._pool_keys(pool)], [self._encoder.encode(arg)], self._count)
-        return pool_stats_from_reply(pool, raw)
-
-    async def put_account(self, domain: str, owner: str, *,
-                          now: dt.datetime | None = None) -> None:
-        at = to_ms(now or dt.datetime.now(dt.UTC))
-        with translate_errors("put_account"):
-            self.round_trips += 1
-            await self.wire.call(
-                "HSET", self.keys.account(domain), "owner", owner, "at", at)
-
-    async def get_account(self, domain: str) -> str | None:
-        """The owner rep of ``domain``, or None."""
-        with translate_errors("get_account"):
-            self.round_trips += 1
-            return text(await self.wire.call(
-                "HGET", self.keys.account(domain), "owner"))
-
-    async def delete_account(self, domain: str) -> bool:
-        """True if there was an account to delete."""
-        with translate_errors("delete_account"):
-            self.round_trips += 1
-            return bool(await self.wire.call("DEL", self.keys.account(domain)))
