@@ -276,6 +276,25 @@ def test_a_lead_is_decided_on_what_its_commit_finds(start_service: Callable[...,
             ((2, 2) if optimistic else (0, 0))
 
 
+def test_a_reload_that_reads_other_events_is_not_guessed_from_the_old_read(
+        start_service: Callable[..., Any], eng_rules: Path, clock: FixedClock) -> None:
+    """The worker remembers a person's hash as read for the ruleset's event types; a reload
+    that adds a type reads more fields of the same hash, and gets no stale memory for them."""
+    server = start_service(clock=clock, rules_dir=str(eng_rules), sla_poll_seconds=0)
+    with server.client() as api:
+        post(api, {"email": "pat@big.example", "event": "demo_requested", "timestamp": iso(T0)})
+        assert new_lead(api)["score"]["engagement"] == 30.0  # stale guess: pat is remembered
+        (eng_rules / "scoring.yaml").write_text(SCORING.replace(
+            "    email_clicked: 2\n", "    email_clicked: 2\n    trial_started: 20\n"))
+        r = api.post("/v1/admin/rules/reload", headers=AUTH)
+        assert r.status_code == 200, r.text
+        post(api, {"email": "pat@big.example", "event": "trial_started", "timestamp": iso(T0)})
+        decision = new_lead(api)
+        assert decision["score"]["engagement"] == 50.0
+        assert set(engagement_of(decision)) == {"engagement:demo_requested",
+                                                "engagement:trial_started"}
+
+
 def test_identify_links_an_anonymous_visitor(api: httpx.Client, clock: FixedClock) -> None:
     for i in range(2):
         r = post(api, {"type": "track", "anonymousId": "anon-7", "event": "pricing_page_viewed",

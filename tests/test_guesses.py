@@ -4,15 +4,26 @@ from __future__ import annotations
 
 from router.state.guesses import Guesses
 
+ACCOUNT = ("HMGET", "lr:{account:a.com}", "owner")
+
 
 def test_a_guess_is_the_last_non_empty_reply_else_absent() -> None:
     g = Guesses()
-    assert g.guess("lr:{account:a.com}", 1) == [None]
-    g.remember([("HMGET", "lr:{account:a.com}", "owner"), ("GET", "x")], [[b"r1"], b"3"])
-    assert g.guess("lr:{account:a.com}", 1) == [b"r1"]
-    assert g.guess("x", 1) == [None]  # only HMGET reads are guessed
-    g.remember([("HMGET", "lr:{account:a.com}", "owner")], [[None]])  # the owner went away
-    assert g.guess("lr:{account:a.com}", 1) == [None]
+    assert g.guess(ACCOUNT) == [None]
+    g.remember([ACCOUNT, ("GET", "x")], [[b"r1"], b"3"])
+    assert g.guess(ACCOUNT) == [b"r1"]
+    assert g.guess(("HMGET", "x", "v")) == [None]  # only HMGET reads are remembered
+    g.remember([ACCOUNT], [[None]])  # the owner went away
+    assert g.guess(ACCOUNT) == [None]
+
+
+def test_a_guess_is_per_field_list() -> None:
+    # A rules reload may read other fields of the same hash (engagement event types): the
+    # reply remembered for the old list must not be handed out for the new one.
+    g = Guesses()
+    g.remember([("HMGET", "lr:{person:p}", "seq", "e:demo")], [[b"3", b"x"]])
+    assert g.guess(("HMGET", "lr:{person:p}", "seq", "e:demo", "e:webinar")) == [None] * 3
+    assert g.guess(("HMGET", "lr:{person:p}", "seq", "e:demo")) == [b"3", b"x"]
 
 
 def test_memory_is_bounded() -> None:
@@ -20,7 +31,7 @@ def test_memory_is_bounded() -> None:
     for i in range(g.SEEN_MAX + 10):
         g.remember([("HMGET", f"k{i}", "seq")], [[b"1"]])
     assert len(g._seen) <= g.SEEN_MAX
-    assert g.guess(f"k{g.SEEN_MAX + 9}", 1) == [b"1"]  # the newest is kept
+    assert g.guess(("HMGET", f"k{g.SEEN_MAX + 9}", "seq")) == [b"1"]  # the newest is kept
 
 
 def test_many_stale_guesses_pause_guessing() -> None:

@@ -24,7 +24,9 @@ class Guesses:
     SEEN_MAX = 8192  # keys remembered (cleared, not evicted, when full: cheap and bounded)
 
     def __init__(self) -> None:
-        self._seen: dict[str, list[Any]] = {}
+        # (key, fields) → reply: the fields are part of the key, because a rules reload may
+        # change what is read of the same hash (the engagement event types).
+        self._seen: dict[tuple[Any, ...], list[Any]] = {}
         self.checked = self.stale = self.paused = 0
 
     def guessing(self) -> bool:
@@ -34,9 +36,9 @@ class Guesses:
             return False
         return True
 
-    def guess(self, key: str, n: int) -> list[Any]:
-        """The guessed reply of an ``HMGET key`` of ``n`` fields."""
-        return self._seen.get(key) or [None] * n
+    def guess(self, read: tuple[Any, ...]) -> list[Any]:
+        """The guessed reply of ``read``, an ``("HMGET", key, *fields)`` command."""
+        return self._seen.get(read[1:]) or [None] * (len(read) - 2)
 
     def remember(self, reads: Sequence[tuple[Any, ...]], replies: Sequence[Any]) -> None:
         """Keep what ``reads`` (commands) found: the next guesses for their keys."""
@@ -44,7 +46,7 @@ class Guesses:
         for cmd, values in zip(reads, replies, strict=True):
             if cmd[0] != "HMGET":  # only HMGET reads are guessed
                 continue
-            key = str(cmd[1])
+            key = tuple(cmd[1:])
             if any(v is not None for v in values):
                 if len(seen) >= self.SEEN_MAX:
                     seen.clear()

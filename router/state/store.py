@@ -189,7 +189,7 @@ class Store(Directory):
         guesses = self._guesses
         if optimistic and not claims and all(cmd[0] == "HMGET" for cmd in reads) \
                 and guesses.guessing():
-            guessed = [guesses.guess(str(cmd[1]), len(cmd) - 2) for cmd in reads]
+            guessed = [guesses.guess(cmd) for cmd in reads]
             return parse(guessed, tuple(
                 Guard(key=str(cmd[1]), fields=tuple(str(f) for f in cmd[2:]), seen=values[0])
                 for cmd, values in zip(reads, guessed, strict=True)))
