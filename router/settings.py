@@ -94,9 +94,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # generation (Python's default: 700). Under load most young objects belong to requests in
     # flight, so each run scans live objects for nothing; see docs/operations.md.
     gc_threshold: Annotated[int, msgspec.Meta(ge=700, le=10_000_000)] = 50_000
-    # Without idempotency claims, decide on the last values this worker read (account owner,
-    # the person's engagement) and let the commit check them: one Redis round trip per lead
-    # instead of two; a wrong guess costs a second evaluation (docs/operations.md).
+    # Without idempotency claims, decide on the account owner this worker last saw and as if
+    # the person had no engagement, and let the commit check both: one Redis round trip per
+    # lead instead of two; a wrong guess costs a second evaluation (docs/operations.md).
     optimistic_reads: bool = True
     # Set by `leadrouter serve` when it started the embedded valkey-server (for /v1/status).
     embedded_redis: bool = False

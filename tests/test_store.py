@@ -436,3 +436,31 @@ async def test_claims_and_the_setting_off_always_read_first(store: Store) -> Non
     assert plain.guards == () and plain.account_owner == "a"
     assert store.round_trips == start + 2
 
+
+
+class _PersonLike:
+    """An HMGET extra read whose first field is a version, like a person's engagement."""
+
+    def commands(self, keys: Keys) -> list[tuple[str, ...]]:
+        return [("HMGET", f"{keys.prefix}{{person:p1}}", "seq", "traits")]
+
+    def parse(self, replies: list[Any]) -> tuple[Any, ...]:
+        return tuple(replies[0])
+
+
+async def test_a_persons_hash_is_checked_but_never_remembered(store: Store,
+                                                             redis_client: Any) -> None:
+    # Traits are personal data: after an erasure they must not live on in a worker's memory,
+    # so every guess for a person is "nothing", whatever was read or found before.
+    redis_client.hset("lr:{person:p1}", mapping={"seq": "4", "traits": '{"name": "Pat"}'})
+    read_first = await store.prefetch([claim("k-p1", "L1")], extra=[_PersonLike()],
+                                      optimistic=True)
+    assert read_first.extra == ((b"4", b'{"name": "Pat"}'),)
+    await store.release(read_first.owned_claims)
+    guess = await store.prefetch(extra=[_PersonLike()], optimistic=True)
+    assert guess.extra == ((None, None),) and guess.guards[0].seen is None
+    stale = await store.commit(plan("L2", guards=guess.guards))
+    assert stale.status == "stale"
+    assert guess.reread(stale.reads).extra == ((b"4", b'{"name": "Pat"}'),)
+    again = await store.prefetch(extra=[_PersonLike()], optimistic=True)
+    assert again.extra == ((None, None),)

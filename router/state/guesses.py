@@ -1,7 +1,8 @@
 """What an optimistic prefetch guesses (``Store.prefetch(optimistic=True)``), per worker.
 
-A guess for an ``HMGET key *fields`` read is the last non-empty reply this worker saw for that
-key, else all fields absent; the commit checks the first field against it (models.Guard). The
+A guess for an ``HMGET key *fields`` read is the last non-empty reply this worker was given to
+remember for it (the store gives account owners only: ``models.Guard.keep``), else all fields
+absent; the commit checks the first field against it (models.Guard). The
 worker also stops guessing while guesses keep failing, since every stale one costs a second
 evaluation of the lead.
 """

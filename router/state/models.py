@@ -89,6 +89,9 @@ class Guard(msgspec.Struct, frozen=True):
     key: str
     fields: tuple[str, ...]
     seen: bytes | None
+    # Remember what a stale commit finds for the next guesses: account owners only, never a
+    # person's hash (their traits must not outlive an erasure in a worker's memory).
+    keep: bool = False
 
 
 class Prefetched(msgspec.Struct, frozen=True, kw_only=True):

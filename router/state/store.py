@@ -168,10 +168,11 @@ class Store(Directory):
         Claims that come back ``new`` are owned by this request: pass them to
         :meth:`commit` (via :attr:`CommitPlan.claims`) or :meth:`release` them.
 
-        ``optimistic``: without claims, guess the reads instead (the last value this worker saw,
-        else absent) and let the commit check them (:class:`Guard`): no round trip here. A
-        guess that was wrong costs no more than the read would have (the stale commit returns
-        what it found); while more than a quarter of guesses fail, this reads as usual.
+        ``optimistic``: without claims, guess the reads instead (the account owner this worker
+        last saw, else none; a person without engagement) and let the commit check them
+        (:class:`Guard`): no round trip here. A wrong guess costs no more round trips than the
+        read would have (the stale commit returns what it found); while more than a quarter of
+        guesses fail, this reads as usual.
         """
         commands: list[tuple[Arg, ...]] = [self._claim_command(c) for c in claims]
         reads: list[tuple[Arg, ...]] = []
@@ -191,14 +192,16 @@ class Store(Directory):
                 and guesses.guessing():
             guessed = [guesses.guess(cmd) for cmd in reads]
             return parse(guessed, tuple(
-                Guard(key=str(cmd[1]), fields=tuple(str(f) for f in cmd[2:]), seen=values[0])
-                for cmd, values in zip(reads, guessed, strict=True)))
+                Guard(key=str(cmd[1]), fields=tuple(str(f) for f in cmd[2:]), seen=values[0],
+                      keep=account_domain is not None and i == 0)
+                for i, (cmd, values) in enumerate(zip(reads, guessed, strict=True))))
         with translate_errors("prefetch"):
             self.round_trips += 1
             replies = await self.wire.batch(commands + reads)
         for reply in replies:
             check_reply("prefetch", reply)
-        guesses.remember(reads, replies[len(claims):])
+        if account_domain:  # see Guard.keep
+            guesses.remember(reads[:1], replies[len(claims):len(claims) + 1])
         pre = parse(replies[len(claims):])
         results = tuple(self._claim_result(c, r) for c, r in zip(claims, replies, strict=False))
         return msgspec.structs.replace(pre, claims=results) if results else pre
@@ -327,8 +330,9 @@ class Store(Directory):
             self._guesses.record(stale)
             if stale:  # nothing written; the reply holds what the guessed reads hold now
                 replies = more[1]
-                self._guesses.remember([("HMGET", g.key, *g.fields) for g in plan.guards],
-                                       replies)
+                self._guesses.remember(
+                    [("HMGET", g.key, *g.fields) for g in plan.guards if g.keep],
+                    [r for g, r in zip(plan.guards, replies, strict=True) if g.keep])
                 return AssignResult(
                     lead_id=lead_id, status="stale", owner=None, pool=None, queue=None,
                     strategy=None, reason="", assigned_at=from_ms(at), due_at=None,
