@@ -2,9 +2,8 @@
 
 A guess for an ``HMGET key *fields`` read is the last non-empty reply this worker was given to
 remember for it (the store gives account owners only: ``models.Guard.keep``), else all fields
-absent; the commit checks the first field against it (models.Guard). The
-worker also stops guessing while guesses keep failing, since every stale one costs a second
-evaluation of the lead.
+absent; the commit checks the first field against it (``models.Guard``). The worker also stops
+guessing while guesses keep failing, since every stale one costs a second evaluation.
 """
 
 from __future__ import annotations
@@ -17,9 +16,9 @@ __all__ = ["Guesses"]
 
 class Guesses:
     """Per-process memory of reads, and the switch. Guesses are checked in windows of
-    ``WINDOW``; a window with more than ``LIMIT`` stale ones (leads whose person has events or
-    whose account has an owner, seen here for the first time) turns guessing off for the next
-    ``PAUSE`` eligible prefetches, then it tries again."""
+    ``WINDOW``; a window with more than ``LIMIT`` stale ones (leads of people with events, or of
+    owned accounts this worker has not seen yet) turns guessing off for the next ``PAUSE``
+    eligible prefetches, then it tries again."""
 
     WINDOW, LIMIT, PAUSE = 256, 64, 2048
     SEEN_MAX = 8192  # keys remembered (cleared, not evicted, when full: cheap and bounded)
