@@ -36,7 +36,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,6 +101,28 @@ def start_server(app: str, port: int, env: dict[str, str], factory: bool, *,
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env})
     wait_listening(proc, port, app)
     return proc
+
+
+@contextlib.contextmanager
+def services(envs: Mapping[str, Mapping[str, str]], *, warm_connections: int = 32,
+             warm_seconds: int = 3, launchers: Mapping[str, Sequence[str]] | None = None
+             ) -> Iterator[dict[str, tuple[subprocess.Popen[bytes], str]]]:
+    """The A/B scripts' services side by side: one ``router.app`` worker per name (on CPU 0,
+    see :func:`start_server`) with that name's settings, each warmed up with wrk; all stopped
+    afterwards. Yields name → (process, its ``POST /v1/leads`` URL)."""
+    servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
+    try:
+        for name, env in envs.items():
+            port = free_port()
+            extra = {} if launchers is None else {"launcher": launchers[name]}
+            servers[name] = (start_server("router.app:app_from_env", port, dict(env), True,
+                                          **extra),
+                             f"http://127.0.0.1:{port}/v1/leads")
+            wrk(servers[name][1], warm_seconds, warm_connections)
+        yield servers
+    finally:
+        for proc, _ in servers.values():
+            stop(proc)
 
 
 def wait_listening(proc: subprocess.Popen[bytes], port: int, what: str) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -26,11 +25,9 @@ sys.path.insert(0, str(ROOT / "loadtests"))
 
 from bench_service import (  # noqa: E402
     cpu_seconds,
-    free_port,
     pinned_valkey,
     service_env,
-    start_server,
-    stop,
+    services,
     write_bodies,
     wrk,
 )
@@ -82,25 +79,23 @@ def main() -> None:
         sys.exit("wrk not found: apt-get install wrk")
     write_bodies(5000)
     with pinned_valkey("lr-gc-") as (url, tmp):
-        servers: dict[str, tuple[subprocess.Popen[bytes], str, Path]] = {}
-        try:
-            for name, threshold in (("A", args.a), ("B", args.b)):
-                port, stats = free_port(), tmp / f"gc-{name}.json"
-                env = {**service_env(url), "LEADROUTER_GC_THRESHOLD": str(threshold)}
-                proc = start_server("router.app:app_from_env", port, env, True,
-                                    launcher=("-c", _LAUNCH, str(stats)))
-                servers[name] = (proc, f"http://127.0.0.1:{port}/v1/leads", stats)
-                wrk(servers[name][1], 2, args.connections)  # warm-up
+        thresholds = {"A": args.a, "B": args.b}
+        stats = {name: tmp / f"gc-{name}.json" for name in thresholds}
+        envs = {name: {**service_env(url), "LEADROUTER_GC_THRESHOLD": str(threshold)}
+                for name, threshold in thresholds.items()}
+        launchers = {name: ("-c", _LAUNCH, str(path)) for name, path in stats.items()}
+        with services(envs, warm_connections=args.connections, warm_seconds=2,
+                      launchers=launchers) as servers:
             print(f"A: LEADROUTER_GC_THRESHOLD={args.a}, B: {args.b}; wrk -c{args.connections}, "
                   f"{args.duration}s per round")
             pairs: list[dict[str, float]] = []
             for rnd in range(args.rounds):
                 pair: dict[str, float] = {}
                 for name in ("A", "B") if rnd % 2 == 0 else ("B", "A"):
-                    proc, target, stats = servers[name]
-                    before, cpu = _gc(stats), cpu_seconds(proc.pid)
+                    proc, target = servers[name]
+                    before, cpu = _gc(stats[name]), cpu_seconds(proc.pid)
                     r = wrk(target, args.duration, args.connections)
-                    after, n = _gc(stats), max(r["rps"] * args.duration, 1)
+                    after, n = _gc(stats[name]), max(r["rps"] * args.duration, 1)
                     pair[name] = r["rps"]
                     per_gen = "  ".join(
                         f"gen{g} {(after['n'][g] - before['n'][g]) / n:.3f}/lead "
@@ -113,10 +108,6 @@ def main() -> None:
             ratios = sorted(p["B"] / p["A"] for p in pairs)
             print("B / A per pair of rounds: " + ", ".join(f"{x:.2f}" for x in ratios)
                   + f"; median {ratios[len(ratios) // 2]:.2f}")
-        finally:
-            for proc, _, _ in servers.values():
-                stop(proc)
-
 
 if __name__ == "__main__":
     main()

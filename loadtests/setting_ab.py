@@ -26,12 +26,10 @@ sys.path.insert(0, str(ROOT / "loadtests"))
 
 from bench_service import (  # noqa: E402
     cpu_seconds,
-    free_port,
     open_loop,
     pinned_valkey,
     service_env,
-    start_server,
-    stop,
+    services,
     write_bodies,
     wrk,
 )
@@ -54,15 +52,10 @@ def main() -> None:
         sys.exit("wrk not found: apt-get install wrk")
     write_bodies(5000)
     with pinned_valkey("lr-setting-ab-") as (url, _):
-        servers = {}
-        try:
-            for db, value in enumerate(pair, start=1):
-                port = free_port()
-                env = {**service_env(url.rsplit("=", 1)[0] + f"={db}" if "?db=" in url
-                                     else url.rsplit("/", 1)[0] + f"/{db}"), name: value}
-                servers[value] = (start_server("router.app:app_from_env", port, env, True),
-                                  f"http://127.0.0.1:{port}/v1/leads")
-                wrk(servers[value][1], 3, args.connections)  # warm-up
+        base = url.rsplit("=", 1)[0] + "=" if "?db=" in url else url.rsplit("/", 1)[0] + "/"
+        envs = {value: {**service_env(f"{base}{db}"), name: value}
+                for db, value in enumerate(pair, start=1)}
+        with services(envs, warm_connections=args.connections) as servers:
             print(f"A: {name}={pair[0]}, B: {pair[1]}; wrk -c{args.connections}, "
                   f"{args.rate:,.0f} req/s fixed, {args.duration}s per phase")
             ratios = []
@@ -90,10 +83,6 @@ def main() -> None:
                 ratios.append(rps[pair[1]] / max(rps[pair[0]], 1))
             print("leads/s B/A per round: " + ", ".join(f"{r:.2f}" for r in ratios)
                   + f" (median {statistics.median(ratios):.2f})")
-        finally:
-            for proc, _ in servers.values():
-                stop(proc)
-
 
 if __name__ == "__main__":
     main()

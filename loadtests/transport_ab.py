@@ -24,12 +24,10 @@ sys.path.insert(0, str(ROOT / "loadtests"))
 
 from bench_service import (  # noqa: E402
     cpu_seconds,
-    free_port,
     open_loop,
     pinned_valkey,
     service_env,
-    start_server,
-    stop,
+    services,
     write_bodies,
     wrk,
 )
@@ -56,14 +54,8 @@ def main() -> None:
             sys.exit(f"the embedded Valkey did not open its socket ({url})")
         tcp = "redis://127.0.0.1:" + (tmp / "valkey" / "valkey.port").read_text().strip()
         urls = {"tcp": f"{tcp}/1", "unix": f"unix://{socket}?db=2"}
-        servers = {}
-        try:
-            for name, redis_url in urls.items():
-                port = free_port()
-                servers[name] = (start_server("router.app:app_from_env", port,
-                                              service_env(redis_url), True),
-                                 f"http://127.0.0.1:{port}/v1/leads")
-                wrk(servers[name][1], 3, 32)  # warm-up
+        envs = {name: service_env(redis_url) for name, redis_url in urls.items()}
+        with services(envs) as servers:
             phases = [("rate", float(r)) for r in args.rates.split(",")] + [("wrk", 32.0)]
             for rnd in range(args.rounds):
                 for kind, value in phases:
@@ -86,9 +78,6 @@ def main() -> None:
                               f"{(cpu_seconds(proc.pid) - cpu) / n * 1e6:4.0f} us/lead  reads "
                               f"{(r1 - reads) / n:4.2f} writes {(w1 - writes) / n:4.2f} per "
                               f"lead  {tail}", flush=True)
-        finally:
-            for proc, _ in servers.values():
-                stop(proc)
 
 
 if __name__ == "__main__":
