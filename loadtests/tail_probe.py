@@ -114,11 +114,7 @@ def probe(args: argparse.Namespace) -> None:
                   + ", ".join(f"{s:.1f}" for s in stalls[-8:]))
         finally:
             client.close()
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            bench.stop(proc)
 
 
 def main() -> None:
