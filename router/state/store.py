@@ -188,20 +188,21 @@ class Store(Directory):
 
         parse = _Parse(account_domain is not None, tuple(spans))
         guesses = self._guesses
+        kept = 1 if account_domain else 0  # the leading reads remembered: see Guard.keep
         if optimistic and not claims and all(cmd[0] == "HMGET" for cmd in reads) \
                 and guesses.guessing():
-            guessed = [guesses.guess(cmd) for cmd in reads]
+            guessed = [guesses.guess(cmd) if i < kept else [None] * (len(cmd) - 2)
+                       for i, cmd in enumerate(reads)]
             return parse(guessed, tuple(
                 Guard(key=str(cmd[1]), fields=tuple(str(f) for f in cmd[2:]), seen=values[0],
-                      keep=account_domain is not None and i == 0)
+                      keep=i < kept)
                 for i, (cmd, values) in enumerate(zip(reads, guessed, strict=True))))
         with translate_errors("prefetch"):
             self.round_trips += 1
             replies = await self.wire.batch(commands + reads)
         for reply in replies:
             check_reply("prefetch", reply)
-        if account_domain:  # see Guard.keep
-            guesses.remember(reads[:1], replies[len(claims):len(claims) + 1])
+        guesses.remember(reads[:kept], replies[len(claims):len(claims) + kept])
         pre = parse(replies[len(claims):])
         results = tuple(self._claim_result(c, r) for c, r in zip(claims, replies, strict=False))
         return msgspec.structs.replace(pre, claims=results) if results else pre
