@@ -36,9 +36,9 @@ from typing import Any
 
 from leadrouter_sdk import Lead
 
-from router.engagement import EngagementService, EventIn
-from router.leads import LeadService
-from router.reload import RulesManager
+from router.services.engagement import EngagementService, EventIn
+from router.services.leads import LeadService
+from router.services.rules import RulesManager
 from router.settings import Settings
 from router.state.embedded import EmbeddedValkey
 from router.state.engagement import EngagementStore

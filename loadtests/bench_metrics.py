@@ -5,7 +5,8 @@
 
 Prints µs per operation (best of 5 rounds, one core):
 
-* a metric update through router.metrics' fast children vs prometheus-client called directly
+* a metric update through router.observability.metrics' fast children vs prometheus-client called
+  directly
   (what every update would cost without them: a lock each, plus an mmap write in multiprocess
   mode — ``leadrouter serve`` always runs in multiprocess mode);
 * the flush that moves accumulated updates into prometheus-client (once a second per worker);
@@ -27,7 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-UPDATES_PER_LEAD = 15  # see router/leads.py, router/instrument.py, router/middleware.py
+# see router/services/leads.py, router/observability/instrument.py,
+# router/observability/middleware.py
+UPDATES_PER_LEAD = 15
 
 
 def best(stmt: object, number: int, rounds: int = 5) -> float:
@@ -46,8 +49,8 @@ def main() -> None:
 
     import prometheus_client
 
-    from router import logs, metrics
-    from router.middleware import ObservabilityMiddleware
+    from router.observability import logs, metrics
+    from router.observability.middleware import ObservabilityMiddleware
 
     n = args.n
     mode = "multiprocess" if args.multiprocess else "single-process"

@@ -40,9 +40,9 @@ from leadrouter_sdk import Lead
 from leadrouter_webhook import WebhookPlugin
 
 from router.engine.evaluate import Snapshot, evaluate
-from router.leads import LeadService
-from router.plugins import PluginHost
-from router.reload import RulesManager
+from router.plugins.host import PluginHost
+from router.services.leads import LeadService
+from router.services.rules import RulesManager
 from router.settings import Settings
 from router.state.embedded import EmbeddedValkey
 from router.state.store import Store
@@ -130,7 +130,7 @@ async def webhook_cpu(store: Store, events: int) -> float:
     """Client CPU µs per event delivered by the outbox to the webhook plugin (loopback)."""
     from leadrouter_webhook.receiver import Receiver
 
-    from router._plugins_delivery import Delivery
+    from router.plugins.delivery import Delivery
 
     with Receiver(SECRET) as receiver:
         host = PluginHost(metrics=False)

@@ -107,16 +107,16 @@ def start_server(app: str, port: int, env: dict[str, str], factory: bool, *,
 def services(envs: Mapping[str, Mapping[str, str]], *, warm_connections: int = 32,
              warm_seconds: int = 3, launchers: Mapping[str, Sequence[str]] | None = None
              ) -> Iterator[dict[str, tuple[subprocess.Popen[bytes], str]]]:
-    """The A/B scripts' services side by side: one ``router.app`` worker per name (on CPU 0,
-    see :func:`start_server`) with that name's settings, each warmed up with wrk; all stopped
-    afterwards. Yields name → (process, its ``POST /v1/leads`` URL)."""
+    """The A/B scripts' services side by side: one ``router.app.application``
+    worker per name (on CPU 0, see :func:`start_server`) with that name's settings, each warmed
+    up with wrk; all stopped afterwards. Yields name → (process, its ``POST /v1/leads`` URL)."""
     servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
     try:
         for name, env in envs.items():
             port = free_port()
             extra = {} if launchers is None else {"launcher": launchers[name]}
-            servers[name] = (start_server("router.app:app_from_env", port, dict(env), True,
-                                          **extra),
+            servers[name] = (start_server("router.app.application:app_from_env", port,
+                                          dict(env), True, **extra),
                              f"http://127.0.0.1:{port}/v1/leads")
             wrk(servers[name][1], warm_seconds, warm_connections)
         yield servers
@@ -206,8 +206,8 @@ async def round_trips(url: str, n: int) -> tuple[float, float]:
     Idempotency-Key, and an external_id on every other one: read first)."""
     from leadrouter_sdk import Lead
 
-    from router.leads import LeadService
-    from router.reload import RulesManager
+    from router.services.leads import LeadService
+    from router.services.rules import RulesManager
     from router.settings import Settings
     from router.state.store import Store
 
@@ -264,7 +264,7 @@ def main() -> None:
             # alternate, in a rotating order: this VM's speed drifts by +-20% over minutes, and
             # interleaving lets the drift hit both alike.
             for name, app, factory in (("no-op endpoint", "loadtests.noop_app:app", False),
-                                       ("leadrouter", "router.app:app_from_env", True)):
+                                       ("leadrouter", "router.app.application:app_from_env", True)):
                 port = free_port()
                 servers[name] = (start_server(app, port, env, factory),
                                  f"http://127.0.0.1:{port}/v1/leads")

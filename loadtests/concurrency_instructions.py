@@ -67,8 +67,9 @@ def main() -> None:
         port = free_port()
         cmd = ["taskset", "-c", "0", "valgrind", "--tool=callgrind", "--instr-atstart=no",
                f"--callgrind-out-file={out}/cg.%p", sys.executable, "-m", "uvicorn",
-               "router.app:app_from_env", "--factory", "--port", str(port), "--loop", "uvloop",
-               "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+               "router.app.application:app_from_env", "--factory", "--port", str(port),
+               "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+               "--log-level", "warning"]
         proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **service_env(url),
                                                     "PYTHONHASHSEED": "0"})
         try:

@@ -61,8 +61,8 @@ def serve(port: int, stats: Path) -> None:
 
     gc.callbacks.append(on_gc)
     server = uvicorn.Server(uvicorn.Config(
-        "router.app:app_from_env", factory=True, port=port, loop="uvloop", http="httptools",
-        access_log=False, log_level="warning"))
+        "router.app.application:app_from_env", factory=True, port=port, loop="uvloop",
+        http="httptools", access_log=False, log_level="warning"))
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.create_task(watch())

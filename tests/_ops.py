@@ -61,7 +61,7 @@ class InThreadService:
     def __init__(self, **settings: object) -> None:
         import uvicorn
 
-        from router.app import create_app
+        from router.app.application import create_app
         from router.settings import Settings
 
         self.port = free_port()

@@ -189,7 +189,7 @@ class ThreadServer:
 def leadrouter_command() -> list[str]:
     """``leadrouter`` from this environment (the console script next to the interpreter)."""
     script = Path(sys.executable).with_name("leadrouter")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "router.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "router.app.cli"]
 
 
 class ServiceProcess:

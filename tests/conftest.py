@@ -99,7 +99,7 @@ def _service_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
     of an app's start-up), and the servers still shutting down, joined at the end."""
     from _service import write_rules
 
-    from router.reload import RulesManager
+    from router.services.rules import RulesManager
 
     directory = write_rules(tmp_path_factory.mktemp("rules") / "rules")
     manager = RulesManager(directory)
@@ -120,7 +120,7 @@ def start_service(redis_url: str,
     reloaded; pass ``rules_dir`` to get a ruleset of your own that you may edit and reload)."""
     from _service import ADMIN_TOKEN, ThreadServer
 
-    from router.app import create_app
+    from router.app.application import create_app
     from router.settings import Settings
 
     servers: list[ThreadServer] = []

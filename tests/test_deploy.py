@@ -13,7 +13,7 @@ import pytest
 from _ops import DEPLOY, ROOT, promtool, write_example_rules
 from ruamel.yaml import YAML
 
-from router import metrics
+from router.observability import metrics
 
 yaml = YAML(typ="safe")
 METRIC_NAMES = {d.name for d in metrics.DEFINITIONS}

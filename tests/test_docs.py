@@ -398,7 +398,7 @@ def settings_problems(text: str) -> list[str]:
 
 
 def _served_endpoints() -> set[tuple[str, str]]:
-    from router.app import create_app
+    from router.app.application import create_app
 
     with warnings.catch_warnings():  # litestar's own deprecation notices, not ours
         warnings.simplefilter("ignore", DeprecationWarning)

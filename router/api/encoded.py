@@ -4,7 +4,7 @@ and length, cookie and background-task handling, then re-encoding the headers).
 
 :class:`EncodedResponse` encodes its content with litestar's own serializer and hands back a
 minimal ASGI callable that sends the same two messages, with the same headers in the same
-order, as litestar's ``ASGIResponse`` would (``tests/test_encoded_response.py`` compares the
+order, as litestar's ``ASGIResponse`` would (``tests/api/test_encoded.py`` compares the
 two).
 Anything the fast path does not cover — cookies, background tasks, layered response headers,
 type encoders, HEAD, a non-JSON media type or a status without a body — falls back to litestar.

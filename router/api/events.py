@@ -1,6 +1,6 @@
 """Engagement events: ``POST /v1/events`` (one event or a batch) and ``GET /v1/engagement``.
 
-Accepted shapes (router/engagement.py: ``event_from_payload``): Segment ``track`` and
+Accepted shapes (router/services/engagement.py: ``event_from_payload``): Segment ``track`` and
 ``identify`` messages, and the plain ``{email | lead_id | external_id, event, timestamp,
 properties, messageId}``. A batch is ``{"batch": [...]}`` (Segment's), ``{"events": [...]}`` or
 a JSON array; each item gets its own result or problem.
@@ -19,14 +19,14 @@ from litestar.plugins.problem_details import ProblemDetailsException
 
 from router.api.errors import DECODE_ERRORS, problem
 from router.api.openapi import json_body
-from router.engagement import (
+from router.engine.engagement import lines, windows
+from router.services.engagement import (
     EngagementService,
     EventIn,
     EventResult,
     UnknownLead,
     event_from_payload,
 )
-from router.engine.engagement import lines, windows
 from router.state.engagement import email_person, lead_person
 from router.state.errors import StateUnavailable
 

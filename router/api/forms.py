@@ -23,7 +23,7 @@ from router.api.sources import intake_config, intake_problem, limits_of, route_l
 from router.intake.config import FormConfig, parse_rate
 from router.intake.form import parse_form, read_form
 from router.intake.mapping import IntakeError
-from router.ratelimit import client_address, enforce
+from router.services.ratelimit import client_address, enforce
 from router.state.ratelimit import RateLimiter
 
 __all__ = ["handlers"]

@@ -19,7 +19,7 @@ from router.api.encoded import EncodedResponse
 from router.api.errors import DECODE_ERRORS, problem, validation_problem
 from router.api.openapi import BatchRequest, json_body
 from router.api.sources import require_intake_key
-from router.leads import LeadService
+from router.services.leads import LeadService
 from router.state.errors import StateUnavailable
 
 __all__ = ["handlers"]

@@ -18,7 +18,14 @@ from litestar.params import PathParameter
 
 from router.api.errors import DECODE_ERRORS, problem, validation_problem
 from router.api.openapi import json_body
-from router.sla import Action, Conflict, LeadNotFound, SlaService, UnknownPool, UnknownReason
+from router.services.sla import (
+    Action,
+    Conflict,
+    LeadNotFound,
+    SlaService,
+    UnknownPool,
+    UnknownReason,
+)
 from router.state.errors import StateUnavailable
 
 __all__ = ["OwnerAction", "RejectAction", "handlers"]

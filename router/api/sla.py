@@ -10,7 +10,7 @@ from litestar.params import QueryParameter
 
 from router.api.errors import problem
 from router.engine.schema import parse_duration
-from router.sla import SlaReport, SlaService
+from router.services.sla import SlaReport, SlaService
 from router.state.errors import StateUnavailable
 
 __all__ = ["handlers"]

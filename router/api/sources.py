@@ -23,7 +23,6 @@ from litestar.params import Parameter
 from litestar.plugins.problem_details import ProblemDetailsException
 
 from router.api.errors import problem
-from router.auth_keys import SCOPES, ApiKeys, KeyProblem, token_from_headers
 from router.intake.config import EMPTY, IntakeConfig, SourceConfig, parse_rate
 from router.intake.generic import json_items
 from router.intake.hubspot import hubspot_items
@@ -36,8 +35,9 @@ from router.intake.signatures import (
     verify_segment,
     verify_standard,
 )
-from router.leads import LeadService
-from router.ratelimit import enforce
+from router.services.keys import SCOPES, ApiKeys, KeyProblem, token_from_headers
+from router.services.leads import LeadService
+from router.services.ratelimit import enforce
 from router.state.apikeys import KeyRecord, KeyStore
 from router.state.errors import StateUnavailable
 from router.state.ratelimit import RateLimiter
@@ -218,7 +218,8 @@ def _items(source: SourceConfig, doc: Any, body: bytes, limits: Limits) -> list[
 
 
 async def _record_event(request: Request[Any, Any, Any], event: dict[str, Any]) -> dict[str, Any]:
-    # Engagement events are stored by the engagement service (router/engagement.py) when this
+    # Engagement events are stored by the engagement service (router/services/engagement.py) when
+    # this
     # build has it; the adapter already produced the POST /v1/events shape.
     engagement = getattr(request.app.state.ctx, "engagement", None)
     record = getattr(engagement, "record_from_source", None)

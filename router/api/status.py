@@ -8,8 +8,9 @@ from typing import Any
 
 from litestar import Request, Response, get
 
-from router import __version__, metrics
-from router.instrument import refresh_scrape_values
+from router import __version__
+from router.observability import metrics
+from router.observability.instrument import refresh_scrape_values
 
 __all__ = ["handlers", "metrics_endpoint", "status"]
 

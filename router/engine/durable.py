@@ -6,7 +6,7 @@ engine with a C core, and produces exactly the same :class:`~router.engine.evalu
 (stage outputs, matched rule ids, contributions in order, route, SLA policy, ``decided``). Its
 main use is as a conformance oracle: it reads each rule's original ``when`` source and
 implements the language's semantics a second time, so a difference between the two engines on
-any lead is a bug in one of them (see ``tests/test_durable.py``).
+any lead is a bug in one of them (see ``tests/durable/test_durable.py``).
 
     engine = DurableEngine(ruleset)              # raises DurableUnsupported, listing rules
     ev = engine.evaluate(lead, snapshot, now=now)

@@ -416,7 +416,7 @@ class EngagementStore:
 
     async def lead_by_external_id(self, scopes: Sequence[str], external_id: str) -> str | None:
         """The lead an ``external_id`` created: its idempotency record under the first of
-        ``scopes`` (``ext:<channel>:<lead source>``, see router/leads.py) that has one (one
+        ``scopes`` (``ext:<channel>:<lead source>``, see router/services/leads.py) that has one (one
         round trip); None if there is none."""
         if not scopes:
             return None

@@ -2,7 +2,8 @@
 
 Everything here is one Lua script per state change (``lua/claim_due.lua``, ``lua/escalate.lua``,
 ``lua/owner.lua``, sharing ``lua/_sla.lua`` and the pool pick ``lua/_pick.lua``), so replicas
-never race. What to do is decided in Python (``router/sla.py``, from the rules) and handed to the
+never race. What to do is decided in Python (``router/services/sla.py``, from the rules) and handed
+to the
 scripts as a :class:`Move`; the scripts check that the lead is still where the decision assumed
 and apply it atomically with its history, outbox event and SLA facts.
 

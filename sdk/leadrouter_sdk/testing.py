@@ -131,7 +131,7 @@ class Harness:
         import time
 
         from router.engine.loader import load_directory, load_texts
-        from router.plugins import PluginHost
+        from router.plugins.host import PluginHost
 
         self.host = PluginHost(budget=budget, event_budget=event_budget,
                                breaker_threshold=breaker_threshold,
@@ -181,7 +181,7 @@ class Harness:
 
     async def adeliver(self, event: Event, plugin: str | None = None) -> None:
         """Hand ``event`` to a sink (the only one, or ``plugin``) as the outbox does; raises
-        ``router.plugins.DeliveryFailed`` when the sink would get it again later."""
+        ``router.plugins.host.DeliveryFailed`` when the sink would get it again later."""
         sinks = self.host.sinks
         name = plugin or (sinks[0] if len(sinks) == 1 else None)
         if name is None:

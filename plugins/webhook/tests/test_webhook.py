@@ -61,7 +61,7 @@ def test_delivers_signed_json(leadrouter: Any, make_event: Any) -> None:
 
 
 def test_failures_raise_so_the_outbox_retries(leadrouter: Any, make_event: Any) -> None:
-    from router.plugins import DeliveryFailed
+    from router.plugins.host import DeliveryFailed
 
     with Receiver(SECRET) as receiver:
         h = leadrouter(WebhookPlugin([receiver.url], SECRET, timeout=1))

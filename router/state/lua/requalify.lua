@@ -1,5 +1,5 @@
 -- Apply a re-evaluation of an EXISTING lead after engagement changed, atomically and only if the
--- lead is still where Python read it (router/engagement.py decides, router/state/engagement.py
+-- lead is still where Python read it (router/services/engagement.py decides, router/state/engagement.py
 -- calls this). Exactly once: each evaluation carries the person's engagement sequence number
 -- `seq`; the lead keeps the newest one applied (`eng_seq`) and refuses older or equal ones, and
 -- the status it rose from must still be the lead's status, so of any number of concurrent

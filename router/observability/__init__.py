@@ -1,0 +1,1 @@
+"""Metrics, request logs, the access middleware and request/lead ids."""

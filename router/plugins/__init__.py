@@ -1,0 +1,1 @@
+"""The plugin host: discovery, isolation (budgets, breaker), delivery of events to sinks."""

@@ -1,0 +1,179 @@
+"""Delivering outbox events to ``on_event`` sinks, at least once (see router/state/outbox.py).
+
+One :class:`Delivery` per service process runs one loop per sink. Each round the loop
+
+1. retries pending entries whose backoff has passed: ``base * 2**(deliveries-1)`` seconds,
+   capped at ``retry_max``, and never less than the event budget plus a margin (so an entry
+   another worker is still delivering is not taken from it); an entry already delivered
+   ``max_attempts`` times goes to the dead-letter stream instead;
+2. reads new entries and delivers them in order;
+
+acknowledging each entry only once the sink returned. While a sink's circuit breaker is open
+the loop claims nothing for it (entries wait in the stream). When there is nothing to do it
+sleeps ``poll`` seconds. Redis being down pauses delivery; nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from router.plugins.host import DeliveryFailed, PluginHost
+from router.state.errors import StateError
+from router.state.outbox import Outbox, OutboxEntry
+from router.state.store import Store
+
+__all__ = ["Delivery", "group_name", "run_sinks"]
+
+log = logging.getLogger("leadrouter.outbox")
+
+_PRUNE_IDLE_MS = 3600_000
+
+
+def group_name(plugin: str) -> str:
+    return f"sink:{plugin}"
+
+
+class Delivery:
+    def __init__(self, store: Store, host: PluginHost, *, poll: float = 0.2,
+                 batch: int = 32, max_attempts: int = 12, retry_base: float = 1.0,
+                 retry_max: float = 300.0,
+                 clock: Callable[[], dt.datetime] | None = None) -> None:
+        self.outbox = Outbox(store)
+        self.host = host
+        self.poll = poll
+        self.batch = batch
+        self.max_attempts = max(1, max_attempts)
+        self.retry_base = retry_base
+        self.retry_max = retry_max
+        self.now = clock or (lambda: dt.datetime.now(dt.UTC))
+        self.consumer = f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
+        self.delivered = 0
+        self.retried = 0
+        self.dead = 0
+        self.last_error: dict[str, str] = {}
+        self._ready: set[str] = set()
+
+    def backoff_ms(self, deliveries: int) -> int:
+        """How long an entry delivered ``deliveries`` times waits before the next attempt."""
+        delay = min(self.retry_base * 2 ** max(0, deliveries - 1), self.retry_max)
+        # A delivery in flight ends (or is cancelled) within the event budget: wait longer.
+        budget = self.host.event_budget
+        return int(max(delay, budget + max(0.1, budget / 5)) * 1000)
+
+    async def ensure_groups(self) -> None:
+        """Create every sink's consumer group (at the stream's end) before serving, so no
+        event committed from now on is missed. Raises StateError when Redis is down."""
+        for plugin in self.host.sinks:
+            group = group_name(plugin)
+            if await self.outbox.ensure_group(group):
+                log.info("outbox: created consumer group %s", group)
+            with contextlib.suppress(StateError):
+                await self.outbox.prune_consumers(group, idle_ms=_PRUNE_IDLE_MS)
+            self._ready.add(plugin)
+
+    async def run(self) -> None:
+        """Deliver forever (cancel to stop): one task per sink."""
+        sinks = self.host.sinks
+        if not sinks:
+            return
+        await asyncio.gather(*(self._loop(plugin) for plugin in sinks))
+
+    async def _loop(self, plugin: str) -> None:
+        group = group_name(plugin)
+        while True:
+            try:
+                if plugin not in self._ready:
+                    await self.outbox.ensure_group(group)
+                    self._ready.add(plugin)
+                busy = await self.round(plugin)
+            except StateError as exc:
+                log.warning("outbox delivery to %s paused: %s", plugin, exc)
+                busy = False
+                await asyncio.sleep(max(self.poll, 1.0))
+            if not busy:
+                await asyncio.sleep(self.poll)
+
+    async def round(self, plugin: str) -> bool:
+        """One pass for one sink: due retries, then new entries. True if it did anything."""
+        group = group_name(plugin)
+        host, outbox = self.host, self.outbox
+        busy = False
+        if not host.sink_ready(plugin):
+            return False
+        for p in await outbox.due(group, min_idle_ms=self.backoff_ms(1), count=self.batch):
+            wait = self.backoff_ms(p.deliveries)
+            if p.idle_ms < wait:
+                continue
+            claimed = await outbox.claim(group, self.consumer, [p.id], wait)
+            if not claimed:
+                continue  # another worker took it, or it was trimmed away
+            busy = True
+            entry = claimed[0]
+            if p.deliveries >= self.max_attempts:
+                await self._dead_letter(plugin, entry, p.deliveries)
+                continue
+            self.retried += 1
+            await self._deliver(plugin, entry, p.deliveries + 1)
+            if not host.sink_ready(plugin):
+                return busy
+        entries = await outbox.read_new(group, self.consumer, self.batch)
+        for entry in entries:
+            busy = True
+            if not host.sink_ready(plugin):
+                break  # left pending: retried once the breaker lets a trial through
+            await self._deliver(plugin, entry, 1)
+        return busy
+
+    async def _deliver(self, plugin: str, entry: OutboxEntry, attempt: int) -> bool:
+        try:
+            await self.host.deliver(plugin, entry.event(attempt))
+        except DeliveryFailed as exc:
+            self.last_error[entry.id] = str(exc)
+            if len(self.last_error) > 10_000:
+                self.last_error.clear()
+            log.info("outbox: %s did not take %s (attempt %d): %s", plugin, entry.id,
+                     attempt, exc)
+            return False
+        await self.outbox.ack(group_name(plugin), [entry.id])
+        self.last_error.pop(entry.id, None)
+        self.delivered += 1
+        return True
+
+    async def _dead_letter(self, plugin: str, entry: OutboxEntry, attempts: int) -> None:
+        error = self.last_error.pop(entry.id, "delivery failed (error not seen by this process)")
+        await self.outbox.dead_letter(group_name(plugin), entry, attempts=attempts, error=error,
+                                      now=self.now())
+        self.dead += 1
+        log.error("outbox: %s gave up on %s after %d attempts, moved to the dead-letter "
+                  "stream: %s", plugin, entry.id, attempts, error)
+
+
+@contextlib.asynccontextmanager
+async def run_sinks(store: Store, host: PluginHost, settings: Any) -> AsyncIterator[None]:
+    """Deliver outbox events to ``host``'s sinks while the block runs (the app lifespan).
+    The consumer groups are created first, so no event committed while serving is missed."""
+    if not host.sinks:
+        yield
+        return
+    delivery = Delivery(store, host, poll=settings.outbox_poll_seconds,
+                        max_attempts=settings.outbox_max_attempts,
+                        retry_base=settings.outbox_retry_seconds,
+                        retry_max=settings.outbox_retry_max_seconds)
+    try:
+        await delivery.ensure_groups()
+    except StateError as exc:  # Redis down at start: the loops create the groups later
+        log.warning("outbox: cannot create consumer groups yet: %s", exc)
+    task = asyncio.create_task(delivery.run(), name="outbox-delivery")
+    try:
+        yield
+    finally:
+        task.cancel()  # an event being delivered stays pending: redelivered later
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,0 +1,189 @@
+"""The live ruleset of a service process, and safe reloads.
+
+A reload is all or nothing: the new directory must load without a single error and, unless
+disabled, every case in ``rules/tests`` must pass; otherwise the running ruleset keeps serving
+and the attempt is recorded (``GET /v1/rules`` shows it). Requests take ``manager.current``
+once when they start, and a Ruleset is immutable, so a request in flight finishes on the
+ruleset it started with.
+
+Every worker polls the rules directory and reloads itself; an admin reload also bumps a
+generation counter in Redis (see :mod:`router.app.application`) so every worker re-reads the
+directory at
+its next poll even when file timestamps did not change. All workers therefore converge on the
+version of what is on disk.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import gc
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from router.engine.cases import load_cases, run_cases
+from router.engine.durable import (
+    DurableUnavailable,
+    DurableUnsupported,
+    Evaluator,
+    make_evaluator,
+)
+from router.engine.errors import RuleError, RulesetError
+from router.engine.evaluate import evaluate
+from router.engine.functions import Function
+from router.engine.loader import load_directory
+from router.engine.ruleset import Ruleset
+from router.observability import metrics
+
+__all__ = ["ReloadResult", "RulesManager"]
+
+log = logging.getLogger("leadrouter.rules")
+
+
+class ReloadResult(msgspec.Struct, kw_only=True):
+    ok: bool
+    changed: bool
+    version: str
+    at: datetime.datetime
+    reason: str
+    errors: list[str] = []
+    attempted_version: str | None = None
+
+
+class RulesManager:
+    """Holds the current ruleset; loads, tests and swaps new ones."""
+
+    def __init__(self, directory: str | Path, *, require_tests: bool = True,
+                 functions: Mapping[str, Function] | None = None,
+                 clock: Callable[[], datetime.datetime] | None = None,
+                 engine: str = "compiled") -> None:
+        self.directory = Path(directory)
+        # "compiled" (default) or "durable" (durable-rules, docs/rules.md "Choosing an engine")
+        self.engine = engine
+        self._evaluators: dict[str, Evaluator] = {}
+        self.require_tests = require_tests
+        self.functions = functions
+        self._clock = clock or (lambda: datetime.datetime.now(datetime.UTC))
+        self._current: Ruleset | None = None
+        self.loaded_at: datetime.datetime | None = None
+        self.last_rejected: ReloadResult | None = None
+        self.last_result: ReloadResult | None = None
+        self._fingerprint: tuple[Any, ...] = ()
+        self.listeners: list[Callable[[Ruleset], None]] = []
+
+    @property
+    def current(self) -> Ruleset:
+        if self._current is None:
+            raise RuntimeError("rules are not loaded yet")
+        return self._current
+
+    @property
+    def loaded(self) -> bool:
+        return self._current is not None
+
+    def fingerprint(self) -> tuple[Any, ...]:
+        """Cheap change detection: name, size and mtime of every rule and case file."""
+        items = []
+        for folder in (self.directory, self.directory / "tests"):
+            if folder.is_dir():
+                for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
+                    try:
+                        st = path.stat()
+                    except OSError:
+                        continue
+                    items.append((str(path), st.st_size, st.st_mtime_ns))
+        return tuple(items)
+
+    def _attempt(self) -> tuple[Ruleset | None, list[str], str | None]:
+        try:
+            ruleset: Ruleset = load_directory(self.directory, functions=self.functions)
+        except RulesetError as exc:
+            return None, [str(e) for e in exc.errors], None
+        if not self.require_tests:
+            return ruleset, [], ruleset.version
+        try:
+            cases = load_cases(self.directory)
+        except RulesetError as exc:
+            return None, [str(e) for e in exc.errors], ruleset.version
+        failures = [f"{r.case.file}:{r.case.line}: case {r.case.name!r}: {'; '.join(r.failures)}"
+                    for r in run_cases(ruleset, cases) if not r.ok]
+        if failures:
+            return None, failures, ruleset.version
+        return ruleset, [], ruleset.version
+
+    def _prepare(self, ruleset: Ruleset) -> list[str]:
+        """Build the evaluator of the configured engine; its refusal rejects the ruleset."""
+        if self.engine == "compiled":
+            return []
+        try:
+            self._evaluators[ruleset.version] = make_evaluator(
+                ruleset, self.engine, functions=self.functions)
+        except (DurableUnavailable, DurableUnsupported) as exc:
+            return [f"engine {self.engine}: {exc}"]
+        return []
+
+    def evaluator(self, ruleset: Ruleset) -> Evaluator:
+        """The evaluator for ``ruleset`` on the configured engine (compiled unless set)."""
+        found = self._evaluators.get(ruleset.version)
+        return found if found is not None else functools.partial(evaluate, ruleset)
+
+    def load_initial(self) -> Ruleset:
+        """First load at start-up; raises :class:`RulesetError` (the service must not start)."""
+        self._fingerprint = self.fingerprint()
+        ruleset, errors, _ = self._attempt()
+        if ruleset is not None:
+            errors = self._prepare(ruleset)
+        if ruleset is None or errors:
+            raise RulesetError([RuleError(file=str(self.directory), message=e) for e in errors])
+        self._swap(ruleset)
+        return ruleset
+
+    def reload(self, *, reason: str = "requested", force: bool = False) -> ReloadResult:
+        """Try the directory as it is now; swap only if it loads and its cases pass."""
+        self._fingerprint = self.fingerprint()
+        now = self._clock()
+        current = self._current.version if self._current else ""
+        ruleset, errors, attempted = self._attempt()
+        if ruleset is not None:
+            errors = self._prepare(ruleset)
+            if errors:
+                ruleset = None
+        if ruleset is None:
+            result = ReloadResult(ok=False, changed=False, version=current, at=now,
+                                  reason=reason, errors=errors, attempted_version=attempted)
+            self.last_rejected = result
+            log.warning("rules reload rejected", extra={"reason": reason, "errors": errors})
+        else:
+            changed = ruleset.version != current
+            if changed or force:
+                self._swap(ruleset)
+            result = ReloadResult(ok=True, changed=changed, version=ruleset.version, at=now,
+                                  reason=reason, attempted_version=ruleset.version)
+            if changed:
+                log.info("rules reloaded", extra={"version": ruleset.version, "reason": reason})
+        self.last_result = result
+        # Trigger names are the callers' constants ("admin", "file change", "generation").
+        metrics.RULES_RELOADS.labels("ok" if result.ok else "rejected",
+                                     reason.replace(" ", "_")).inc()
+        return result
+
+    def changed_on_disk(self) -> bool:
+        return self.fingerprint() != self._fingerprint
+
+    def _swap(self, ruleset: Ruleset) -> None:
+        previous = self._current
+        self._current = ruleset
+        # keep the evaluator of the ruleset in-flight requests may still use, drop older ones
+        keep = {ruleset.version} | ({previous.version} if previous else set())
+        self._evaluators = {v: e for v, e in self._evaluators.items() if v in keep}
+        self.loaded_at = self._clock()
+        for listener in self.listeners:
+            listener(ruleset)
+        # Compiled rules are long-lived: move them (and everything else alive now) out of the
+        # cyclic GC's reach so collections stay short (see DESIGN.md, performance notes).
+        gc.collect()
+        gc.freeze()

@@ -1,0 +1,115 @@
+"""Rate limits: atomic in Redis across processes, 429 + Retry-After + RateLimit headers, the
+client address from X-Forwarded-For only behind a trusted proxy."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from _intake import SECRET_ENV, intake_rules, started
+from _service import ADMIN_TOKEN, AUTH, ServiceProcess, ThreadServer, assert_problem
+
+from router.app.application import create_app
+from router.services.ratelimit import client_address
+from router.settings import Settings
+
+
+def post_form(url: str, n: int, **headers: str) -> httpx.Response:
+    # a new connection per request, as separate browsers would open
+    return httpx.post(f"{url}/v1/forms/contact", timeout=10, headers={
+        "Origin": "https://www.example.com", **headers},
+        data={"email": f"p{n}@limit.example", "lr_started": started()})
+
+
+@pytest.mark.slow
+def test_form_limit_holds_across_two_processes(tmp_path: Path, redis_url: str) -> None:
+    rules = intake_rules(tmp_path / "rules", form_rate="10/min")
+    env = {**SECRET_ENV, "LEADROUTER_RELOAD_POLL_SECONDS": "0"}
+    procs = [ServiceProcess(rules_dir=rules, log_path=tmp_path / f"p{i}.log",
+                            redis_url=redis_url, env=env).launch() for i in range(2)]
+    try:
+        for p in procs:
+            p.wait_ready(60)
+        answers = [post_form(procs[i % 2].url, i) for i in range(24)]
+    finally:
+        for p in procs:
+            p.stop()
+    codes = [r.status_code for r in answers]
+    assert codes.count(303) == 10, codes  # one budget for both processes
+    assert codes.count(429) == 14, codes
+    refused = next(r for r in answers if r.status_code == 429)
+    problem = assert_problem(refused, 429)
+    assert problem["type"].endswith("rate-limited")
+    assert 1 <= int(refused.headers["retry-after"]) <= 6  # one request per 6 s refills
+    assert refused.headers["ratelimit-limit"] == "10"
+    assert refused.headers["ratelimit-remaining"] == "0"
+    assert refused.headers["ratelimit-policy"] == "10;w=60"
+    assert refused.headers["access-control-allow-origin"] == "https://www.example.com"
+    ok = answers[0]
+    assert ok.headers["ratelimit-remaining"] == "9"
+
+
+def test_refill_and_per_key_buckets(start_service: Callable[..., Any], tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in SECRET_ENV.items():
+        monkeypatch.setenv(name, value)
+    server = start_service(rules_dir=str(intake_rules(tmp_path / "rules", form_rate="2/2s",
+                                                       crm_rate="3/min")))
+    with server.client() as client:
+        keys = [client.post("/v1/admin/keys", headers=AUTH,
+                            json={"source": "crm", "scopes": ["intake"]}).json()["key"]
+                for _ in range(2)]
+        codes = [client.post("/v1/sources/crm", headers={"X-API-Key": keys[0]},
+                             json={"contact": {"email": f"k{i}@limit.example"}}).status_code
+                 for i in range(4)]
+        assert codes == [201, 201, 201, 429]
+        other = client.post("/v1/sources/crm", headers={"X-API-Key": keys[1]},
+                            json={"contact": {"email": "k9@limit.example"}})
+        assert other.status_code == 201  # each key has its own budget
+    codes = [post_form(server.url, 100 + i).status_code for i in range(3)]
+    assert codes == [303, 303, 429]
+    time.sleep(1.1)  # 2 per 2 s: one request's worth refilled
+    assert post_form(server.url, 200).status_code == 303
+
+
+def _server(rules: Path, redis_url: str, **settings: Any) -> ThreadServer:
+    # uvicorn itself must not rewrite the client address (leadrouter serve turns that off too)
+    app = create_app(Settings(rules_dir=str(rules), redis_url=redis_url,
+                              reload_poll_seconds=0, admin_token=ADMIN_TOKEN, **settings))
+    server = ThreadServer(app)
+    server.server.config.proxy_headers = False
+    return server.start()
+
+
+def test_forwarded_for_only_from_trusted_proxies(tmp_path: Path, redis_url: str) -> None:
+    rules = intake_rules(tmp_path / "rules", form_rate="1/min")
+    untrusted = _server(rules, redis_url)
+    trusted = _server(rules, redis_url, trusted_proxies="127.0.0.1", key_prefix="lr2:")
+    try:
+        # not trusted: a client cannot pick its own bucket with the header
+        first = post_form(untrusted.url, 1, **{"X-Forwarded-For": "203.0.113.1"})
+        second = post_form(untrusted.url, 2, **{"X-Forwarded-For": "203.0.113.2"})
+        assert (first.status_code, second.status_code) == (303, 429)
+        codes = [post_form(trusted.url, 10 + i, **{"X-Forwarded-For": f"198.51.100.{i}"})
+                 .status_code for i in range(3)]
+        assert codes == [303, 303, 303]  # three clients behind the proxy, three budgets
+        again = post_form(trusted.url, 20, **{"X-Forwarded-For": "198.51.100.0"})
+        assert again.status_code == 429
+    finally:
+        untrusted.stop()
+        trusted.stop()
+
+
+def test_client_address_rules() -> None:
+    h = {"x-forwarded-for": "1.1.1.1, 10.0.0.5, 10.0.0.9"}
+    assert client_address("127.0.0.1", h, "") == "127.0.0.1"
+    assert client_address("10.0.0.9", h, "10.0.0.0/8") == "1.1.1.1"
+    assert client_address("10.0.0.9", {"x-forwarded-for": "junk, 2.2.2.2"},
+                          "10.0.0.0/8") == "2.2.2.2"
+    assert client_address("2001:db8::1", {}, "") == "2001:db8::/64"
+    assert client_address("::ffff:192.0.2.1", {}, "") == "192.0.2.1"
+    assert client_address(None, {}, "") == "unknown"
