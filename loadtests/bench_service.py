@@ -38,6 +38,7 @@ import textwrap
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -50,6 +51,7 @@ from openloop import Result  # noqa: E402
 from router.state.embedded import EmbeddedValkey  # noqa: E402
 
 BENCH = ROOT / "loadtests" / ".bench"
+APP = "router.app.application:app_from_env"  # the service's uvicorn factory
 
 
 def free_port() -> int:
@@ -90,33 +92,39 @@ def pinned_valkey(prefix: str) -> Iterator[tuple[str, Path]]:
 
 
 def start_server(app: str, port: int, env: dict[str, str], factory: bool, *,
-                 launcher: Sequence[str] = ("-m", "uvicorn")) -> subprocess.Popen[bytes]:
+                 launcher: Sequence[str] = ("-m", "uvicorn"),
+                 tree: Path = ROOT) -> subprocess.Popen[bytes]:
     """One uvicorn worker serving ``app`` on CPU 0, once it listens. ``launcher``: the
-    interpreter arguments that run uvicorn's command line (gc_ab.py wraps it)."""
+    interpreter arguments that run uvicorn's command line (gc_ab.py wraps it). ``tree``: the
+    source tree it runs from (``python -m`` puts the working directory first on the path, so
+    another checkout's ``router`` wins over this one's; revision_ab.py)."""
     cmd = ["taskset", "-c", "0", sys.executable, *launcher, app, "--port", str(port),
            "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level",
            "warning"]
     if factory:
         cmd.append("--factory")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env})
+    proc = subprocess.Popen(cmd, cwd=tree, env={**os.environ, **env})
     wait_listening(proc, port, app)
     return proc
 
 
 @contextlib.contextmanager
 def services(envs: Mapping[str, Mapping[str, str]], *, warm_connections: int = 32,
-             warm_seconds: int = 3, launchers: Mapping[str, Sequence[str]] | None = None
+             warm_seconds: int = 3, launchers: Mapping[str, Sequence[str]] | None = None,
+             trees: Mapping[str, tuple[Path, str]] | None = None
              ) -> Iterator[dict[str, tuple[subprocess.Popen[bytes], str]]]:
-    """The A/B scripts' services side by side: one ``router.app.application``
-    worker per name (on CPU 0, see :func:`start_server`) with that name's settings, each warmed
-    up with wrk; all stopped afterwards. Yields name → (process, its ``POST /v1/leads`` URL)."""
+    """The A/B scripts' services side by side: one service worker per name (on CPU 0, see
+    :func:`start_server`) with that name's settings, each warmed up with wrk; all stopped
+    afterwards. ``trees``: name → (source tree, its app factory) to run another checkout
+    (default: this one's ``router.app.application:app_from_env``). Yields name → (process,
+    its ``POST /v1/leads`` URL)."""
     servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
     try:
         for name, env in envs.items():
             port = free_port()
-            extra = {} if launchers is None else {"launcher": launchers[name]}
-            servers[name] = (start_server("router.app.application:app_from_env", port,
-                                          dict(env), True, **extra),
+            extra: dict[str, Any] = {} if launchers is None else {"launcher": launchers[name]}
+            tree, app = (ROOT, APP) if trees is None else trees[name]
+            servers[name] = (start_server(app, port, dict(env), True, tree=tree, **extra),
                              f"http://127.0.0.1:{port}/v1/leads")
             wrk(servers[name][1], warm_seconds, warm_connections)
         yield servers
@@ -264,7 +272,7 @@ def main() -> None:
             # alternate, in a rotating order: this VM's speed drifts by +-20% over minutes, and
             # interleaving lets the drift hit both alike.
             for name, app, factory in (("no-op endpoint", "loadtests.noop_app:app", False),
-                                       ("leadrouter", "router.app.application:app_from_env", True)):
+                                       ("leadrouter", APP, True)):
                 port = free_port()
                 servers[name] = (start_server(app, port, env, factory),
                                  f"http://127.0.0.1:{port}/v1/leads")
