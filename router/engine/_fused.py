@@ -17,6 +17,8 @@ as the rules. Here the checked expressions of all stages are woven into one func
   names come from constant tables;
 * the function builds the ``Evaluation`` itself.
 
+How the checked trees' names become the function's locals is router/engine/_fused_rewrite.py.
+
 A rule that raises (only possible through a plugin function) counts as not matching and is
 reported: scoring rules each run in their own ``try``; a first-match chain that raises runs
 again rule by rule, each guarded. The result is exactly what the stage functions compute (a
@@ -35,119 +37,25 @@ from typing import Any
 import msgspec
 
 from router.engine._alpha import group_call, group_function, single_key
-from router.engine._ast import inline_text_test, names_of_kind, plugin_function
 from router.engine._ast import load as _name
+from router.engine._ast import plugin_function
 from router.engine._ast import store as _store
+from router.engine._expr_compile import globals_for as _globals
+from router.engine._expr_nodes import CheckedExpr
+from router.engine._fused_rewrite import BOUND_GETS, Rewrite, batch_line, batch_local
 from router.engine._regex import MatchSet
 from router.engine.evaluate import DERIVED_VALUES
-from router.engine.expr import CheckedExpr, _globals
-from router.engine.functions import STR, Function, Matcher
+from router.engine.functions import Function
 from router.engine.names import LEAD_FIELDS
 
 __all__ = ["FusedFn", "Result", "fuse"]
 
 FusedFn = Callable[..., Any]
 
-_OUTPUT_LOCALS = {"fit": "_o_fit", "bant": "_o_bant", "engagement": "_o_eng",
-                  "score": "_o_score", "grade": "_o_grade", "status": "_o_status",
-                  "territory": "_o_territory", "segment": "_o_segment", "pool": "_o_pool",
-                  "queue": "_o_queue"}
 # Names passed as arguments of their own (the rest of the derived names come in one tuple).
 _ARGS = {"now": "_a_now", "_counts": "_a_counts", "_last": "_a_last",
          "account_owner": "_a_owner"}
 _FIRST_STAGES = ("qualification", "territories", "segments", "assignment", "sla")
-# Snapshot mappings read with `.get` → the local holding the bound method (the `_a_` prefix
-# keeps rules reading them out of memoised runs, router/engine/_alpha.py).
-_BOUND_GETS = {"_counts": "_a_cget", "_last": "_a_lget"}
-# Names whose value is always text or null (hashable, so they can key a MatchSet's memo).
-_TEXT_NAMES = names_of_kind(STR)
-
-
-class _Rewrite(ast.NodeTransformer):
-    """``_e["key"]`` → locals: lead fields and derived names hoisted, outputs and hits local;
-    ``matches(field, "...")`` → an element of the field's :class:`MatchSet` answer."""
-
-    def __init__(self, hit_locals: dict[str, str], constants: dict[str, Any],
-                 functions: Mapping[str, Function]) -> None:
-        self.hoisted: dict[str, str] = {}
-        self.functions = functions
-        self.hit_locals = hit_locals
-        self.constants = constants
-        # text field -> the distinct patterns rules apply to it (answer index = list index)
-        self.batches: dict[str, list[str]] = {}
-        self.bound: set[str] = set()  # snapshot mappings whose `get` is hoisted
-
-    def visit_Call(self, node: ast.Call) -> ast.expr:
-        # count()/last() read `_e["_counts"].get(key, 0)`: call a bound `get` hoisted once
-        # (a dozen engagement rules each paid the method lookup).
-        func = node.func
-        if isinstance(func, ast.Attribute) and func.attr == "get":
-            key = _key(func.value)
-            if key in _BOUND_GETS:
-                self.bound.add(key)
-                node.func = _name(_BOUND_GETS[key])
-        self.generic_visit(node)
-        return inline_text_test(node, self.text_locals(), self.functions)
-
-    def text_locals(self) -> set[str]:
-        return {local for key, local in self.hoisted.items() if key in _TEXT_NAMES}
-
-    def visit_IfExp(self, node: ast.IfExp) -> ast.expr:
-        # expr.py compiles matches(x, p) on a simple subject to the memo lookup
-        # `(r if (r := memo.get(x)) is not None else test(x))`; on a text field it becomes
-        # `_b<n>[j]`, with `_b<n>` computed once per lead for all of the field's patterns.
-        orelse = node.orelse
-        if (isinstance(orelse, ast.Call) and isinstance(orelse.func, ast.Name)
-                and len(orelse.args) == 1):
-            key = _key(orelse.args[0])
-            matcher = self._matcher(orelse.func.id)
-            if key is not None and matcher is not None and key in _TEXT_NAMES:
-                self.hoisted.setdefault(key, f"_v{len(self.hoisted)}")
-                patterns = self.batches.setdefault(key, [])
-                if matcher.pattern not in patterns:
-                    patterns.append(matcher.pattern)
-                return ast.Subscript(value=_name(_batch_local(list(self.batches).index(key))),
-                                     slice=ast.Constant(value=patterns.index(matcher.pattern)),
-                                     ctx=ast.Load())
-        self.generic_visit(node)
-        return node
-
-    def _matcher(self, name: str) -> Matcher | None:
-        test = self.constants.get(name)
-        if test is None:
-            return None
-        return next((m for m in self.constants.values()
-                     if isinstance(m, Matcher) and m.test is test), None)
-
-    def visit_Compare(self, node: ast.Compare) -> ast.expr:
-        # hit("id") is compiled as `"id" in _e["_hits"]`: here it becomes the rule's flag.
-        if (len(node.ops) == 1 and isinstance(node.ops[0], ast.In)
-                and isinstance(node.left, ast.Constant) and _key(node.comparators[0]) == "_hits"):
-            return _name(self.hit_locals[str(node.left.value)])
-        self.generic_visit(node)
-        return node
-
-    def visit_Subscript(self, node: ast.Subscript) -> ast.expr:
-        key = _key(node)
-        if key is None:
-            self.generic_visit(node)
-            return node
-        if key in _OUTPUT_LOCALS:
-            return _name(_OUTPUT_LOCALS[key])
-        local = self.hoisted.setdefault(key, f"_v{len(self.hoisted)}")
-        return _name(local)
-
-
-def _batch_local(n: int) -> str:
-    return f"_b{n}"
-
-
-def _key(node: ast.AST) -> str | None:
-    if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name)
-            and node.value.id == "_e" and isinstance(node.slice, ast.Constant)
-            and isinstance(node.slice.value, str)):
-        return node.slice.value
-    return None
 
 
 def _guarded(test: ast.expr, action: list[ast.stmt], stage: str, index: int) -> ast.stmt:
@@ -215,20 +123,43 @@ def fuse(stages: Mapping[str, list[CheckedExpr]], *, groups: list[str], points: 
                  if isinstance(c, ast.Constant) and isinstance(c.value, str)}
     hit_locals = {rid: f"_h{i}" for i, rid in enumerate(scoring_ids) if rid in used_hits}
     constants: dict[str, Any] = {}
-    rewrite = _Rewrite(hit_locals, constants, functions)
-    body: list[ast.stmt] = []
-    code: list[ast.stmt] = []
-
-    # scoring: collect, points summed per group inline; runs of rules over one field memoised
-    scoring: list[tuple[ast.expr, ast.stmt, str | None, str]] = []
+    rewrite = Rewrite(hit_locals, constants, functions)
     extra_defs: list[ast.stmt] = []
-    code.append(_store("_m", ast.List(elts=[], ctx=ast.Load())))
+    # The order matters: the rewrite numbers hoisted locals and MatchSet batches as it meets
+    # them, scoring first, then the first-match stages in order.
+    code = _scoring(stages["scoring"], rewrite, hit_locals, groups=groups, points=points,
+                    scoring_ids=scoring_ids, contributions=contributions, grades=grades,
+                    defs=extra_defs)
+    code += _first_matches(stages, rewrite, outcomes, assignment_targets)
+    body = _prologue(rewrite, code)
+    body.extend(code)
+    # the result, built here rather than by the caller: one expression instead of ~30 lines
+    for n, stage in enumerate(_FIRST_STAGES):
+        constants[f"_t_id{n}"] = result.rule_ids[stage]
+    constants.update(_t_route=result.routes, _t_sla=outcomes["sla"], _Evaluation=result.make,
+                     _Score=result.score, _owner_route=result.owner_route,
+                     _errors=result.errors)
+    if getattr(result.make, "__struct_fields__", _POSITIONAL) != _POSITIONAL:
+        raise TypeError("the Evaluation's fields changed order: update _TAIL and _POSITIONAL")
+    body.extend(copy.deepcopy(_TAIL))
+    return _compile(body, extra_defs, functions, constants)
+
+
+def _scoring(exprs: list[CheckedExpr], rewrite: Rewrite, hit_locals: dict[str, str], *,
+             groups: list[str], points: list[float], scoring_ids: list[str],
+             contributions: list[Any], grades: tuple[tuple[str, float], ...],
+             defs: list[ast.stmt]) -> list[ast.stmt]:
+    """The scoring stage: collect, points summed per group inline; runs of rules over one
+    field memoised; then the total and the grade."""
+    constants, functions = rewrite.constants, rewrite.functions
+    scoring: list[tuple[ast.expr, ast.stmt, str | None, str]] = []
+    code: list[ast.stmt] = [_store("_m", ast.List(elts=[], ctx=ast.Load()))]
     sums = {"fit": "_o_fit", "bant": "_o_bant", "engagement": "_o_eng"}
     for local, arg in (("_o_fit", "_a_fit"), ("_o_bant", "_a_bant"), ("_o_eng", "_a_eng")):
         code.append(_store(local, _name(arg)))
     for local in hit_locals.values():
         code.append(_store(local, ast.Constant(value=False)))
-    for i, ex in enumerate(stages["scoring"]):
+    for i, ex in enumerate(exprs):
         constants.update(ex.constants)
         key = f"_c{i}"
         constants[key] = contributions[i]
@@ -243,7 +174,7 @@ def fuse(stages: Mapping[str, list[CheckedExpr]], *, groups: list[str], points: 
             action.append(_store(hit, ast.Constant(value=True)))
         test = rewrite.visit(copy.deepcopy(ex.node))
         scoring.append((test, _guarded(test, action, "scoring", i), hit, sums[groups[i]]))
-    code += _memoised_runs(scoring, rewrite, functions, constants, extra_defs)
+    code += _memoised_runs(scoring, rewrite, functions, constants, defs)
     total = ast.BinOp(left=ast.BinOp(left=ast.BinOp(left=_name("_o_fit"), op=ast.Add(),
                                                     right=_name("_o_bant")),
                                      op=ast.Add(), right=_name("_o_eng")),
@@ -255,8 +186,15 @@ def fuse(stages: Mapping[str, list[CheckedExpr]], *, groups: list[str], points: 
                                            comparators=[ast.Constant(value=threshold)]),
                           body=ast.Constant(value=letter), orelse=grade)
     code.append(_store("_o_grade", grade))
+    return code
 
-    # first-match stages: `if _i < 0:` chains, outputs from constant tables
+
+def _first_matches(stages: Mapping[str, list[CheckedExpr]], rewrite: Rewrite,
+                   outcomes: Mapping[str, tuple[Any, ...]],
+                   assignment_targets: tuple[tuple[Any, Any], ...]) -> list[ast.stmt]:
+    """The first-match stages: `if _i < 0:` chains, outputs from constant tables."""
+    constants = rewrite.constants
+    code: list[ast.stmt] = []
     outputs = {"qualification": ["_o_status"], "territories": ["_o_territory"],
                "segments": ["_o_segment"], "assignment": ["_o_pool", "_o_queue"], "sla": []}
     for n, stage in enumerate(_FIRST_STAGES):
@@ -265,7 +203,7 @@ def fuse(stages: Mapping[str, list[CheckedExpr]], *, groups: list[str], points: 
         for ex in stages[stage]:
             constants.update(ex.constants)
             tests.append(rewrite.visit(copy.deepcopy(ex.node)))
-        code += _first_match(index, stage, tests, functions)
+        code += _first_match(index, stage, tests, rewrite.functions)
         tables = [outcomes[stage]] if stage != "assignment" else [
             tuple(t[0] for t in assignment_targets), tuple(t[1] for t in assignment_targets)]
         for local, table in zip(outputs[stage], tables, strict=False):
@@ -273,8 +211,14 @@ def fuse(stages: Mapping[str, list[CheckedExpr]], *, groups: list[str], points: 
             constants[key] = table
             code.append(_store(local, ast.Subscript(value=_name(key), slice=_name(index),
                                                     ctx=ast.Load())))
+    return code
 
-    body.append(_store("_x", ast.List(elts=[], ctx=ast.Load())))
+
+def _prologue(rewrite: Rewrite, code: list[ast.stmt]) -> list[ast.stmt]:
+    """The function's first lines: every name the rules (``code``) read, loaded once into the
+    local the rewrite gave it, and the MatchSet answers ``code`` reads directly."""
+    constants = rewrite.constants
+    body: list[ast.stmt] = [_store("_x", ast.List(elts=[], ctx=ast.Load()))]
     # the tuple of derived_values(), unpacked into the locals the rules read them from
     derived = {k: rewrite.hoisted.get(k, f"_d_{k}") for k in DERIVED_VALUES}
     derived["company_domain"] = "_d_company_domain"  # the tail reads it for owner routes
@@ -294,24 +238,21 @@ def fuse(stages: Mapping[str, list[CheckedExpr]], *, groups: list[str], points: 
             raise ValueError(f"no value for the name {key!r} in the fused function")
         body.append(_store(local, value))
     for key in sorted(rewrite.bound):
-        body.append(_store(_BOUND_GETS[key], ast.Attribute(value=_name(_ARGS[key]), attr="get",
-                                                           ctx=ast.Load())))
+        body.append(_store(BOUND_GETS[key], ast.Attribute(value=_name(_ARGS[key]), attr="get",
+                                                          ctx=ast.Load())))
     used = _loads(code)
     for n, (key, patterns) in enumerate(rewrite.batches.items()):
         match_set = MatchSet(patterns)
         constants[f"_bm{n}"], constants[f"_bt{n}"] = match_set.memo, match_set.test
-        if _batch_local(n) in used:  # else only memoised runs read it
-            body.append(_batch_line(n, rewrite.hoisted[key]))
-    body.extend(code)
-    # the result, built here rather than by the caller: one expression instead of ~30 lines
-    for n, stage in enumerate(_FIRST_STAGES):
-        constants[f"_t_id{n}"] = result.rule_ids[stage]
-    constants.update(_t_route=result.routes, _t_sla=outcomes["sla"], _Evaluation=result.make,
-                     _Score=result.score, _owner_route=result.owner_route,
-                     _errors=result.errors)
-    if getattr(result.make, "__struct_fields__", _POSITIONAL) != _POSITIONAL:
-        raise TypeError("the Evaluation's fields changed order: update _TAIL and _POSITIONAL")
-    body.extend(copy.deepcopy(_TAIL))
+        if batch_local(n) in used:  # else only memoised runs read it
+            body.append(batch_line(n, rewrite.hoisted[key]))
+    return body
+
+
+def _compile(body: list[ast.stmt], defs: list[ast.stmt], functions: Mapping[str, Function],
+             constants: dict[str, Any]) -> FusedFn:
+    """``evaluate_ruleset(<the arguments fuse() documents>)`` with ``body``, after ``defs``
+    (the memoised groups' functions), in a namespace of ``constants``."""
     args = ["_l", "_d", "_a_owner", "_a_now", "_a_counts", "_a_last", "_a_fit", "_a_bant", "_a_eng",
             "_a_other", "_a_extra", "_a_version"]
     fdef = ast.FunctionDef(
@@ -321,7 +262,7 @@ def fuse(stages: Mapping[str, list[CheckedExpr]], *, groups: list[str], points: 
         body=body, decorator_list=[], returns=None)
     if sys.version_info >= (3, 12):
         fdef.type_params = []
-    module = ast.Module(body=[*extra_defs, fdef], type_ignores=[])
+    module = ast.Module(body=[*defs, fdef], type_ignores=[])
     ast.fix_missing_locations(module)
     compiled = compile(module, "<rules>", "exec")
     namespace = _globals(functions, constants)
@@ -365,26 +306,18 @@ def _first_match(index: str, stage: str, tests: list[ast.expr],
                     orelse=[], finalbody=[])]
 
 
-def _batch_line(n: int, subject: str) -> ast.stmt:
-    """`_b<n> = memo.get(x) or test(x)`: an answer is a non-empty tuple, so never falsy."""
-    return _store(_batch_local(n), ast.BoolOp(op=ast.Or(), values=[
-        ast.Call(func=ast.Attribute(value=_name(f"_bm{n}"), attr="get", ctx=ast.Load()),
-                 args=[_name(subject)], keywords=[]),
-        ast.Call(func=_name(f"_bt{n}"), args=[_name(subject)], keywords=[])]))
-
-
 def _loads(nodes: list[ast.stmt]) -> set[str]:
     return {n.id for stmt in nodes for n in ast.walk(stmt)
             if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
 
 
 def _memoised_runs(scoring: list[tuple[ast.expr, ast.stmt, str | None, str]],
-                   rewrite: _Rewrite, functions: Mapping[str, Function],
+                   rewrite: Rewrite, functions: Mapping[str, Function],
                    constants: dict[str, Any], defs: list[ast.stmt]) -> list[ast.stmt]:
     """The scoring blocks, with each run of 2+ consecutive rules over one field replaced by a
     memoised group (router/engine/_alpha.py); the group functions are appended to ``defs``."""
     locals_ = {local: key for key, local in rewrite.hoisted.items()}
-    batches = {_batch_local(i): key for i, key in enumerate(rewrite.batches)}
+    batches = {batch_local(i): key for i, key in enumerate(rewrite.batches)}
     keys = [single_key(test, locals_, batches, functions) for test, *_ in scoring]
     out: list[ast.stmt] = []
     i = 0
@@ -404,8 +337,8 @@ def _memoised_runs(scoring: list[tuple[ast.expr, ast.stmt, str | None, str]],
         hits = [hit for _, _, hit, _ in run if hit is not None]
         sums = sorted({total for *_, total in run})
         used = _loads(blocks)
-        lines = [_batch_line(b, local) for b, k in enumerate(rewrite.batches)
-                 if k == key and _batch_local(b) in used]
+        lines = [batch_line(b, local) for b, k in enumerate(rewrite.batches)
+                 if k == key and batch_local(b) in used]
         constants[f"_gm{n}"] = {}
         defs.append(group_function(n, local, lines, blocks, hits))
         out += group_call(n, local, sums, hits)

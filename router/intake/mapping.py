@@ -150,47 +150,66 @@ def build_lead(fields: Iterable[tuple[str, Any]], *, mapping: Mapping[str, Field
             raw_name, str) else str(raw_name)
         if not name or name in skip:
             continue
-        value = raw_value
-        if isinstance(value, str):
-            value = clean_text(value, name, limits).strip()
-        elif isinstance(value, list):  # repeated form fields, multi-selects
-            parts = [clean_text(v, name, limits).strip() if isinstance(v, str) else str(v)
-                     for v in value if v is not None]
-            value = "; ".join(p for p in parts if p)
-            if len(value) > limits.max_value_chars:
-                raise IntakeError(422, "Field too long", f"`{name}` is too long", field=name,
-                                  kind="field-too-long")
-        elif value is not None and not isinstance(value, int | float | bool):
-            value = clean_text(msgspec.json.encode(value).decode(), name, limits)
-        fm = mapping.get(name)
-        if fm is not None:
-            if fm.target == "ignore":
-                continue
-            if value in (None, "") and fm.default is not None:
-                value = fm.default
-            draft.set(fm.target, _transform(value, fm), name)
-            continue
-        target = builtin.get(name) or builtin.get(name.lower())
-        if target is None and name in LEAD_FIELDS:
-            target = name
-        if target is not None:
-            if target != "ignore":
-                draft.set(target, value, name, overwrite=False)
-            continue
-        if unmapped == "ignore":
-            continue
-        if unmapped == "reject":
-            raise IntakeError(422, "Unknown field", f"`{name}` is not a field this intake "
-                              "accepts — map it in rules/intake.yaml or remove it",
-                              field=name, kind="unknown-field")
-        key = _attr_name(name)
-        if key is not None:
-            draft.set(f"attributes.{key}", value, name, overwrite=False)
+        value = _clean_value(raw_value, name, limits)
+        _place(draft, name, value, mapping=mapping, builtin=builtin, unmapped=unmapped)
     for target, value in defaults.items():
         draft.set(target, value, "(default)", overwrite=False)
     for fm in mapping.values():  # configured defaults for fields the sender left out
         if fm.default is not None and fm.target not in draft.origin:
             draft.set(fm.target, fm.default, fm.source, overwrite=False)
+    return _convert(draft, what)
+
+
+def _clean_value(value: Any, name: str, limits: Limits) -> Any:
+    """A sender's value, cleaned and bounded: text as :func:`clean_text`, repeated fields
+    joined with "; ", anything else that is not a number or a boolean as its JSON text."""
+    if isinstance(value, str):
+        return clean_text(value, name, limits).strip()
+    if isinstance(value, list):  # repeated form fields, multi-selects
+        parts = [clean_text(v, name, limits).strip() if isinstance(v, str) else str(v)
+                 for v in value if v is not None]
+        joined = "; ".join(p for p in parts if p)
+        if len(joined) > limits.max_value_chars:
+            raise IntakeError(422, "Field too long", f"`{name}` is too long", field=name,
+                              kind="field-too-long")
+        return joined
+    if value is not None and not isinstance(value, int | float | bool):
+        return clean_text(msgspec.json.encode(value).decode(), name, limits)
+    return value
+
+
+def _place(draft: LeadDraft, name: str, value: Any, *, mapping: Mapping[str, FieldMap],
+           builtin: Mapping[str, str], unmapped: str) -> None:
+    """Put one sender field where it goes: the configured mapping first, then the adapter's
+    built-in names and the lead's own field names, else the ``unmapped`` policy."""
+    fm = mapping.get(name)
+    if fm is not None:
+        if fm.target == "ignore":
+            return
+        if value in (None, "") and fm.default is not None:
+            value = fm.default
+        draft.set(fm.target, _transform(value, fm), name)
+        return
+    target = builtin.get(name) or builtin.get(name.lower())
+    if target is None and name in LEAD_FIELDS:
+        target = name
+    if target is not None:
+        if target != "ignore":
+            draft.set(target, value, name, overwrite=False)
+        return
+    if unmapped == "ignore":
+        return
+    if unmapped == "reject":
+        raise IntakeError(422, "Unknown field", f"`{name}` is not a field this intake "
+                          "accepts — map it in rules/intake.yaml or remove it",
+                          field=name, kind="unknown-field")
+    key = _attr_name(name)
+    if key is not None:
+        draft.set(f"attributes.{key}", value, name, overwrite=False)
+
+
+def _convert(draft: LeadDraft, what: str) -> Lead:
+    """The ``Lead`` of ``draft``; a bad value is reported under the sender's field name."""
     data = dict(draft.values)
     if draft.attributes:
         data["attributes"] = draft.attributes

@@ -20,6 +20,9 @@ process (the rules version, queue depths read from Redis) come from :class:`_Scr
 at scrape time.
 
 ``python -m router.observability.metrics`` prints the metrics reference of ``docs/operations.md``.
+
+This module defines the metrics and renders them; the fast children and their flush are
+router/observability/_fast.py, the reference generator router/observability/_reference.py.
 """
 
 from __future__ import annotations
@@ -29,171 +32,51 @@ import os
 import platform
 import sys
 import time
-from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Literal
+from collections.abc import Iterable, Iterator
 
 import prometheus_client
-from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
+from prometheus_client import CollectorRegistry, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from router import __version__
+from router.observability._fast import (
+    DEFINITIONS,
+    LOCAL,
+    Definition,
+    FastCounter,
+    FastHistogram,
+    Kind,
+    RoundTripSource,
+)
+from router.observability._fast import scrape_gauge as _scrape_gauge
+from router.observability._reference import BEGIN, END, reference_markdown
 
 __all__ = [
+    "BEGIN",
     "CONTENT_TYPE",
     "DEFINITIONS",
+    "END",
+    "LOCAL",
+    "Definition",
     "FastCounter",
     "FastHistogram",
+    "Kind",
+    "RoundTripSource",
     "flush",
     "multiprocess_dir",
     "reference_markdown",
     "render",
 ]
 
-prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
-
 # The classic text format (what generate_latest writes); litestar appends the charset.
 CONTENT_TYPE = "text/plain; version=0.0.4"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-
-# Metrics live in their own registry (not prometheus-client's global one) so that importing the
-# module twice in tests, or a library registering its own metrics, cannot collide.
-LOCAL = CollectorRegistry(auto_describe=True)
-
-Kind = Literal["counter", "histogram", "gauge"]
 
 
 def multiprocess_dir() -> str | None:
     """The multiprocess directory this process writes to, or None (single-process mode)."""
     return os.environ.get(MULTIPROC_ENV) or None
-
-
-class Definition:
-    """One metric: what the reference documents and what :func:`render` exposes."""
-
-    def __init__(self, name: str, kind: Kind, doc: str, labels: Sequence[str],
-                 *, unit_note: str = "", source: str = "") -> None:
-        self.name = name
-        self.kind = kind
-        self.doc = doc
-        self.labels = tuple(labels)
-        self.unit_note = unit_note
-        self.source = source  # "scrape": computed when /metrics is read, not accumulated
-
-
-DEFINITIONS: list[Definition] = []
-
-
-class _CounterChild:
-    __slots__ = ("pending", "real")
-
-    def __init__(self, real: Any) -> None:
-        self.pending = 0.0
-        self.real = real
-
-    def inc(self, amount: float = 1.0) -> None:
-        self.pending += amount
-
-    def _flush(self) -> None:
-        pending = self.pending
-        if pending:
-            self.pending = 0.0
-            self.real.inc(pending)
-
-
-class FastCounter:
-    """A counter whose hot-path ``inc`` is a Python attribute update; see the module doc."""
-
-    def __init__(self, name: str, doc: str, labels: Sequence[str] = ()) -> None:
-        if not name.endswith("_total"):
-            raise ValueError(f"counter {name} must end in _total")
-        self.definition = Definition(name, "counter", doc, labels)
-        DEFINITIONS.append(self.definition)
-        # prometheus-client appends _total itself.
-        self.real = Counter(name[: -len("_total")], doc, labels, registry=LOCAL)
-        self.children: dict[tuple[str, ...], _CounterChild] = {}
-        self._unlabelled = None if labels else self.labels()
-
-    def labels(self, *values: str) -> _CounterChild:
-        child = self.children.get(values)
-        if child is None:
-            real = self.real.labels(*values) if values else self.real
-            child = self.children[values] = _CounterChild(real)
-        return child
-
-    def inc(self, amount: float = 1.0) -> None:
-        assert self._unlabelled is not None, f"{self.definition.name} has labels"
-        self._unlabelled.pending += amount
-
-    def _flush(self) -> None:
-        for child in self.children.values():
-            child._flush()
-
-
-class _HistogramChild:
-    __slots__ = ("bounds", "counts", "real", "sum")
-
-    def __init__(self, bounds: tuple[float, ...], real: Any) -> None:
-        self.bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)  # last: above the highest finite bound (+Inf)
-        self.sum = 0.0
-        self.real = real
-
-    def observe(self, value: float) -> None:
-        # bisect_left: the first bound >= value, i.e. Prometheus' "le" semantics.
-        self.counts[bisect_left(self.bounds, value)] += 1
-        self.sum += value
-
-    def _flush(self) -> None:
-        counts = self.counts
-        if not any(counts):
-            return
-        self.counts = [0] * len(counts)
-        total, self.sum = self.sum, 0.0
-        # prometheus-client keeps one (non-cumulative) value per bucket plus the sum; adding to
-        # them is exactly what len(observations) calls of observe() would have done. Guarded
-        # by tests/observability/test_metrics.py against a prometheus-client upgrade changing the
-        # layout.
-        buckets = self.real._buckets
-        for i, n in enumerate(counts):
-            if n:
-                buckets[i].inc(n)
-        self.real._sum.inc(total)
-
-
-class FastHistogram:
-    """A histogram whose hot-path ``observe`` is a bisect and two list/attribute updates."""
-
-    def __init__(self, name: str, doc: str, labels: Sequence[str] = (), *,
-                 buckets: Sequence[float], unit_note: str = "") -> None:
-        self.definition = Definition(name, "histogram", doc, labels, unit_note=unit_note)
-        DEFINITIONS.append(self.definition)
-        self.bounds = tuple(float(b) for b in buckets)
-        self.real = Histogram(name, doc, labels, registry=LOCAL, buckets=self.bounds)
-        self.children: dict[tuple[str, ...], _HistogramChild] = {}
-        self._unlabelled = None if labels else self.labels()
-
-    def labels(self, *values: str) -> _HistogramChild:
-        child = self.children.get(values)
-        if child is None:
-            real = self.real.labels(*values) if values else self.real
-            child = self.children[values] = _HistogramChild(self.bounds, real)
-        return child
-
-    def observe(self, value: float) -> None:
-        assert self._unlabelled is not None, f"{self.definition.name} has labels"
-        self._unlabelled.observe(value)
-
-    def _flush(self) -> None:
-        for child in self.children.values():
-            child._flush()
-
-
-def _scrape_gauge(name: str, doc: str, labels: Sequence[str] = ()) -> Definition:
-    definition = Definition(name, "gauge", doc, labels, source="scrape")
-    DEFINITIONS.append(definition)
-    return definition
 
 
 # Latency buckets (seconds): the service answers in ~0.3 ms unloaded and should stay under
@@ -342,26 +225,7 @@ _FAST: list[FastCounter | FastHistogram] = [
     m for m in list(globals().values()) if isinstance(m, FastCounter | FastHistogram)]
 
 
-class RoundTripSource:
-    """Moves the store's plain ``round_trips`` counter into the metric at every flush."""
-
-    def __init__(self) -> None:
-        self.store: Any = None
-        self.seen = 0
-
-    def attach(self, store: Any) -> None:
-        self.store = store
-        self.seen = int(store.round_trips)
-
-    def _flush(self) -> None:
-        if self.store is not None:
-            now = int(self.store.round_trips)
-            if now > self.seen:
-                REDIS_ROUND_TRIPS.inc(now - self.seen)
-            self.seen = now
-
-
-ROUND_TRIP_SOURCE = RoundTripSource()
+ROUND_TRIP_SOURCE = RoundTripSource(REDIS_ROUND_TRIPS)
 
 
 def flush() -> None:
@@ -469,26 +333,6 @@ def mark_process_dead(pid: int | None = None) -> None:
     flush()
     if multiprocess_dir():
         multiprocess.mark_process_dead(pid or os.getpid())  # type: ignore[no-untyped-call]
-
-
-# -- reference -------------------------------------------------------------------------------
-
-BEGIN = "<!-- BEGIN METRICS REFERENCE (generated by `python -m router.observability.metrics`) -->"
-END = "<!-- END METRICS REFERENCE -->"
-
-
-def reference_markdown() -> str:
-    """The metrics table of docs/operations.md (kept in sync by
-    tests/observability/test_metrics.py)."""
-    lines = [BEGIN, "", "| metric | type | labels | meaning |", "|---|---|---|---|"]
-    for d in DEFINITIONS:
-        kind = d.kind + (" (at scrape)" if d.source == "scrape" else "")
-        if d.unit_note:
-            kind += f", {d.unit_note}"
-        labels = ", ".join(f"`{label}`" for label in d.labels) or "—"
-        lines.append(f"| `{d.name}` | {kind} | {labels} | {d.doc} |")
-    lines += ["", END]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":  # pragma: no cover

