@@ -1,6 +1,9 @@
 """Compiled engine vs durable-rules backend: leads/s and memory on the shipped ruleset.
 
-    uv run --extra durable python loadtests/bench_durable.py [--rules rules] [--leads 100000]
+    uv run python loadtests/bench_durable.py [--rules rules] [--leads 100000]
+
+(the durable-rules engine is the `leadrouter-durable` package, backends/durable/, which `uv sync`
+installs with the dev group; Python < 3.13).
 
 Both engines evaluate the same seeded stream of varied leads (cycled from --distinct leads with
 their engagement snapshots) in the same process, one after the other: leads/s, µs/lead, the
@@ -27,9 +30,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from leadrouter_durable import DurableEngine, durable_unavailable
 from leadrouter_sdk import Lead
 
-from router.engine.durable import DurableEngine, durable_unavailable
 from router.engine.evaluate import Evaluation, Snapshot, evaluate
 from router.engine.loader import load_directory
 from router.engine.ruleset import Ruleset

@@ -83,8 +83,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     nurture_queue: str = "marketing-nurture"
     reroute_queue: str = "unassigned"
     log_level: str = "info"
-    # Evaluation backend: compiled (default) or durable (durable-rules, Python < 3.13, the
-    # `durable` extra); see docs/rules.md, "Choosing an engine".
+    # Evaluation backend: compiled (default) or durable (durable-rules, Python < 3.13: the
+    # `leadrouter-durable` package, found by entry point); see docs/rules.md, "Choosing an
+    # engine".
     engine: Literal["compiled", "durable"] = "compiled"
     # One JSON line per HTTP request (leadrouter.access, at info) with request id and timing.
     access_log: bool = True

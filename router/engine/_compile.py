@@ -17,13 +17,12 @@ from typing import Any
 import msgspec
 from leadrouter_sdk import Contribution, Score
 
-from router.engine import schema as s
+import router.engine.schema as s
 from router.engine._fused import Result, fuse
 from router.engine._yaml import Document
 from router.engine.errors import RuleError
-from router.engine.evaluate import _NO_RULE as NO_RULE
-from router.engine.evaluate import Evaluation
-from router.engine.evaluate import _owner_route as owner_route_of
+from router.engine.evaluate import NO_RULE, Evaluation
+from router.engine.evaluate import owner_route as owner_route_of
 from router.engine.expr import CheckedExpr, ExprError, check, compile_stage
 from router.engine.functions import Function
 from router.engine.names import scope_for

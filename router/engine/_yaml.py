@@ -10,12 +10,13 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+import msgspec
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
 
-from router.engine.errors import RuleError, RulesetError
+from router.engine.errors import RuleError, RulesetError, explain_validation
 
 __all__ = ["Document", "Path", "load_yaml"]
 
@@ -48,6 +49,17 @@ class Document:
     ) -> RuleError:
         line, col = self.where(path)
         return RuleError(file=self.file, line=line, column=col, rule=rule, message=message, fix=fix)
+
+    def decode(self, path: Path, value: Any, tp: type[Any], errors: list[RuleError], *,
+               rule: str | None = None) -> Any:
+        """``value`` (found at ``path``) converted to ``tp``; None, with the error explained
+        and appended to ``errors``, when it does not fit."""
+        try:
+            return msgspec.convert(value, tp, strict=True)
+        except msgspec.ValidationError as exc:
+            msg, fix, sub = explain_validation(exc, tp)
+            errors.append(self.error((*path, *sub), msg, fix=fix, rule=rule))
+            return None
 
 
 def _plain(node: Any, path: Path, positions: dict[Path, tuple[int, int]]) -> Any:

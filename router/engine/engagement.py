@@ -33,7 +33,7 @@ from typing import Any
 import msgspec
 from leadrouter_sdk import Contribution
 
-from router.engine import schema as s
+import router.engine.schema as s
 from router.engine.errors import RuleError
 
 __all__ = [

@@ -25,12 +25,14 @@ from router.engine.engagement import contributions as engagement_contributions
 from router.engine.functions import domain_of, is_disposable_domain, is_free_domain
 from router.engine.ruleset import CompiledRule, Route, Ruleset, Stage
 
-__all__ = ["DERIVED_VALUES", "Evaluation", "Route", "Snapshot", "Step", "build_env", "derived",
-           "derived_values", "evaluate", "explain"]
+__all__ = ["DEFAULT_QUEUE", "DEFAULT_STATUS", "DERIVED_VALUES", "NO_RULE", "Evaluation", "Route",
+           "Snapshot", "Step", "build_env", "derived", "derived_values", "evaluate", "explain",
+           "owner_route"]
 
 DEFAULT_QUEUE = "unassigned"
 DEFAULT_STATUS = "nurture"
-_NO_RULE = Route(kind="queue", target=DEFAULT_QUEUE, rule=None,
+# The route when no assignment rule matches; another backend must produce exactly this one.
+NO_RULE = Route(kind="queue", target=DEFAULT_QUEUE, rule=None,
                  reason="no assignment rule matched; the lead waits in the default queue")
 
 
@@ -137,7 +139,8 @@ def evaluate(ruleset: Ruleset, lead: Lead, snapshot: Snapshot | None = None, *,
     return ev
 
 
-def _owner_route(rule: CompiledRule, owner: str, company_domain: str | None) -> Route:
+def owner_route(rule: CompiledRule, owner: str, company_domain: str | None) -> Route:
+    """The route of an ``assign: account_owner`` rule when the account has an owner."""
     return Route(kind="account_owner", target=owner, rule=rule.id,
                  reason=f"{company_domain or 'this domain'} is an account owned by {owner}")
 

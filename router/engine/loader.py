@@ -11,94 +11,56 @@ from __future__ import annotations
 import contextvars
 import difflib
 import hashlib
-import re
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo, available_timezones
 
 import msgspec
 
-from router.engine import schema as s
+import router.engine.schema as s
 from router.engine._compile import compile_ruleset
 from router.engine._yaml import Document, load_yaml
 from router.engine.engagement import compile_engagement, tracked_events
 from router.engine.errors import RuleError, RulesetError
 from router.engine.functions import BUILTINS, Function
-from router.intake.config import compile_intake
 
-__all__ = ["Loaded", "load_directory", "load_texts"]
+__all__ = ["Loaded", "Section", "SectionCompiler", "load_directory", "load_texts"]
 
 _GROUPS = ("fit", "bant", "engagement")
-_ERR = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
-_PATH = re.compile(r"\.([A-Za-z_][\w-]*)|\[(\d+)\]|\[\"?([^\]\"]*)\"?\]")
+
+# A top-level section as read: the document it is in, its path there and its plain value.
+Section = tuple[Document, tuple[str | int, ...], Any]
+
+
+class SectionCompiler(Protocol):
+    """Compiles sections the engine reads but does not interpret (``forms:``/``sources:``).
+
+    Called with every top-level section of the rule files, by name; it appends what is wrong to
+    ``errors`` (which rejects the whole load) and returns the compiled value.
+    """
+
+    def __call__(self, values: Mapping[str, Section], errors: list[RuleError]) -> Any: ...
 
 
 class Loaded(msgspec.Struct, kw_only=True):
     """Decoded (not yet compiled) sections, each item with the document it came from."""
 
-    items: dict[str, list[tuple[Document, tuple[str | int, ...], Any]]] = {}
-    values: dict[str, tuple[Document, tuple[str | int, ...], Any]] = {}
-
-
-def _path(text: str | None) -> tuple[str | int, ...]:
-    out: list[str | int] = []
-    for name, index, key in _PATH.findall(text or ""):
-        out.append(int(index) if index else (name or key))
-    return tuple(out)
-
-
-def _fields_of(tp: Any) -> list[str]:
-    return list(getattr(tp, "__struct_fields__", ()))
-
-
-def _literals(tp: Any, field: str) -> list[str]:
-    hints = typing.get_type_hints(tp)
-    found: list[str] = []
-    for arg in typing.get_args(hints.get(field)) or ():
-        found.extend(str(v) for v in typing.get_args(arg) if isinstance(v, str))
-        if isinstance(arg, str):
-            found.append(arg)
-    return found
-
-
-def _explain(exc: msgspec.ValidationError, tp: Any) -> tuple[str, str, tuple[str | int, ...]]:
-    m = _ERR.match(str(exc))
-    msg = m.group("msg") if m else str(exc)
-    path = _path(m.group("path") if m else None)
-    unknown = re.search(r"unknown field `([^`]*)`", msg)
-    missing = re.search(r"missing required field `([^`]*)`", msg)
-    if unknown:
-        options = _fields_of(tp)
-        close = difflib.get_close_matches(unknown.group(1), options, n=1, cutoff=0.6)
-        fix = (f"did you mean `{close[0]}`?" if close else
-               f"allowed keys: {', '.join(options)}")
-        return f"unknown key `{unknown.group(1)}`", fix, path
-    if missing:
-        return f"missing `{missing.group(1)}`", f"add `{missing.group(1)}: ...`", path
-    enum = re.search(r"Invalid enum value '([^']*)'", msg)
-    if enum and path and isinstance(path[-1], str):
-        allowed = _literals(tp, path[-1])
-        close = difflib.get_close_matches(enum.group(1), allowed, n=1, cutoff=0.5)
-        fix = f"did you mean `{close[0]}`?" if close else f"use one of: {', '.join(allowed)}"
-        return f"`{enum.group(1)}` is not a valid {path[-1]}", fix, path
-    return msg, "fix the value's type or format (see docs/rules.md)", path
+    items: dict[str, list[Section]] = {}
+    values: dict[str, Section] = {}
 
 
 def _decode(doc: Document, path: tuple[str | int, ...], item: Any, tp: type[Any],
             errors: list[RuleError], rule: str | None = None) -> Any:
     if rule is None and isinstance(item, dict) and isinstance(item.get("id"), str):
         rule = item["id"]
-    try:
-        return msgspec.convert(item, tp, strict=True)
-    except msgspec.ValidationError as exc:
-        msg, fix, sub = _explain(exc, tp)
-        errors.append(doc.error((*path, *sub), msg, fix=fix, rule=rule))
-        if rule is not None:
-            # Already reported: references to it must not add "does not exist" errors.
-            BROKEN.get().add(rule)
-        return None
+    reported = len(errors)
+    value = doc.decode(path, item, tp, errors, rule=rule)
+    if len(errors) > reported and rule is not None:
+        # Already reported: references to it must not add "does not exist" errors.
+        BROKEN.get().add(rule)
+    return value
 
 
 def _read_sections(docs: list[Document], errors: list[RuleError]) -> Loaded:
@@ -228,7 +190,8 @@ def version_of(docs: list[Document]) -> str:
 
 
 def load_texts(files: Mapping[str, str], *, source: str = "<memory>",
-               functions: Mapping[str, Function] | None = None) -> Any:
+               functions: Mapping[str, Function] | None = None,
+               intake: SectionCompiler | None = None) -> Any:
     """Load rule files given as ``{file name: YAML text}``; see :func:`load_directory`."""
     errors: list[RuleError] = []
     BROKEN.set(set())
@@ -248,20 +211,28 @@ def load_texts(files: Mapping[str, str], *, source: str = "<memory>",
     ruleset = compile_ruleset(items, extra, fns, errors, version=version_of(docs),
                               source=source, files=tuple(d.file for d in docs),
                               broken=frozenset(BROKEN.get()))
-    intake = compile_intake(loaded.values, errors)
+    compiled_intake = intake(loaded.values, errors) if intake is not None else None
     engagement = None
     if "engagement" in loaded.values:
         engagement = compile_engagement(*loaded.values["engagement"], errors, _decode)
     if errors or ruleset is None:
         raise RulesetError(errors)
     return msgspec.structs.replace(
-        ruleset, intake=intake, engagement=engagement,
+        ruleset, intake=compiled_intake, engagement=engagement,
         engagement_events=tracked_events(ruleset.windows, ruleset.last_events, engagement))
 
 
 def load_directory(directory: str | Path, *,
-                   functions: Mapping[str, Function] | None = None) -> Any:
-    """Load and compile every rule file in ``directory``; raises :class:`RulesetError`."""
+                   functions: Mapping[str, Function] | None = None,
+                   intake: SectionCompiler | None = None) -> Any:
+    """Load and compile every rule file in ``directory``; raises :class:`RulesetError`.
+
+    ``functions`` are the expression functions rules may call (the built-ins unless given).
+    ``intake`` compiles the ``forms:``/``sources:`` sections into ``Ruleset.intake``: the
+    engine is the lowest layer and does not know what they mean, so the caller that serves them
+    passes :func:`router.intake.config.compile_intake` (the rules service and the ``rules``
+    commands do). Without it those sections are accepted but not checked.
+    """
     root = Path(directory)
     if not root.is_dir():
         raise RulesetError([RuleError(file=str(root), message="rules directory not found",
@@ -276,4 +247,4 @@ def load_directory(directory: str | Path, *,
                                     fix="check permissions and that the file is UTF-8"))
     if errors:
         raise RulesetError(errors)
-    return load_texts(files, source=str(root), functions=functions)
+    return load_texts(files, source=str(root), functions=functions, intake=intake)

@@ -17,8 +17,8 @@ from typing import Annotated, Any, Final, Literal
 import msgspec
 from leadrouter_sdk import Lead
 
-from router.engine._yaml import Document
-from router.engine.errors import RuleError
+from router.engine import Document, RuleError, Section
+from router.engine.schema import parse_duration
 
 __all__ = [
     "SOURCE_TYPES",
@@ -229,21 +229,9 @@ def _https_or_local(url: str) -> bool:
         parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1", "::1")))
 
 
-def _decode(doc: Document, path: tuple[str | int, ...], value: Any, tp: type[Any],
-            errors: list[RuleError], owner: str) -> Any:
-    from router.engine.loader import _explain
-
-    try:
-        return msgspec.convert(value, tp, strict=True)
-    except msgspec.ValidationError as exc:
-        msg, fix, sub = _explain(exc, tp)
-        errors.append(doc.error((*path, *sub), msg, fix=fix, rule=owner))
-        return None
-
-
 def _form(doc: Document, path: tuple[str | int, ...], form_id: str, value: Any,
           errors: list[RuleError]) -> FormConfig | None:
-    spec: FormSpec | None = _decode(doc, path, value, FormSpec, errors, form_id)
+    spec: FormSpec | None = doc.decode(path, value, FormSpec, errors, rule=form_id)
     if spec is None:
         return None
     n = len(errors)
@@ -278,9 +266,7 @@ def _form(doc: Document, path: tuple[str | int, ...], form_id: str, value: Any,
 
 def _source(doc: Document, path: tuple[str | int, ...], source_id: str, value: Any,
             errors: list[RuleError]) -> SourceConfig | None:
-    from router.engine.schema import parse_duration
-
-    spec: SourceSpec | None = _decode(doc, path, value, SourceSpec, errors, source_id)
+    spec: SourceSpec | None = doc.decode(path, value, SourceSpec, errors, rule=source_id)
     if spec is None:
         return None
     n = len(errors)
@@ -319,9 +305,12 @@ def _source(doc: Document, path: tuple[str | int, ...], source_id: str, value: A
         route_on=frozenset(spec.route_on), events=spec.events)
 
 
-def compile_intake(values: Mapping[str, tuple[Document, tuple[str | int, ...], Any]],
-                   errors: list[RuleError]) -> IntakeConfig:
-    """Compile the ``forms`` and ``sources`` sections (as the rules loader read them)."""
+def compile_intake(values: Mapping[str, Section], errors: list[RuleError]) -> IntakeConfig:
+    """Compile the ``forms`` and ``sources`` sections (as the rules loader read them).
+
+    The engine's :class:`~router.engine.SectionCompiler` for ``Ruleset.intake``: whoever loads
+    rules for the service passes it to ``load_directory(..., intake=compile_intake)``.
+    """
     forms: dict[str, FormConfig] = {}
     sources: dict[str, SourceConfig] = {}
     for section in ("forms", "sources"):

@@ -20,28 +20,65 @@ import functools
 import gc
 import logging
 from collections.abc import Callable, Mapping
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from router.engine.cases import load_cases, run_cases
-from router.engine.durable import (
-    DurableUnavailable,
-    DurableUnsupported,
+from router.engine import (
+    COMPILED,
+    ENTRY_POINT_GROUP,
+    Backend,
+    BackendRefused,
     Evaluator,
-    make_evaluator,
+    Function,
+    RuleError,
+    Ruleset,
+    RulesetError,
+    compiled_evaluator,
+    evaluate,
+    load_directory,
 )
-from router.engine.errors import RuleError, RulesetError
-from router.engine.evaluate import evaluate
-from router.engine.functions import Function
-from router.engine.loader import load_directory
-from router.engine.ruleset import Ruleset
+from router.engine.cases import load_cases, run_cases
+from router.intake.config import compile_intake
 from router.observability import metrics
 
-__all__ = ["ReloadResult", "RulesManager"]
+__all__ = ["ReloadResult", "RulesManager", "find_backend"]
 
 log = logging.getLogger("leadrouter.rules")
+
+# The distribution to install for each engine this project ships outside the core, so that
+# asking for one that is not installed says what to install (the core never imports them).
+_PACKAGES = {"durable": "leadrouter-durable"}
+
+
+def find_backend(name: str) -> Backend:
+    """The evaluation backend called ``name``: the compiled engine, or the one an installed
+    distribution registers under that name in the entry point group ``leadrouter.engines``.
+
+    Raises :class:`BackendRefused` saying what to install when none does, or why it does not
+    load.
+    """
+    if name == COMPILED:
+        return compiled_evaluator
+    found = entry_points(group=ENTRY_POINT_GROUP, name=name)
+    if not found:
+        package = _PACKAGES.get(name)
+        install = (f"install the `{package}` package (pip install {package}; a checkout's "
+                   "`uv sync` installs it)" if package else
+                   "install the package that provides it")
+        raise BackendRefused(
+            f"no installed package provides the rule engine `{name}` (entry point `{name}` in "
+            f"the group `{ENTRY_POINT_GROUP}`): {install}, or set LEADROUTER_ENGINE={COMPILED}")
+    point = next(iter(found))
+    try:
+        backend: Backend = point.load()
+    except Exception as exc:  # a broken install must not crash start-up without a reason
+        raise BackendRefused(
+            f"the rule engine `{name}` ({point.value}) does not load: {exc}; reinstall its "
+            f"package, or set LEADROUTER_ENGINE={COMPILED}") from exc
+    return backend
 
 
 class ReloadResult(msgspec.Struct, kw_only=True):
@@ -62,8 +99,10 @@ class RulesManager:
                  clock: Callable[[], datetime.datetime] | None = None,
                  engine: str = "compiled") -> None:
         self.directory = Path(directory)
-        # "compiled" (default) or "durable" (durable-rules, docs/rules.md "Choosing an engine")
+        # "compiled" (default) or the name of an installed backend, e.g. "durable"
+        # (durable-rules, docs/rules.md "Choosing an engine"); found when first needed
         self.engine = engine
+        self._backend: Backend | None = None
         self._evaluators: dict[str, Evaluator] = {}
         self.require_tests = require_tests
         self.functions = functions
@@ -100,7 +139,8 @@ class RulesManager:
 
     def _attempt(self) -> tuple[Ruleset | None, list[str], str | None]:
         try:
-            ruleset: Ruleset = load_directory(self.directory, functions=self.functions)
+            ruleset: Ruleset = load_directory(self.directory, functions=self.functions,
+                                              intake=compile_intake)
         except RulesetError as exc:
             return None, [str(e) for e in exc.errors], None
         if not self.require_tests:
@@ -117,12 +157,13 @@ class RulesManager:
 
     def _prepare(self, ruleset: Ruleset) -> list[str]:
         """Build the evaluator of the configured engine; its refusal rejects the ruleset."""
-        if self.engine == "compiled":
+        if self.engine == COMPILED:
             return []
         try:
-            self._evaluators[ruleset.version] = make_evaluator(
-                ruleset, self.engine, functions=self.functions)
-        except (DurableUnavailable, DurableUnsupported) as exc:
+            if self._backend is None:
+                self._backend = find_backend(self.engine)
+            self._evaluators[ruleset.version] = self._backend(ruleset, functions=self.functions)
+        except BackendRefused as exc:
             return [f"engine {self.engine}: {exc}"]
         return []
 
@@ -184,6 +225,6 @@ class RulesManager:
         for listener in self.listeners:
             listener(ruleset)
         # Compiled rules are long-lived: move them (and everything else alive now) out of the
-        # cyclic GC's reach so collections stay short (see DESIGN.md, performance notes).
+        # cyclic GC's reach so collections stay short (see docs/architecture.md, performance).
         gc.collect()
         gc.freeze()

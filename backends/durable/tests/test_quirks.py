@@ -1,7 +1,7 @@
 """durable-rules itself: what the translation relies on, and the quirks it works around.
 
 Each quirk test pins a behaviour of durable-rules 2.0.28 (unmaintained since 2020, so it will not
-change under us) that router/engine/_durable_translate.py has to avoid; the property test checks
+change under us) that leadrouter_durable/_translate.py has to avoid; the property test checks
 that the conditions the translation emits mean in durable-rules what they mean in Python.
 """
 
@@ -14,13 +14,12 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from router.engine import _durable_ir as ir
-from router.engine._durable_translate import ALWAYS, split_condition
+from leadrouter_durable import _ir as ir
+from leadrouter_durable._translate import ALWAYS, split_condition
 
 engine = pytest.importorskip(
     "durable_rules_engine", exc_type=ImportError,
-    reason="durable-rules is not importable: it needs the `durable` extra and Python < 3.13 "
+    reason="durable-rules is not importable: it needs `leadrouter-durable` and Python < 3.13 "
     "(its C extension does not load on 3.13+)")
 
 _names = itertools.count()

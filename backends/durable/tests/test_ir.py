@@ -1,4 +1,4 @@
-"""The condition trees of the durable-rules backend (router/engine/_durable_ir.py).
+"""The condition trees of the durable-rules backend (leadrouter_durable/_ir.py).
 
 Pure Python (no durable-rules needed): negation pushed to the leaves and the simplifications
 that keep conditions inside durable-rules' limits must not change what a condition means.
@@ -10,9 +10,8 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from router.engine import _durable_ir as ir
-from router.engine._durable_translate import (
+from leadrouter_durable import _ir as ir
+from leadrouter_durable._translate import (
     ALWAYS,
     MAX_SLOTS,
     encode,

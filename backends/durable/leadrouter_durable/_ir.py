@@ -1,6 +1,6 @@
 """Boolean conditions for the durable-rules backend, and their durable-rules JSON form.
 
-A rule's ``when`` is translated (see :mod:`router.engine._durable_translate`) into a small tree of
+A rule's ``when`` is translated (see :mod:`leadrouter_durable._translate`) into a small tree of
 these nodes over *fact keys*: one key per value and kind ("slot"), present in the fact only when
 the value has that kind. Every leaf is a test durable-rules runs itself (``$eq``, ``$lt``,
 ``$ex``, ...); :func:`negate` pushes ``not`` down to the leaves (durable-rules has no negation

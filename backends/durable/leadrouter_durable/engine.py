@@ -1,24 +1,13 @@
-"""durable-rules as a second evaluation backend: the same rule files, an independent engine.
-
-The default engine compiles rule expressions to Python functions (:mod:`router.engine.expr`).
-This module runs the same :class:`~router.engine.ruleset.Ruleset` on durable-rules, a Rete
-engine with a C core, and produces exactly the same :class:`~router.engine.evaluate.Evaluation`
-(stage outputs, matched rule ids, contributions in order, route, SLA policy, ``decided``). Its
-main use is as a conformance oracle: it reads each rule's original ``when`` source and
-implements the language's semantics a second time, so a difference between the two engines on
-any lead is a bug in one of them (see ``tests/durable/test_durable.py``).
+"""The durable-rules engine: a :class:`~router.engine.Ruleset` run stage by stage on
+durable-rules (see the package docstring for how and why).
 
     engine = DurableEngine(ruleset)              # raises DurableUnsupported, listing rules
     ev = engine.evaluate(lead, snapshot, now=now)
 
-or, to pick the engine by name (``compiled`` | ``durable``): ``make_evaluator(ruleset, name)``.
-
-How it runs
------------
 Each stage (scoring, grades, qualification, territories, segments, assignment, sla) is one
 durable-rules ruleset in its JSON form; every rule is one durable-rules rule (or a few, when a
 long ``or`` has to be split) whose action only records which rule fired. Per lead and stage the
-engine builds one fact (:mod:`router.engine._durable_translate` explains its layout), asserts it,
+engine builds one fact (:mod:`leadrouter_durable._translate` explains its layout), asserts it,
 drains the actions, and retracts it again, so nothing is left behind between leads. Collect
 stages (scoring) keep every rule that fired, in file order; first-match stages take the lowest
 index. The outputs of each stage (score, grade, status, territory, ...) are fields of the next
@@ -30,122 +19,51 @@ The durable-rules C API is used directly (``create_ruleset`` / ``assert_fact`` /
 ``durable.engine.Host``: the Host starts daemon threads that poll every ruleset for pending
 actions every 200 ms, which would race with this synchronous use, and wraps every action in
 Python closures and JSON round trips that only cost time here.
-
-durable-rules is an optional extra (``leadrouter[durable]``): its last release is from 2020 and
-its C extension does not import on Python >= 3.13. :func:`durable_unavailable` says why it cannot
-be used. Calls into it are serialised with one process-wide lock.
 """
 
 from __future__ import annotations
 
 import datetime
-import functools
-import importlib
 import itertools
 import json
-import threading
 import weakref
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from leadrouter_sdk import Contribution, Lead, Score
 
-from router.engine import _durable_ir as ir
-from router.engine._durable_translate import (
+from leadrouter_durable import _ir as ir
+from leadrouter_durable._native import LOCK, delete_rulesets, native
+from leadrouter_durable._translate import (
     StagePlan,
     StageTranslator,
     Unsupported,
     encode,
     split_condition,
 )
-from router.engine.evaluate import _NO_RULE as NO_RULE
-from router.engine.evaluate import (
+from leadrouter_durable.errors import DurableError, DurableUnsupported
+from router.engine import (
+    BUILTINS,
     DEFAULT_STATUS,
+    NO_RULE,
+    CompiledRule,
     Evaluation,
+    Function,
+    Route,
+    Ruleset,
     Snapshot,
+    Stage,
     build_env,
-    evaluate,
+    owner_route,
 )
-from router.engine.evaluate import _owner_route as owner_route
-from router.engine.functions import BUILTINS, Function
-from router.engine.ruleset import CompiledRule, Route, Ruleset, Stage
+from router.engine.engagement import contributions as decayed_points
 from router.engine.schema import STATUSES
 
-__all__ = [
-    "ENGINES",
-    "DurableEngine",
-    "DurableError",
-    "DurableUnavailable",
-    "DurableUnsupported",
-    "Evaluator",
-    "durable_unavailable",
-    "make_evaluator",
-]
+__all__ = ["DurableEngine"]
 
-ENGINES = ("compiled", "durable")
 _EMPTY = Snapshot()
 _SID = "0"
 _names = itertools.count()
-# durable-rules keeps every ruleset in one global handle table and is not thread-safe: one
-# (re-entrant: a finalizer may run during a call) lock for every call into it
-_module_lock = threading.RLock()
-
-
-class DurableUnavailable(RuntimeError):
-    """durable-rules is not installed, or its C extension does not load on this Python."""
-
-
-class DurableUnsupported(ValueError):
-    """Rules the durable-rules backend cannot run; ``problems`` names each one and why."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = tuple(problems)
-        super().__init__("the durable-rules engine cannot run these rules (use the compiled "
-                         "engine, or rewrite them):\n" + "\n".join(f"  - {p}" for p in problems))
-
-
-class DurableError(RuntimeError):
-    """durable-rules failed on a lead, or a value does not have the kind its field declares."""
-
-
-class Evaluator(Protocol):
-    """``evaluate`` with the ruleset (and engine) already chosen."""
-
-    def __call__(self, lead: Lead, snapshot: Snapshot | None = None, *,
-                 now: datetime.datetime,
-                 extra: tuple[Contribution, ...] = ()) -> Evaluation: ...
-
-
-@functools.cache
-def _load() -> tuple[Any, str | None]:
-    try:
-        module = importlib.import_module("durable_rules_engine")
-    except ImportError as exc:  # not installed, or the C extension fails to link (>= 3.13)
-        return None, (f"durable-rules is not available ({exc}); install the extra "
-                      "`leadrouter[durable]` on Python < 3.13")
-    return module, None
-
-
-def durable_unavailable() -> str | None:
-    """Why durable-rules cannot be used here, or None when it can."""
-    return _load()[1]
-
-
-def _engine() -> Any:
-    module, reason = _load()
-    if module is None:
-        raise DurableUnavailable(reason)
-    return module
-
-
-def make_evaluator(ruleset: Ruleset, engine: str = "compiled", *,
-                   functions: Mapping[str, Function] | None = None) -> Evaluator:
-    """An evaluator of ``ruleset`` on the named engine: ``compiled`` (default) or ``durable``."""
-    if engine == "compiled":
-        return functools.partial(evaluate, ruleset)
-    if engine == "durable":
-        return DurableEngine(ruleset, functions=functions).evaluate
-    raise ValueError(f"unknown rule engine {engine!r}: choose one of {', '.join(ENGINES)}")
 
 
 class _Runtime:
@@ -163,16 +81,6 @@ class _Runtime:
                         for src in plan.sources]
 
 
-def _delete(module: Any, handles: list[int]) -> None:
-    with _module_lock:
-        for handle in handles:
-            try:
-                module.delete_ruleset(handle)
-            except Exception:  # noqa: S112 - best effort at interpreter exit
-                continue
-        handles.clear()
-
-
 class DurableEngine:
     """A :class:`Ruleset` translated to durable-rules; ``evaluate`` mirrors the compiled engine.
 
@@ -183,10 +91,10 @@ class DurableEngine:
 
     def __init__(self, ruleset: Ruleset, *,
                  functions: Mapping[str, Function] | None = None) -> None:
-        module = _engine()
+        module = native()
         self.ruleset = ruleset
         self._dr = module
-        self._lock = _module_lock
+        self._lock = LOCK
         self._ids = itertools.count(1)
         functions = BUILTINS if functions is None else functions
         problems: list[str] = []
@@ -205,9 +113,9 @@ class DurableEngine:
         if problems:
             raise DurableUnsupported(problems)
         self._handles: list[int] = []
-        self._finalizer = weakref.finalize(self, _delete, module, self._handles)
+        self._finalizer = weakref.finalize(self, delete_rulesets, module, self._handles)
         runtimes: dict[str, _Runtime] = {}
-        with _module_lock:
+        with LOCK:
             for name, plan in plans.items():
                 assert plan is not None
                 handle = None
@@ -321,15 +229,13 @@ class DurableEngine:
 
     def evaluate(self, lead: Lead, snapshot: Snapshot | None = None, *,
                  now: datetime.datetime, extra: tuple[Contribution, ...] = ()) -> Evaluation:
-        """The same as :func:`router.engine.evaluate.evaluate`, decided by durable-rules."""
+        """The same as :func:`router.engine.evaluate`, decided by durable-rules."""
         ruleset = self.ruleset
         snap = snapshot or _EMPTY
         activity = getattr(snap, "activity", None)
         spec = getattr(ruleset, "engagement", None)
         if activity is not None and spec is not None:  # decayed engagement points
-            from router.engine.engagement import contributions as decayed
-
-            extra = (*extra, *decayed(spec, activity, now))
+            extra = (*extra, *decayed_points(spec, activity, now))
         env = build_env(lead, snap, now)
         # contributions from outside the rule files first, as the compiled engine sums them
         sums = {"fit": 0.0, "bant": 0.0, "engagement": 0.0, "other": 0.0}

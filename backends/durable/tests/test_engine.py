@@ -1,7 +1,7 @@
 """Differential conformance: the durable-rules backend against the compiled engine.
 
 Both engines read the same rule files; the compiled one runs Python compiled from each ``when``,
-the durable-rules one a Rete network built from the same source (router/engine/durable.py). For
+the durable-rules one a Rete network built from the same source (leadrouter_durable). For
 every lead they must agree on the whole ``Evaluation``: score and contributions (in order),
 grade, status, territory, segment, route, SLA policy, matched rule ids and ``decided``.
 
@@ -11,8 +11,8 @@ grade, status, territory, segment, route, SLA policy, matched rule ids and ``dec
 - the oracle has teeth: a semantic change made to the compiled engine is detected;
 - memory stays flat: facts are retracted after every lead.
 
-Skipped, with the reason, where durable-rules cannot be imported (Python >= 3.13, or the
-`durable` extra not installed).
+Skipped, with the reason, where durable-rules cannot be imported (Python >= 3.13, where
+`leadrouter-durable` installs without it).
 """
 
 from __future__ import annotations
@@ -29,28 +29,28 @@ import msgspec
 import pytest
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
+from leadrouter_durable import (
+    DurableEngine,
+    DurableUnsupported,
+    durable_unavailable,
+    make_evaluator,
+)
 from leadrouter_sdk import Lead, lead_from_mapping
 
 from router.engine import expr as expr_module
 from router.engine._regions import REGIONS
 from router.engine._runtime import RUNTIME
 from router.engine.cases import DEFAULT_NOW, load_cases, snapshot_for
-from router.engine.durable import (
-    DurableEngine,
-    DurableUnsupported,
-    durable_unavailable,
-    make_evaluator,
-)
 from router.engine.errors import RulesetError
 from router.engine.evaluate import Evaluation, Snapshot, evaluate, explain
 from router.engine.loader import load_directory, load_texts
 from router.engine.ruleset import Ruleset
 
 pytest.importorskip("durable_rules_engine", exc_type=ImportError,
-                    reason="durable-rules is not importable: it needs the `durable` extra and "
+                    reason="durable-rules is not importable: it needs `leadrouter-durable` and "
                     "Python < 3.13 (its C extension does not load on 3.13+)")
 
-RULES = Path(__file__).resolve().parents[2] / "rules"
+RULES = Path(__file__).resolve().parents[3] / "rules"
 NOW = datetime.datetime(2026, 11, 24, 17, 0, tzinfo=datetime.UTC)
 
 
@@ -574,7 +574,15 @@ def load_generated(doc: dict[str, Any]) -> Ruleset:
 def test_generated_rulesets_agree(data: st.DataObject) -> None:
     """Generated rulesets x a few hypothesis leads (odd values, shrinkable) and a seeded stream."""
     ruleset = load_generated(data.draw(rulesets(), label="ruleset"))
-    with DurableEngine(ruleset) as engine:
+    try:
+        engine = DurableEngine(ruleset)
+    except DurableUnsupported as exc:
+        # The generator can nest a condition past durable-rules' documented size limit (31
+        # expression slots per rule: refused at load, tested above); nothing to compare there.
+        if not all("expression slots" in p for p in exc.problems):
+            raise
+        reject()
+    with engine:
         for _ in range(3):
             lead = data.draw(leads(), label="lead")
             snapshot = data.draw(snapshot_strategy(ruleset), label="snapshot")
