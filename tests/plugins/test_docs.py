@@ -8,10 +8,11 @@ import types
 from pathlib import Path
 from typing import Any
 
-from leadrouter_sdk.testing import Harness, make_lead
+from leadrouter_sdk.testing import make_lead
 
 from router.plugins.host import HOOKS, hook_signatures
 from router.settings import ENV_PREFIX, Settings
+from router.testing import Harness
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
 

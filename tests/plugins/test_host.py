@@ -23,12 +23,13 @@ from leadrouter_sdk import (
     RouteOverride,
     hookimpl,
 )
-from leadrouter_sdk.testing import Harness, make_lead
+from leadrouter_sdk.testing import make_lead
 
 from router.engine.errors import RulesetError
 from router.engine.loader import load_texts
 from router.plugins.host import HOOKS, PluginError, PluginHost
 from router.settings import Settings
+from router.testing import Harness
 
 
 class FakeClock:
