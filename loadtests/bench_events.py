@@ -105,11 +105,11 @@ async def main(args: argparse.Namespace) -> None:
             manager = RulesManager(rules, require_tests=False)
             manager.load_initial()
             store = await Store.connect(url, retention=dt.timedelta(days=30))
-            leads = LeadService(store=store, rules=manager, settings=Settings(redis_url=url),
-                                clock=lambda: NOW)
             service = EngagementService(state=EngagementStore(store), rules=manager,
-                                        leads=leads, clock=lambda: NOW)
-            leads.engagement = service
+                                        clock=lambda: NOW)
+            leads = LeadService(store=store, rules=manager, settings=Settings(redis_url=url),
+                                clock=lambda: NOW, engagement=service.state.limits,
+                                rescore=service.after_commit)
             await service.state.load_scripts()
             out = await run(args, store, leads, service)
             await store.close()

@@ -16,9 +16,10 @@ One event (``POST /v1/events``, or a Segment ``track`` through ``/v1/sources/seg
 person, and stores the traits as lead fields: they fill what a new lead lacks, and override the
 stored lead's fields on re-scoring when they are newer than the lead.
 
-A new lead reads its person in the prefetch pipeline (:meth:`EngagementService.read_for`, no
-extra round trip); the commit links the person to it and reports events that slipped in between
-(then :meth:`EngagementService.after_commit` re-scores it).
+A new lead reads its person in the prefetch pipeline (router/services/snapshots.py, no extra
+round trip); the commit links the person to it and reports events that slipped in between
+(then :meth:`EngagementService.after_commit`, the lead service's ``rescore`` callback, re-scores
+it). Re-scoring decides through :func:`router.services.decide.decide`, like a new lead.
 """
 
 from __future__ import annotations
@@ -30,19 +31,21 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import msgspec
-from leadrouter_sdk import Lead, Step, lead_from_mapping
 
-from router.engine.engagement import DEFAULT_HALF_LIFE_MS, Activity, from_ms, windows
-from router.engine.evaluate import Evaluation, Snapshot, derived, explain
+from router.engine.engagement import DEFAULT_HALF_LIFE_MS, from_ms
+from router.engine.evaluate import Evaluation, Snapshot, derived
 from router.engine.ruleset import Ruleset
 from router.engine.schema import STATUSES
+from router.intake.events import EventIn, event_from_payload, traits_to_fields
 from router.observability import metrics
-from router.services.leads import LeadService, Record
+from router.plugins.host import PluginHost
+from router.services.decide import DecisionPlan, apply_traits, decide
+from router.services.records import Record, decode_record, encode
 from router.services.rules import RulesManager
+from router.services.snapshots import snapshot_of
 from router.state.engagement import (
     EngagementStore,
     LeadRead,
-    PersonRead,
     PersonState,
     Recorded,
     Requalify,
@@ -51,8 +54,10 @@ from router.state.engagement import (
     lead_person,
 )
 from router.state.errors import StateError
-from router.state.models import EngagementLink, Prefetched
+from router.state.models import EngagementLink
 
+# EventIn, event_from_payload, traits_to_fields and apply_traits live in router/intake/events.py
+# and router/services/decide.py; named here too, where the event API has always found them.
 __all__ = [
     "EngagementService",
     "EventIn",
@@ -68,34 +73,10 @@ log = logging.getLogger("leadrouter.engagement")
 
 RANK = {status: i for i, status in enumerate(STATUSES)}
 _WORKING = ("assigned", "accepted", "contacted")  # a rep has the lead
-_decode_record = msgspec.json.Decoder(Record).decode
-_encode = msgspec.json.Encoder().encode
 
 
 class UnknownLead(LookupError):
     """The event names a lead (lead_id / external_id) that does not exist (any more)."""
-
-
-class EventIn(msgspec.Struct, frozen=True, kw_only=True):
-    """One event, whatever shape it arrived in (router/api/events.py translates)."""
-
-    kind: Literal["track", "identify"] = "track"
-    event: str | None = None
-    email: str | None = None
-    lead_id: str | None = None
-    external_id: str | None = None
-    source: str | None = None
-    user_id: str | None = None
-    anonymous_id: str | None = None
-    timestamp: dt.datetime | None = None
-    message_id: str | None = None
-    traits: dict[str, Any] = {}  # identify: lead fields (see traits_to_fields)
-
-    @property
-    def identity(self) -> str:
-        """Events with the same identity keep their order inside a batch."""
-        return (self.email or self.lead_id or self.external_id or self.user_id
-                or self.anonymous_id or "")
 
 
 class LeadOutcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -129,116 +110,23 @@ class EventResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     lead: LeadOutcome | None = None
 
 
-# --- traits ------------------------------------------------------------------------------------
-
-_TRAITS: dict[str, str] = {
-    "firstname": "first_name", "lastname": "last_name", "title": "title", "jobtitle": "title",
-    "phone": "phone", "company": "company", "companyname": "company", "website": "domain",
-    "domain": "domain", "employees": "employees", "employeecount": "employees",
-    "numberofemployees": "employees", "annualrevenue": "annual_revenue",
-    "revenue": "annual_revenue", "industry": "industry", "country": "country",
-    "state": "state", "region": "state", "city": "city", "postalcode": "postal_code",
-    "zip": "postal_code", "budget": "budget", "authority": "authority", "need": "need",
-    "timelinedays": "timeline_days", "description": "description",
-}
-_NESTED = {"company": {"name": "company", "employeecount": "employees",
-                       "employees": "employees", "industry": "industry", "website": "domain",
-                       "domain": "domain"},
-           "address": {"country": "country", "state": "state", "region": "state",
-                       "city": "city", "postalcode": "postal_code"}}
-
-
-def _flat(key: str) -> str:
-    return key.replace("_", "").replace("-", "").replace(" ", "").lower()
-
-
-def traits_to_fields(traits: Mapping[str, Any]) -> dict[str, Any]:
-    """Segment-style traits (``firstName``, ``company: {name, employee_count}``, ``address``...)
-    as normalized lead fields; the email (the identity) and unknown traits are left out.
-    Raises ``msgspec.ValidationError`` (``$.field``) for values a lead would refuse."""
-    out: dict[str, Any] = {}
-    for key, value in traits.items():
-        k = _flat(str(key))
-        if k in _NESTED and isinstance(value, Mapping):
-            for sub, v in value.items():
-                field = _NESTED[k].get(_flat(str(sub)))
-                if field and v is not None:
-                    out.setdefault(field, v)
-        elif k == "name" and isinstance(value, str) and value.strip():
-            first, _, last = value.strip().partition(" ")
-            out.setdefault("first_name", first)
-            if last:
-                out.setdefault("last_name", last.strip())
-        elif k in _TRAITS and value is not None and not isinstance(value, Mapping | list):
-            out[_TRAITS[k]] = value
-    if not out:
-        return {}
-    lead = lead_from_mapping(out)
-    return {k: v for k, v in msgspec.to_builtins(lead).items()
-            if k in out and v is not None}
-
-
-def apply_traits(lead: Lead, traits: Mapping[str, Any] | None, traits_at: dt.datetime | None,
-                 lead_at: dt.datetime | None) -> Lead:
-    """``lead`` with the identified traits: they override its fields when they are not older
-    than the lead (``lead_at``), else they only fill fields it lacks."""
-    if not traits:
-        return lead
-    fields = msgspec.to_builtins(lead)
-    newer = traits_at is not None and lead_at is not None and traits_at >= lead_at
-    merged = {**fields, **traits} if newer else {**traits, **fields}
-    if merged == fields:
-        return lead
-    try:
-        return lead_from_mapping(merged)
-    except msgspec.ValidationError:  # stored traits were valid alone; keep the lead as it is
-        return lead
-
-
 # --- the service -------------------------------------------------------------------------------
 
 
 class EngagementService:
-    def __init__(self, *, state: EngagementStore, rules: RulesManager, leads: LeadService,
-                 clock: Callable[[], dt.datetime]) -> None:
+    def __init__(self, *, state: EngagementStore, rules: RulesManager,
+                 clock: Callable[[], dt.datetime], plugins: PluginHost | None = None) -> None:
+        """``plugins``: the host live routing uses, so a re-scored lead is decided alike."""
         self.state = state
         self.rules = rules
-        self.leads = leads
         self.now = clock
+        self.plugins = plugins
         # lead id → its person (a lead's email never changes); person → (its lead, domain), a
         # hint only: the event script returns the real link, read in the same round trip.
         self._person_of: dict[str, str] = {}
         self._lead_of: dict[str, tuple[str, str | None]] = {}
 
-    # -- the lead hot path (router/services/leads.py)
-    # ---------------------------------------------------
-
-    def read_for(self, lead: Lead, ruleset: Ruleset, *,
-                 person: str | None = None) -> PersonRead | None:
-        """The prefetch read of the lead's person (None without an email). ``person``: the
-        email's ``person_hash`` if the caller has it already."""
-        if not lead.email:
-            return None
-        key = "e:" + person if person is not None else email_person(lead.email)
-        return PersonRead(key, ruleset.engagement_events)
-
-    def apply(self, pre: Prefetched, lead: Lead, ruleset: Ruleset, now: dt.datetime, *,
-              env: Mapping[str, Any] | None = None
-              ) -> tuple[Lead, Snapshot, EngagementLink | None]:
-        """The lead with its person's traits, the snapshot with its engagement and the link
-        for the commit, from what :meth:`read_for` prefetched. ``env``: ``derived()`` of
-        ``lead`` if the caller has it already."""
-        person = next((x for x in pre.extra if isinstance(x, PersonState)), None)
-        if person is None:
-            return lead, Snapshot(account_owner=pre.account_owner), None
-        given = lead
-        lead = apply_traits(lead, person.traits, person.traits_at, None)
-        snapshot = snapshot_of(ruleset, person.activity, now, pre.account_owner)
-        if env is None or lead is not given:
-            env = derived(lead, Snapshot(), now)
-        dom = env["company_domain"] or ""
-        return lead, snapshot, EngagementLink(person=person.person, seq=person.seq, dom=dom,
-                                              ttl_ms=self.state.limits.ttl_ms)
+    # -- after a new lead's commit (LeadService's ``rescore`` callback) ---------------------
 
     async def after_commit(self, lead_id: str, link: EngagementLink) -> LeadOutcome | None:
         """Events arrived between the lead's prefetch and its commit: re-score it with them.
@@ -431,45 +319,29 @@ class EngagementService:
 
     async def _plan(self, ruleset: Ruleset, read: LeadRead, person: PersonState,
                     now: dt.datetime) -> tuple[Requalify, Evaluation, Record]:
-        record = _decode_record(read.decision)
-        lead = apply_traits(record.lead, person.traits, person.traits_at, record.created_at)
+        """Decide the stored lead again with ``person``'s engagement and traits, and plan what
+        lua/requalify.lua applies."""
+        record = decode_record(read.decision)
         owner = read.account_owner
-        if ruleset.uses_account_owner:
+        if ruleset.uses_account_owner:  # traits may have moved the lead to another company
+            lead = apply_traits(record.lead, person.traits, person.traits_at, record.created_at)
             domain = derived(lead, Snapshot(), now)["company_domain"]
             if domain != (read.account_domain or None):
                 owner = await self.state.account_owner(domain) if domain else None
-        snapshot = snapshot_of(ruleset, person.activity, now, owner)
-        plugins = self.leads.plugins
-        notes: tuple[Step, ...] = ()
-        if plugins is None:
-            ev = self.rules.evaluator(ruleset)(lead, snapshot, now=now)
-        else:
-            ev, notes = await plugins.evaluate(ruleset, lead, snapshot, now=now,
-                                               evaluator=self.rules.evaluator(ruleset))
+        snapshot = snapshot_of(person, now=now, account_owner=owner, lead_at=record.created_at)
+        decided = await decide(record.lead, snapshot, ruleset,
+                            evaluator=self.rules.evaluator(ruleset), plugins=self.plugins)
+        ev = decided.evaluation
         stored_status = read.status or record.status
         current = "nurture" if read.state == "recycled" else stored_status
-        rise = RANK.get(ev.status, 1) > RANK.get(current, 1)
-        mode: Literal["seq", "rescore", "keep", "route"]
-        if not rise:
-            same = (ev.status == stored_status and ev.score.total == record.score.total
-                    and ev.matched == record.matched)
-            mode = "seq" if same else "rescore"
-        elif read.owner and read.state in _WORKING:
-            mode = "keep"
-        else:
-            mode = "route"
+        mode = _mode(read, record, ev, current, stored_status)
         new = msgspec.structs.replace(
-            record, lead=lead, status=ev.status, score=ev.score, territory=ev.territory,
-            segment=ev.segment, matched=ev.matched, explanation=explain(ruleset, ev) + notes,
+            record, lead=decided.lead, status=ev.status, score=ev.score, territory=ev.territory,
+            segment=ev.segment, matched=ev.matched, explanation=decided.explanation,
             rules_version=ruleset.version)
         route: dict[str, Any] = {}
         if mode in ("route", "keep"):
-            where = self.leads.routing(ruleset, ev, now)  # as a new lead's commit would go
-            route = {"kind": ev.route.kind, "target": where.get("owner"),
-                     "owner_day": where.get("owner_day"), "reason": ev.route.reason,
-                     "rule": ev.route.rule, "sla_policy": ev.sla_policy,
-                     "queue": where.get("queue", "unassigned"), "chain": where.get("chain", ()),
-                     "due_at": where["due_at"], "due_by_rep": where.get("due_by_rep", {})}
+            route = _route_fields(decided)  # as a new lead's commit would go
             if mode == "route":
                 new = msgspec.structs.replace(
                     new, route_kind=ev.route.kind, route_rule=ev.route.rule,
@@ -484,10 +356,34 @@ class EngagementService:
         entry = {"event": "requalified" if mode in ("route", "keep") else "rescored",
                  "data": data}
         plan = Requalify(lead_id=read.lead_id, now=now, seq=person.seq, mode=mode,
-                         status=ev.status, decision=_encode(new), expect_owner=read.owner,
+                         status=ev.status, decision=encode(new), expect_owner=read.owner,
                          expect_state=read.state, expect_queue=read.queue,
                          expect_status=stored_status, entry=entry, **route)
         return plan, ev, record
+
+
+Mode = Literal["seq", "rescore", "keep", "route"]
+
+
+def _mode(read: LeadRead, record: Record, ev: Evaluation, current: str,
+          stored_status: str) -> Mode:
+    """What lua/requalify.lua does: a rise in status routes the lead (``route``) unless a rep
+    is working it (``keep``); otherwise it records the new score (``rescore``) or just the
+    sequence number when nothing changed (``seq``)."""
+    if RANK.get(ev.status, 1) > RANK.get(current, 1):
+        return "keep" if read.owner and read.state in _WORKING else "route"
+    same = (ev.status == stored_status and ev.score.total == record.score.total
+            and ev.matched == record.matched)
+    return "seq" if same else "rescore"
+
+
+def _route_fields(plan: DecisionPlan) -> dict[str, Any]:
+    """The :class:`Requalify` routing fields of ``plan``."""
+    ev, where = plan.evaluation, plan.routing
+    return {"kind": where.kind, "target": where.owner, "owner_day": where.owner_day,
+            "reason": where.reason, "rule": where.rule, "sla_policy": ev.sla_policy,
+            "queue": where.queue, "chain": where.chain, "due_at": plan.due_at,
+            "due_by_rep": plan.due_by_rep}
 
 
 _CACHE_MAX = 100_000
@@ -497,128 +393,3 @@ def _remember(cache: dict[str, Any], key: str, value: Any) -> None:
     if len(cache) >= _CACHE_MAX and key not in cache:
         cache.clear()  # a hint cache: starting over costs one round trip per person
     cache[key] = value
-
-
-def snapshot_of(ruleset: Ruleset, activity: Activity, now: dt.datetime,
-                account_owner: str | None) -> Snapshot:
-    """The engine's snapshot of a person: count()/last() values and the activity the decaying
-    points are computed from (router/engine/engagement.py)."""
-    counts, last = windows(activity, ruleset.windows, ruleset.last_events, now)
-    return Snapshot(account_owner=account_owner, counts=counts, last=last, activity=activity)
-
-
-# --- payload shapes ------------------------------------------------------------------------------
-
-_MAX_EVENT = 128
-_MAX_ID = 200
-
-
-def _bad(path: str, message: str) -> msgspec.ValidationError:
-    return msgspec.ValidationError(f"{message} - at `{path}`")
-
-
-def _text(doc: Mapping[str, Any], keys: Sequence[str], path: str, *, limit: int = _MAX_ID,
-          numbers: bool = False) -> str | None:
-    for key in keys:
-        value = doc.get(key)
-        if value is None:
-            continue
-        if numbers and isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str):
-            raise _bad(f"{path}.{key}", "Expected a string")
-        value = value.strip()
-        if not value:
-            continue
-        if len(value) > limit or not value.isprintable():
-            raise _bad(f"{path}.{key}", f"Expected at most {limit} printable characters")
-        return value
-    return None
-
-
-def _email(value: str, path: str) -> str:
-    try:
-        email = lead_from_mapping({"email": value}).email
-    except msgspec.ValidationError:
-        raise _bad(path, "Expected an email address") from None
-    if not email:
-        raise _bad(path, "Expected an email address")
-    return email
-
-
-def _timestamp(doc: Mapping[str, Any], path: str) -> dt.datetime | None:
-    for key in ("timestamp", "originalTimestamp"):
-        value = doc.get(key)
-        if value is None:
-            continue
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            seconds = value / 1000 if abs(value) > 1e11 else value  # epoch ms or s
-            try:
-                return dt.datetime.fromtimestamp(seconds, dt.UTC)
-            except (OverflowError, OSError, ValueError):
-                raise _bad(f"{path}.{key}", "Expected a time") from None
-        if not isinstance(value, str):
-            raise _bad(f"{path}.{key}", "Expected an ISO 8601 time or epoch milliseconds")
-        try:
-            when = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise _bad(f"{path}.{key}", "Expected an ISO 8601 time such as "
-                       "2024-05-01T12:00:00Z") from None
-        return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
-    return None
-
-
-def event_from_payload(doc: Any, path: str = "$") -> EventIn:
-    """One event in any of the accepted shapes (see docs): Segment ``track`` / ``identify``, or
-    the plain ``{email | lead_id | external_id, event, timestamp, properties, messageId}``.
-    Raises ``msgspec.ValidationError`` naming the field (``$.event``)."""
-    if not isinstance(doc, Mapping):
-        raise _bad(path, "Expected an event object")
-    kind = doc.get("type", "track")
-    if kind not in ("track", "identify"):
-        raise _bad(f"{path}.type", f"Expected `track` or `identify`, got {str(kind)[:40]!r}")
-    context = doc.get("context")
-    if context is not None and not isinstance(context, Mapping):
-        raise _bad(f"{path}.context", "Expected an object")
-    props = doc.get("properties")
-    if props is not None and not isinstance(props, Mapping):
-        raise _bad(f"{path}.properties", "Expected an object")
-    traits = doc.get("traits")
-    if traits is None and kind == "identify" and isinstance(context, Mapping):
-        traits = context.get("traits")
-    if traits is not None and not isinstance(traits, Mapping):
-        raise _bad(f"{path}.traits", "Expected an object")
-    ctx_traits = context.get("traits") if isinstance(context, Mapping) else None
-    user = _text(doc, ("userId", "user_id"), path, numbers=True)
-    anon = _text(doc, ("anonymousId", "anonymous_id"), path, numbers=True)
-    email_raw = _text(doc, ("email",), path, limit=320)
-    email_path = f"{path}.email"
-    for where, source in (("traits", traits), ("context.traits", ctx_traits),
-                          ("properties", props)):
-        if email_raw is None and isinstance(source, Mapping):
-            email_raw = _text(source, ("email",), f"{path}.{where}", limit=320)
-            email_path = f"{path}.{where}.email"
-    if email_raw is None and user and "@" in user:
-        email_raw, email_path = user, f"{path}.userId"
-    email = _email(email_raw, email_path) if email_raw else None
-    event = None
-    fields: dict[str, Any] = {}
-    if kind == "track":
-        event = _text(doc, ("event",), path, limit=_MAX_EVENT)
-        if event is None:
-            raise _bad(f"{path}.event", "Expected the event name (1 to 128 characters)")
-    elif traits:
-        try:
-            fields = traits_to_fields(traits)
-        except msgspec.ValidationError as exc:
-            text = str(exc).replace("- at `$", f"- at `{path}.traits", 1)
-            raise msgspec.ValidationError(text) from None
-    lead_id = _text(doc, ("lead_id", "leadId"), path, limit=64)
-    external_id = _text(doc, ("external_id", "externalId"), path, limit=256, numbers=True)
-    if not (email or lead_id or external_id or user or anon):
-        raise _bad(path, "Expected who did it: email, lead_id, external_id, userId or "
-                   "anonymousId")
-    return EventIn(kind=kind, event=event, email=email, lead_id=lead_id,
-                   external_id=external_id, source=_text(doc, ("source",), path, limit=100),
-                   user_id=user, anonymous_id=anon, timestamp=_timestamp(doc, path),
-                   message_id=_text(doc, ("messageId", "message_id"), path), traits=fields)

@@ -32,7 +32,7 @@ from router.engine.availability import chain_plan
 from router.engine.ruleset import Ruleset, SlaSpec
 from router.engine.sla_clock import deadline
 from router.observability import metrics
-from router.services.leads import from_stored
+from router.services.records import from_stored
 from router.services.rules import RulesManager
 from router.settings import Settings
 from router.state.errors import StateError

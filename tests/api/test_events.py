@@ -175,11 +175,11 @@ async def test_events_from_the_source_adapters(redis_url: str, eng_rules: Path) 
     rules.load_initial()
     store = await Store.connect(redis_url)
     try:
+        engagement = EngagementStore(store)
+        service = EngagementService(state=engagement, rules=rules, clock=lambda: T0)
         leads = LeadService(store=store, rules=rules, settings=Settings(redis_url=redis_url),
-                            clock=lambda: T0)
-        service = EngagementService(state=EngagementStore(store), rules=rules, leads=leads,
-                                    clock=lambda: T0)
-        leads.engagement = service
+                            clock=lambda: T0, engagement=engagement.limits,
+                            rescore=service.after_commit)
         lead = Lead(email="u1@big.example", employees=5000, external_id="segment:u1",
                     source="segment")
         _, _, lead_id = await leads.route(lead, body=b"1", source="segment")
@@ -246,7 +246,7 @@ def test_a_lead_is_decided_on_what_its_commit_finds(start_service: Callable[...,
     every lead of a person with events costs the second round trip."""
     server = start_service(clock=clock, rules_dir=str(eng_rules), sla_poll_seconds=0,
                            optimistic_reads=optimistic)
-    store = server.server.config.app.state.ctx.leads.store
+    store = server.server.config.app.state.services.leads.store
     right, stale = (metrics.OPTIMISTIC_READS.real.labels(o) for o in ("right", "stale"))
 
     def lead_costs(email: str) -> tuple[int, dict[str, Any]]:
