@@ -1,0 +1,36 @@
+"""The HTTP API: thin litestar controllers over router/services.
+
+Handlers get their services by dependency injection (typed parameters such as
+``leads: LeadService``; router/app/services.py provides them) and decode bodies with
+router/api/_body.py. :data:`ROUTE_HANDLERS` is every route, in the order the OpenAPI schema
+lists them.
+"""
+
+from __future__ import annotations
+
+from litestar.types import ControllerRouterHandler
+
+from router.api import (
+    accounts,
+    admin_keys,
+    events,
+    forms,
+    health,
+    leads,
+    owner,
+    people,
+    reps,
+    rules,
+    sla,
+    sources,
+    status,
+)
+
+__all__ = ["ROUTE_HANDLERS"]
+
+ROUTE_HANDLERS: list[ControllerRouterHandler] = [
+    health.livez, health.readyz, rules.get_rules, rules.reload_rules, rules.evaluate_lead,
+    *leads.handlers, *events.handlers, *reps.handlers, *accounts.handlers, *status.handlers,
+    *forms.handlers, *sources.handlers, *admin_keys.handlers, *people.handlers,
+    *owner.handlers, *sla.handlers,
+]

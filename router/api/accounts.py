@@ -6,12 +6,15 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, delete, get, put
+from litestar.di import NamedDependency
 from litestar.params import FromPath
 
+from router.api._body import decode_json
 from router.api.auth import admin_guard
-from router.api.errors import DECODE_ERRORS, problem, validation_problem
+from router.api.errors import problem
 from router.api.openapi import json_body
 from router.engine.functions import domain_of
+from router.services.directory import DirectoryService, UnknownRep
 
 __all__ = ["AccountOwner", "handlers"]
 
@@ -33,38 +36,41 @@ def _domain(raw: str) -> str:
 
 @put("/v1/accounts/{domain:str}", tags=["accounts"], guards=[admin_guard],
      operation_class=json_body(AccountOwner, "The owning rep."))
-async def put_account(request: Request[Any, Any, Any], domain: FromPath[str]) -> dict[str, str]:
+async def put_account(request: Request[Any, Any, Any], domain: FromPath[str],
+                      directory: NamedDependency[DirectoryService]) -> dict[str, str]:
     """Make ``owner`` the owner of the account ``domain``."""
-    ctx = request.app.state.ctx
+    body = decode_json(await request.body(), AccountOwner, title="Invalid account")
     try:
-        body = msgspec.json.decode(await request.body(), type=AccountOwner)
-    except msgspec.ValidationError as exc:
-        raise validation_problem(exc, title="Invalid account") from None
-    except DECODE_ERRORS as exc:
-        raise problem(400, "Malformed JSON", f"the body is not valid JSON: {exc}") from None
-    if body.owner not in ctx.rules.current.reps:
+        directory.check_rep(body.owner)
+    except UnknownRep:
         raise problem(422, "Unknown rep", f"$.owner: {body.owner!r} is not a rep in "
                       "rules/reps.yaml", kind="validation",
-                      errors=[{"path": "$.owner", "message": "unknown rep"}])
+                      errors=[{"path": "$.owner", "message": "unknown rep"}]) from None
     name = _domain(domain)
-    await ctx.store.put_account(name, body.owner)
+    await directory.set_account_owner(name, body.owner)
     return {"domain": name, "owner": body.owner}
 
 
+def _not_found(name: str) -> Exception:
+    return problem(404, "Not found", f"no owner recorded for {name}", kind="account-not-found")
+
+
 @get("/v1/accounts/{domain:str}", tags=["accounts"], guards=[admin_guard])
-async def get_account(request: Request[Any, Any, Any], domain: FromPath[str]) -> dict[str, str]:
+async def get_account(domain: FromPath[str],
+                      directory: NamedDependency[DirectoryService]) -> dict[str, str]:
     name = _domain(domain)
-    owner = await request.app.state.ctx.store.get_account(name)
+    owner = await directory.account_owner(name)
     if owner is None:
-        raise problem(404, "Not found", f"no owner recorded for {name}", kind="account-not-found")
+        raise _not_found(name)
     return {"domain": name, "owner": owner}
 
 
 @delete("/v1/accounts/{domain:str}", tags=["accounts"], guards=[admin_guard], status_code=204)
-async def delete_account(request: Request[Any, Any, Any], domain: FromPath[str]) -> Response[None]:
+async def delete_account(domain: FromPath[str],
+                         directory: NamedDependency[DirectoryService]) -> Response[None]:
     name = _domain(domain)
-    if not await request.app.state.ctx.store.delete_account(name):
-        raise problem(404, "Not found", f"no owner recorded for {name}", kind="account-not-found")
+    if not await directory.delete_account(name):
+        raise _not_found(name)
     return Response(None, status_code=204)
 
 

@@ -18,16 +18,13 @@ from litestar.plugins.problem_details import ProblemDetailsException
 
 from router.state.errors import StateUnavailable
 
-__all__ = ["DECODE_ERRORS", "exception_handlers", "problem", "validation_problem"]
+__all__ = ["exception_handlers", "problem", "validation_problem"]
 
 log = logging.getLogger("leadrouter.api")
 
 TYPE_BASE = "https://leadrouter.dev/problems/"
 _PATH = re.compile(r" - at `(\$[^`]*)`$")
 _UNKNOWN = re.compile(r"^Object contains unknown field `([^`]*)`")
-# What msgspec raises for bodies that are not JSON it can read: malformed JSON, invalid UTF-8
-# inside a string (UnicodeDecodeError) and nesting deeper than the recursion limit.
-DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
 
 def problem(status: int, title: str, detail: str, *, kind: str | None = None,

@@ -14,10 +14,12 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromQuery
 from litestar.plugins.problem_details import ProblemDetailsException
 
-from router.api.errors import DECODE_ERRORS, problem
+from router.api._body import decode_body
+from router.api.errors import problem
 from router.api.openapi import json_body
 from router.engine.engagement import lines, windows
 from router.services.engagement import (
@@ -27,20 +29,14 @@ from router.services.engagement import (
     UnknownLead,
     event_from_payload,
 )
-from router.state.engagement import email_person, lead_person
-from router.state.errors import StateUnavailable
+from router.services.privacy import PrivacyService
+from router.services.privacy import UnknownLead as NoSuchLead
+from router.settings import Settings
 
 __all__ = ["handlers"]
 
 _PATH = re.compile(r" - at `(\$[^`]*)`$")
 _MIN_BATCH = 500  # Segment sends up to 500 messages per batch
-
-
-def _service(request: Request[Any, Any, Any]) -> EngagementService:
-    service: EngagementService | None = getattr(request.app.state.ctx, "engagement", None)
-    if service is None:
-        raise StateUnavailable("the state store is not connected yet")
-    return service
 
 
 def _invalid(exc: Exception) -> ProblemDetailsException:
@@ -102,7 +98,9 @@ class PlainEvent(msgspec.Struct, kw_only=True):
 @post("/v1/events", tags=["events"], status_code=202,
       operation_class=json_body(PlainEvent, "One event, or {\"batch\": [...]} / a JSON array "
                                 "of them."))
-async def post_events(request: Request[Any, Any, Any]) -> Response[Any]:
+async def post_events(request: Request[Any, Any, Any],
+                      engagement: NamedDependency[EngagementService],
+                      settings: NamedDependency[Settings]) -> Response[Any]:
     """Record engagement events and re-score the leads they belong to.
 
     One event: ``202`` with what it did (``recorded`` / ``identified``, and ``lead`` when its
@@ -113,21 +111,14 @@ async def post_events(request: Request[Any, Any, Any]) -> Response[Any]:
         raise problem(415, "Unsupported media type",
                       f"send JSON with 'Content-Type: application/json' (got {ctype!r})")
     body = await request.body()
-    try:
-        items = _items(body)
-    except msgspec.ValidationError as exc:
-        raise _invalid(exc) from None
-    except DECODE_ERRORS as exc:
-        raise problem(400, "Malformed JSON", f"the body is not valid JSON: {exc}",
-                      kind="malformed-json") from None
-    service = _service(request)
+    items = decode_body(body, _items, title="Invalid event")
     if items is None:
         try:
-            result = await service.ingest(event_from_payload(msgspec.json.decode(body)))
+            result = await engagement.ingest(event_from_payload(msgspec.json.decode(body)))
         except (UnknownLead, msgspec.ValidationError, ValueError) as exc:
             raise _failure(exc) from None
         return Response(result, status_code=200 if result.status == "duplicate" else 202)
-    limit = max(request.app.state.ctx.settings.batch_limit, _MIN_BATCH)
+    limit = max(settings.batch_limit, _MIN_BATCH)
     if len(items) > limit:
         raise problem(413, "Batch too large", f"{len(items)} events in one batch; the limit is "
                       f"{limit} — split the batch", kind="batch-too-large", limit=limit)
@@ -138,7 +129,7 @@ async def post_events(request: Request[Any, Any, Any]) -> Response[Any]:
         except (msgspec.ValidationError, ValueError) as exc:
             parsed.append(exc)
     good = [(i, ev) for i, ev in enumerate(parsed) if isinstance(ev, EventIn)]
-    done = await service.ingest_many([ev for _, ev in good])
+    done = await engagement.ingest_many([ev for _, ev in good])
     outcome: dict[int, EventResult | Exception] = {i: p for i, p in enumerate(parsed)
                                                    if isinstance(p, Exception)}
     outcome.update({i: r for (i, _), r in zip(good, done, strict=True)})
@@ -185,31 +176,32 @@ class Engagement(msgspec.Struct, kw_only=True):
 
 
 @get("/v1/engagement", tags=["events"])
-async def get_engagement(request: Request[Any, Any, Any],
+async def get_engagement(engagement: NamedDependency[EngagementService],
+                         privacy: NamedDependency[PrivacyService],
                          email: FromQuery[str | None] = None,
                          lead_id: FromQuery[str | None] = None) -> Engagement:
     """A person's engagement now (``?email=`` or ``?lead_id=``): per event type the count kept,
     the last time and the rules' windows, and each decayed contribution (count, raw points,
     decayed points, cap)."""
-    service = _service(request)
     if email:
         try:
-            person = email_person(event_from_payload({"email": email, "event": "x"}).email or "")
+            address = event_from_payload({"email": email, "event": "x"}).email or ""
         except msgspec.ValidationError as exc:
             raise _invalid(exc) from None
+        state = await privacy.engagement_of_email(address)
     elif lead_id:
-        exists, address, _ = await service.state.lead_email(lead_id[:64])
-        if not exists:
-            raise problem(404, "Lead not found", f"no lead {lead_id!r}", kind="lead-not-found")
-        person = email_person(address) if address else lead_person(lead_id)
+        try:
+            state = await privacy.engagement_of_lead(lead_id[:64])
+        except NoSuchLead:
+            raise problem(404, "Lead not found", f"no lead {lead_id!r}",
+                          kind="lead-not-found") from None
     else:
         raise problem(400, "Bad request", "pass ?email=... or ?lead_id=...")
-    state = await service.state.person(person)
     if state is None:
         raise problem(404, "Not found", "no engagement recorded for this person",
                       kind="engagement-not-found")
-    ruleset = service.rules.current
-    now = service.now()
+    ruleset = engagement.rules.current
+    now = engagement.now()
     spec = ruleset.engagement
     found = lines(spec, state.activity, now) if spec else ()
     wanted = {(e, d) for e, d in ruleset.windows if e in state.activity.types}

@@ -13,26 +13,31 @@ time that turn bots into ``bad_lead`` records in the ``spam`` queue instead of r
 from __future__ import annotations
 
 import urllib.parse
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Request, Response, post, route
+from litestar.di import NamedDependency
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
 from litestar.params import Parameter
 
-from router.api.sources import intake_config, intake_problem, limits_of, route_lead
+from router.api.intake import intake_config, intake_problem, limits_of, route_lead
 from router.intake.config import FormConfig, parse_rate
 from router.intake.form import parse_form, read_form
 from router.intake.mapping import IntakeError
-from router.services.ratelimit import client_address, enforce
-from router.state.ratelimit import RateLimiter
+from router.services.clock import Clock
+from router.services.leads import LeadService
+from router.services.ratelimit import RateLimits, client_address
+from router.services.rules import RulesManager
+from router.settings import Settings
 
 __all__ = ["handlers"]
 
 _FORM_ID = Annotated[str, Parameter(max_length=63)]
 
 
-def _form(request: Request[Any, Any, Any], form_id: str) -> FormConfig:
-    form = intake_config(request).forms.get(form_id)
+def _form(rules: RulesManager, form_id: str) -> FormConfig:
+    form = intake_config(rules).forms.get(form_id)
     if form is None:
         raise IntakeError(404, "Unknown form", f"no form {form_id[:64]!r} in the intake "
                           "configuration (rules/intake.yaml `forms:`)", kind="unknown-form")
@@ -67,10 +72,11 @@ def _with_query(url: str, **params: str) -> str:
 
 @route("/v1/forms/{form_id:str}", http_method=["OPTIONS"], tags=["forms"], status_code=204,
        include_in_schema=False)
-async def form_preflight(request: Request[Any, Any, Any], form_id: _FORM_ID) -> Response[None]:
+async def form_preflight(request: Request[Any, Any, Any], form_id: _FORM_ID,
+                         rules: NamedDependency[RulesManager]) -> Response[None]:
     """CORS preflight for scripts posting the form with fetch()."""
     try:
-        form = _form(request, form_id)
+        form = _form(rules, form_id)
         headers = _cors(form, request)
     except IntakeError as exc:
         raise intake_problem(exc) from None
@@ -81,25 +87,35 @@ async def form_preflight(request: Request[Any, Any, Any], form_id: _FORM_ID) -> 
     return Response(None, status_code=204, headers=headers)
 
 
-async def _post(request: Request[Any, Any, Any], form_id: str) -> Response[Any]:
-    form = _form(request, form_id)
+@dataclass(frozen=True)
+class _Intake:
+    """What a form post uses besides the request."""
+
+    rules: RulesManager
+    settings: Settings
+    clock: Clock
+    rate_limits: RateLimits
+    leads: LeadService
+
+
+async def _post(request: Request[Any, Any, Any], form_id: str, intake: _Intake) -> Response[Any]:
+    form = _form(intake.rules, form_id)
     cors = _cors(form, request)
-    ctx = request.app.state.ctx
-    settings = ctx.settings
+    settings = intake.settings
     client = request.client.host if request.client else None
     addr = client_address(client, request.headers, settings.trusted_proxies)
     spec = form.rate_limit or parse_rate(settings.form_rate_limit)
     try:
-        headers = {**cors, **await enforce(RateLimiter(ctx.store), f"form:{form.id}:ip:{addr}",
-                                           spec)}
+        headers = {**cors, **await intake.rate_limits.enforce(f"form:{form.id}:ip:{addr}",
+                                                              spec)}
     except IntakeError as exc:
         exc.headers.update(cors)
         raise
-    limits = limits_of(request)
+    limits = limits_of(settings)
     body = await request.body()
     try:
         pairs = parse_form(body, request.headers.get("content-type", ""), limits)
-        post = read_form(form, pairs, ctx.now(), limits)
+        post = read_form(form, pairs, intake.clock(), limits)
     except IntakeError as exc:
         exc.headers.update(headers)
         if form.error_url and not _wants_json(request) and exc.status == 422:
@@ -108,8 +124,9 @@ async def _post(request: Request[Any, Any, Any], form_id: str) -> Response[Any]:
         raise
     key = request.headers.get("idempotency-key")
     key = key.strip()[:255] if key and key.strip() and key.isprintable() else None
-    status, lead_id, _ = await route_lead(request, post.lead, body=body, source=form.source,
-                                          key=key, spam=post.spam)
+    status, lead_id, _ = await route_lead(intake.leads, post.lead, body=body, source=form.source,
+                                          key=key, spam=post.spam,
+                                          retry_after=settings.retry_after_seconds)
     if _wants_json(request):
         return Response({"lead_id": lead_id, "redirect": post.redirect,
                          "duplicate": status == 200}, status_code=201 if status == 201 else 200,
@@ -118,8 +135,6 @@ async def _post(request: Request[Any, Any, Any], form_id: str) -> Response[Any]:
 
 
 def _form_op() -> type[Operation]:
-    from dataclasses import dataclass
-
     fields = Schema(type="object", additional_properties=Schema(type="string"))  # type: ignore[arg-type]
 
     @dataclass
@@ -136,11 +151,15 @@ def _form_op() -> type[Operation]:
 
 
 @post("/v1/forms/{form_id:str}", tags=["forms"], status_code=303, operation_class=_form_op())
-async def post_form(request: Request[Any, Any, Any], form_id: _FORM_ID) -> Response[Any]:
+async def post_form(request: Request[Any, Any, Any], form_id: _FORM_ID,
+                    rules: NamedDependency[RulesManager], settings: NamedDependency[Settings],
+                    clock: NamedDependency[Clock], rate_limits: NamedDependency[RateLimits],
+                    leads: NamedDependency[LeadService]) -> Response[Any]:
     """An HTML form post: 303 to the thank-you page (or an allow-listed ``retURL``), or
     ``{"lead_id", "redirect"}`` with ``Accept: application/json``."""
     try:
-        return await _post(request, form_id)
+        return await _post(request, form_id,
+                           _Intake(rules, settings, clock, rate_limits, leads))
     except IntakeError as exc:
         raise intake_problem(exc) from None
 

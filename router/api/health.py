@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request, Response, get
+from litestar import Response, get
+from litestar.di import NamedDependency
+
+from router.services.health import Health
 
 __all__ = ["livez", "readyz"]
 
@@ -16,13 +19,13 @@ def livez() -> dict[str, str]:
 
 
 @get("/readyz", tags=["health"])
-async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+async def readyz(health: NamedDependency[Health]) -> Response[dict[str, Any]]:
     """Ready to take leads: Redis answers and a ruleset is loaded."""
-    ctx = request.app.state.ctx
-    checks = {"rules": ctx.rules.loaded, "redis": await ctx.store_ok()}
+    rules = health.rules
+    checks = {"rules": rules.loaded, "redis": await health.store_ok()}
     ok = all(checks.values())
     body: dict[str, Any] = {"status": "ok" if ok else "unavailable", "checks": checks}
-    if ctx.rules.loaded:
-        body["rules_version"] = ctx.rules.current.version
-    headers = {} if ok else {"Retry-After": str(ctx.settings.retry_after_seconds)}
+    if rules.loaded:
+        body["rules_version"] = rules.current.version
+    headers = {} if ok else {"Retry-After": str(health.settings.retry_after_seconds)}
     return Response(body, status_code=200 if ok else 503, headers=headers)

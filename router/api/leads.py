@@ -13,26 +13,22 @@ import msgspec
 from leadrouter_sdk import Decision, Lead, decode_lead
 from litestar import Request, Response, get, post
 from litestar.datastructures import Headers
+from litestar.di import NamedDependency
 from litestar.params import FromPath
+from litestar.plugins.problem_details import ProblemDetailsException
 
+from router.api._body import decode_body
+from router.api.auth import require_intake_key
 from router.api.encoded import EncodedResponse
-from router.api.errors import DECODE_ERRORS, problem, validation_problem
+from router.api.errors import problem
 from router.api.openapi import BatchRequest, json_body
-from router.api.sources import require_intake_key
+from router.services.keys import ApiKeys
 from router.services.leads import LeadService
-from router.state.errors import StateUnavailable
+from router.settings import Settings
 
 __all__ = ["handlers"]
 
 _IDEM_MAX = 255
-
-
-def _service(request: Request[Any, Any, Any], ctx: Any = None) -> LeadService:
-    """``ctx``: the app's context if the caller has it already."""
-    service: LeadService | None = (ctx or request.app.state.ctx).leads
-    if service is None:
-        raise StateUnavailable("the state store is not connected yet")
-    return service
 
 
 def _json_only(headers: Headers) -> None:
@@ -56,13 +52,8 @@ def _idempotency_key(headers: Headers) -> str | None:
 
 
 def _decode(body: bytes, prefix: str = "$") -> Lead:
-    try:
-        return decode_lead(body)
-    except msgspec.ValidationError as exc:
-        raise validation_problem(exc, prefix=prefix) from None
-    except DECODE_ERRORS as exc:
-        raise problem(400, "Malformed JSON", f"the body is not valid JSON: {exc} — send one "
-                      "JSON object of lead fields", kind="malformed-json") from None
+    return decode_body(body, decode_lead, prefix=prefix,
+                       hint="send one JSON object of lead fields")
 
 
 async def _route_one(service: LeadService, lead: Lead, body: bytes, key: str | None,
@@ -84,18 +75,19 @@ async def _route_one(service: LeadService, lead: Lead, body: bytes, key: str | N
 
 @post("/v1/leads", tags=["leads"], status_code=201,
       operation_class=json_body(Lead, "The lead's fields; unknown fields are refused."))
-async def create_lead(request: Request[Any, Any, Any]) -> Response[Decision]:
+async def create_lead(request: Request[Any, Any, Any], leads: NamedDependency[LeadService],
+                      settings: NamedDependency[Settings],
+                      keys: NamedDependency[ApiKeys]) -> Response[Decision]:
     """Score and route one lead: 201 with the decision, 200 with ``duplicate: true`` when the
     ``Idempotency-Key`` or ``external_id`` was seen before."""
     headers = request.headers  # built once per request (litestar caches it in the scope)
     _json_only(headers)
-    ctx = request.app.state.ctx
-    await require_intake_key(request, ctx)
+    await require_intake_key(request, settings, keys)
     key = _idempotency_key(headers)
     body = await request.body()
     lead = _decode(body)
-    status, decision, extra = await _route_one(_service(request, ctx), lead, body, key,
-                                               ctx.settings.retry_after_seconds)
+    status, decision, extra = await _route_one(leads, lead, body, key,
+                                               settings.retry_after_seconds)
     # EncodedResponse: the same bytes and headers as Response, without litestar's per-response
     # header assembly (router/api/encoded.py).
     response: Response[Decision] = EncodedResponse(decision, status_code=status, headers=extra)
@@ -106,9 +98,20 @@ class _Batch(msgspec.Struct, forbid_unknown_fields=True):
     leads: list[msgspec.Raw]
 
 
+_decode_batch = msgspec.json.Decoder(_Batch).decode
+_decode_array = msgspec.json.Decoder(list[msgspec.Raw]).decode
+
+
+def _batch_items(body: bytes) -> list[msgspec.Raw]:
+    """``{"leads": [...]}`` or a bare JSON array: the items, still encoded."""
+    return _decode_batch(body).leads if body.lstrip()[:1] == b"{" else _decode_array(body)
+
+
 @post("/v1/leads:batch", tags=["leads"], status_code=200,
       operation_class=json_body(BatchRequest, "Up to LEADROUTER_BATCH_LIMIT leads."))
-async def create_leads(request: Request[Any, Any, Any]) -> dict[str, Any]:
+async def create_leads(request: Request[Any, Any, Any], leads: NamedDependency[LeadService],
+                       settings: NamedDependency[Settings],
+                       keys: NamedDependency[ApiKeys]) -> dict[str, Any]:
     """Many leads in one request: ``{"leads": [...]}`` (or a JSON array), one result each.
 
     Items are independent: a bad item gets its own problem (with its index in the path) and the
@@ -116,38 +119,25 @@ async def create_leads(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """
     headers = request.headers
     _json_only(headers)
-    ctx = request.app.state.ctx
-    await require_intake_key(request, ctx)
+    await require_intake_key(request, settings, keys)
     key = _idempotency_key(headers)
     body = await request.body()
-    try:
-        items = msgspec.json.decode(body, type=_Batch).leads if body.lstrip()[:1] == b"{" \
-            else msgspec.json.decode(body, type=list[msgspec.Raw])
-    except msgspec.ValidationError as exc:
-        raise validation_problem(exc) from None
-    except DECODE_ERRORS as exc:
-        raise problem(400, "Malformed JSON", f"the body is not valid JSON: {exc}") from None
-    limit = ctx.settings.batch_limit
+    items = decode_body(body, _batch_items)
+    limit = settings.batch_limit
     if len(items) > limit:
         raise problem(413, "Batch too large", f"{len(items)} leads in one batch; the limit is "
                       f"{limit} — split the batch", kind="batch-too-large", limit=limit)
-    service = _service(request, ctx)
-
     async def one(i: int, raw: msgspec.Raw) -> dict[str, Any]:
         item = bytes(raw)
         try:
             lead = _decode(item, prefix=f"$.leads[{i}]")
-            status, decision, _ = await _route_one(service, lead, item,
+            status, decision, _ = await _route_one(leads, lead, item,
                                                    f"{key}:{i}" if key else None,
-                                                   ctx.settings.retry_after_seconds)
+                                                   settings.retry_after_seconds)
             return {"index": i, "status": status, "decision": decision}
-        except StateUnavailable:
-            raise
-        except Exception as exc:
-            if hasattr(exc, "to_response"):
-                resp = exc.to_response(request)
-                return {"index": i, "status": resp.status_code, "problem": resp.content}
-            raise
+        except ProblemDetailsException as exc:  # that item fails; anything else: the request
+            resp = exc.to_response(request)
+            return {"index": i, "status": resp.status_code, "problem": resp.content}
 
     results = await asyncio.gather(*(one(i, raw) for i, raw in enumerate(items)))
     return {"results": results,
@@ -157,12 +147,12 @@ async def create_leads(request: Request[Any, Any, Any]) -> dict[str, Any]:
 
 
 @get("/v1/leads/{lead_id:str}", tags=["leads"])
-async def get_lead(request: Request[Any, Any, Any], lead_id: FromPath[str]) -> Decision:
+async def get_lead(lead_id: FromPath[str], leads: NamedDependency[LeadService]) -> Decision:
     """The stored decision: score breakdown, status, assignment, SLA state, rules version and
     the history of everything that happened to the lead."""
     if len(lead_id) > 64:
         raise problem(404, "Not found", "no lead with that id")
-    decision = await _service(request).get(lead_id)
+    decision = await leads.get(lead_id)
     if decision is None:
         raise problem(404, "Not found", f"no lead {lead_id!r} (it may have expired after the "
                       "decision retention period)", kind="lead-not-found")

@@ -9,14 +9,16 @@ stored afterwards (as ``GET /v1/leads/{id}``). See docs/sla.md.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from leadrouter_sdk import Decision
 from litestar import Request, post
+from litestar.di import NamedDependency
 from litestar.params import PathParameter
 
-from router.api.errors import DECODE_ERRORS, problem, validation_problem
+from router.api._body import decode_json
+from router.api.errors import problem
 from router.api.openapi import json_body
 from router.services.sla import (
     Action,
@@ -26,13 +28,13 @@ from router.services.sla import (
     UnknownPool,
     UnknownReason,
 )
-from router.state.errors import StateUnavailable
 
 __all__ = ["OwnerAction", "RejectAction", "handlers"]
 
 Rep = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[^\s,]+$")]
 Note = Annotated[str, msgspec.Meta(max_length=2000)]
 LeadId = Annotated[str, PathParameter()]
+T = TypeVar("T")
 
 
 class OwnerAction(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -53,35 +55,22 @@ class RejectAction(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pool: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
 
 
-def _service(request: Request[Any, Any, Any]) -> SlaService:
-    service: SlaService | None = request.app.state.ctx.sla
-    if service is None:
-        raise StateUnavailable("the state store is not connected yet")
-    return service
-
-
-async def _body(request: Request[Any, Any, Any], tp: type[Any]) -> Any:
+async def _body(request: Request[Any, Any, Any], tp: type[T]) -> T:
     ctype = request.headers.get("content-type", "")
     if ctype.split(";", 1)[0].strip().lower() not in ("application/json", ""):
         raise problem(415, "Unsupported media type",
                       f"send JSON with 'Content-Type: application/json' (got {ctype!r})")
-    try:
-        return msgspec.json.decode(await request.body(), type=tp)
-    except msgspec.ValidationError as exc:
-        raise validation_problem(exc) from None
-    except DECODE_ERRORS as exc:
-        raise problem(400, "Malformed JSON", f"the body is not valid JSON: {exc} — send e.g. "
-                      '{"rep": "alice"}', kind="malformed-json") from None
+    return decode_json(await request.body(), tp, hint='send e.g. {"rep": "alice"}')
 
 
-async def _act(request: Request[Any, Any, Any], lead_id: str, action: Action,
+async def _act(sla: SlaService, lead_id: str, action: Action,
                body: OwnerAction | RejectAction) -> Decision:
     if len(lead_id) > 64:
         raise problem(404, "Not found", "no lead with that id", kind="lead-not-found")
     reason = body.reason if isinstance(body, RejectAction) else None
     pool = body.pool if isinstance(body, RejectAction) else None
     try:
-        return await _service(request).act(lead_id, action, rep=body.rep, reason=reason,
+        return await sla.act(lead_id, action, rep=body.rep, reason=reason,
                                             note=body.note, pool=pool)
     except LeadNotFound:
         raise problem(404, "Not found", f"no lead {lead_id!r} (it may have expired after the "
@@ -104,26 +93,29 @@ async def _act(request: Request[Any, Any, Any], lead_id: str, action: Action,
 
 @post("/v1/leads/{lead_id:str}/accept", tags=["sla"], status_code=200,
       operation_class=json_body(OwnerAction, "The acting rep, e.g. {\"rep\": \"alice\"}."))
-async def accept_lead(request: Request[Any, Any, Any], lead_id: LeadId) -> Decision:
+async def accept_lead(request: Request[Any, Any, Any], lead_id: LeadId,
+                      sla: NamedDependency[SlaService]) -> Decision:
     """The owner accepts the lead: the SLA clock stops (in time or late). Repeating it is
     harmless. A queued lead nobody owns is taken by the rep who accepts it."""
-    return await _act(request, lead_id, "accept", await _body(request, OwnerAction))
+    return await _act(sla, lead_id, "accept", await _body(request, OwnerAction))
 
 
 @post("/v1/leads/{lead_id:str}/contacted", tags=["sla"], status_code=200,
       operation_class=json_body(OwnerAction, "The acting rep, e.g. {\"rep\": \"alice\"}."))
-async def contacted_lead(request: Request[Any, Any, Any], lead_id: LeadId) -> Decision:
+async def contacted_lead(request: Request[Any, Any, Any], lead_id: LeadId,
+                         sla: NamedDependency[SlaService]) -> Decision:
     """The owner has contacted the lead (stops the SLA clock if it still runs)."""
-    return await _act(request, lead_id, "contacted", await _body(request, OwnerAction))
+    return await _act(sla, lead_id, "contacted", await _body(request, OwnerAction))
 
 
 @post("/v1/leads/{lead_id:str}/reject", tags=["sla"], status_code=200,
       operation_class=json_body(RejectAction, "The acting rep and the reason, e.g. "
                                 "{\"rep\": \"alice\", \"reason\": \"no_budget\"}."))
-async def reject_lead(request: Request[Any, Any, Any], lead_id: LeadId) -> Decision:
+async def reject_lead(request: Request[Any, Any, Any], lead_id: LeadId,
+                      sla: NamedDependency[SlaService]) -> Decision:
     """The owner rejects the lead with a reason: it is recycled to nurture (status nurture),
     or rerouted for ``wrong_territory``; the reason is counted in the SLA report."""
-    return await _act(request, lead_id, "reject", await _body(request, RejectAction))
+    return await _act(sla, lead_id, "reject", await _body(request, RejectAction))
 
 
 handlers = [accept_lead, contacted_lead, reject_lead]

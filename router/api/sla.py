@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar import Request, get
+from litestar import get
+from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from router.api.errors import problem
 from router.engine.schema import parse_duration
 from router.services.sla import SlaReport, SlaService
-from router.state.errors import StateUnavailable
 
 __all__ = ["handlers"]
 
@@ -50,7 +50,7 @@ def _when(name: str, value: str | None, now: dt.datetime) -> dt.datetime | None:
 
 
 @get("/v1/sla/report", tags=["sla"])
-async def sla_report(request: Request[Any, Any, Any],
+async def sla_report(sla: NamedDependency[SlaService],
                      since: Annotated[str | None, QueryParameter(max_length=64)] = None,
                      until: Annotated[str | None, QueryParameter(max_length=64)] = None,
                      ) -> SlaReport:
@@ -60,17 +60,13 @@ async def sla_report(request: Request[Any, Any, Any],
 
     ``since`` / ``until``: ISO 8601 times or durations before now (``24h``); the default is the
     last 7 days. Facts are kept for the decision retention, up to ``sla_facts_maxlen``."""
-    ctx = request.app.state.ctx
-    service: SlaService | None = ctx.sla
-    if service is None:
-        raise StateUnavailable("the state store is not connected yet")
-    now: dt.datetime = ctx.now()
+    now = sla.now()
     end = _when("until", until, now) or now
     start = _when("since", since, now) or max(_EPOCH, end - _DEFAULT_WINDOW)
     if start > end:
         raise problem(422, "Invalid time range", f"since ({start.isoformat()}) is after until "
                       f"({end.isoformat()})", kind="validation")
-    return await service.report(start, end)
+    return await sla.report(start, end)
 
 
 handlers = [sla_report]

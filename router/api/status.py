@@ -6,20 +6,21 @@ import os
 import time
 from typing import Any
 
-from litestar import Request, Response, get
+from litestar import Response, get
+from litestar.di import NamedDependency
 
 from router import __version__
 from router.observability import metrics
-from router.observability.instrument import refresh_scrape_values
+from router.services.health import Health
 
 __all__ = ["handlers", "metrics_endpoint", "status"]
 
 
 @get("/metrics", tags=["health"], include_in_schema=False, cache_control=None)
-async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
+async def metrics_endpoint(health: NamedDependency[Health]) -> Response[bytes]:
     """Prometheus text exposition: every worker's metrics (multiprocess mode) plus values read
     at scrape time (rules version, SLA clocks and queue depths from Redis)."""
-    await refresh_scrape_values(request.app.state.ctx)
+    await health.refresh_scrape()
     return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)
 
 
@@ -36,14 +37,13 @@ def _duration(seconds: float) -> str:
 
 
 @get("/v1/status", tags=["health"])
-async def status(request: Request[Any, Any, Any]) -> dict[str, Any]:
+async def status(health: NamedDependency[Health]) -> dict[str, Any]:
     """What is running, on which rules, against which Redis, since when, and how much it has
     routed — the summary an operator reads first."""
-    ctx = request.app.state.ctx
-    await refresh_scrape_values(ctx)
+    await health.refresh_scrape()
     values = metrics.SCRAPE
-    settings = ctx.settings
-    rules = ctx.rules
+    settings = health.settings
+    rules = health.rules
     body: dict[str, Any] = {"service": "leadrouter", "version": __version__}
     uptime = time.time() - values.started
     body["uptime_seconds"] = round(uptime, 1)

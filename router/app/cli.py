@@ -26,8 +26,10 @@ def _print_json(data: Any) -> None:
 
 def _load(directory: str) -> Any:
     from router.engine.loader import load_directory
+    from router.intake.config import compile_intake
 
-    return load_directory(directory, functions=_plugin_host().functions())
+    return load_directory(directory, functions=_plugin_host().functions(),
+                          intake=compile_intake)
 
 
 def _plugin_host() -> Any:
@@ -122,14 +124,21 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_explain(args: argparse.Namespace) -> int:
+    """The decision of one lead, through the service's own ``decide()`` (router/services/
+    decide.py) with the plugins ``serve`` would load: what routing would answer, unwritten."""
+    import asyncio
+
     from leadrouter_sdk import lead_from_mapping
 
-    from router.engine.cases import CaseState, snapshot_for
+    from router.engine.backend import compiled_evaluator
+    from router.engine.cases import CaseState
     from router.engine.errors import RulesetError
-    from router.engine.evaluate import evaluate, explain
+    from router.engine.loader import load_directory
+    from router.services.decide import dry_run
 
+    host = _plugin_host()
     try:
-        ruleset = _load(args.rules)
+        ruleset = load_directory(args.rules, functions=host.functions())
     except RulesetError as exc:
         print(exc.summary())
         return 1
@@ -143,9 +152,11 @@ def cmd_rules_explain(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     now = args.now or datetime.datetime.now(datetime.UTC)
-    ev = evaluate(ruleset, lead, snapshot_for(state, ruleset.windows, now), now=now)
+    plan = asyncio.run(dry_run(lead, state, now, ruleset,
+                               evaluator=compiled_evaluator(ruleset), plugins=host))
+    ev = plan.evaluation
     if args.format == "json":
-        _print_json({"evaluation": ev, "explanation": explain(ruleset, ev)})
+        _print_json({"evaluation": ev, "explanation": plan.explanation})
         return 0
     sc = ev.score
     print(f"rules version {ruleset.version[:12]}  evaluated at {now.isoformat()}")
@@ -153,7 +164,7 @@ def cmd_rules_explain(args: argparse.Namespace) -> int:
           f"{sc.engagement:g})  grade {sc.grade}  status {ev.status}")
     for c in sc.contributions:
         print(f"  {c.points:+g}  {c.rule}  [{c.group}]")
-    for step in explain(ruleset, ev):
+    for step in plan.explanation:
         rule = f" ← {step.rule}" if step.rule else ""
         print(f"{step.stage:>13}: {step.outcome}{rule}  ({step.detail})")
     print(f"   assignment: {ev.route.reason}")

@@ -96,7 +96,7 @@ async def refresh_scrape_values(ctx: Any, *, timeout: float = 1.0) -> None:
         values.rules_loaded_at = rules.loaded_at.timestamp() if rules.loaded_at else None
         last = rules.last_result
         values.last_reload_ok = last is None or last.ok
-    store = ctx._store
+    store = ctx.store  # None until the store is connected
     if store is None:
         values.redis_up = False
         return

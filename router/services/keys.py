@@ -19,8 +19,10 @@ from collections.abc import Mapping
 from typing import Final
 
 from router.state.apikeys import KeyRecord, KeyStore
+from router.state.store import Store
 
-__all__ = ["SCOPES", "ApiKeys", "KeyProblem", "digest", "new_token", "token_from_headers"]
+__all__ = ["SCOPES", "ApiKeys", "KeyProblem", "KeyRecord", "digest", "new_token",
+           "token_from_headers"]
 
 SCOPES: Final = ("intake", "events", "admin")
 PREFIX: Final = "lrk_"
@@ -54,8 +56,15 @@ class KeyProblem(Exception):
 
 
 class ApiKeys:
+    """Every use of the stored keys: create, check, list, rotate, revoke."""
+
     def __init__(self, store: KeyStore) -> None:
         self.store = store
+
+    @classmethod
+    def on(cls, store: Store) -> ApiKeys:
+        """The keys kept in ``store`` (one hash, see router/state/apikeys.py)."""
+        return cls(KeyStore(store))
 
     async def create(self, *, source: str, scopes: list[str], name: str = "",
                      now_ms: int | None = None) -> tuple[str, KeyRecord]:
@@ -85,6 +94,10 @@ class ApiKeys:
             raise KeyProblem(403, f"this key lacks the {scope!r} scope (it has "
                                   f"{', '.join(record.scopes)})")
         return record
+
+    async def all(self) -> list[KeyRecord]:
+        """Every key's record (never the key itself), oldest first."""
+        return sorted((await self.store.all()).values(), key=lambda r: r.created_at)
 
     async def find(self, key_id: str) -> tuple[str, KeyRecord] | None:
         for dig, record in (await self.store.all()).items():

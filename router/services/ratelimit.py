@@ -9,19 +9,27 @@ The client address is the TCP peer, unless the peer is a trusted proxy (setting
 ``trusted_proxies``): then ``X-Forwarded-For`` is read right to left, skipping trusted hops,
 and the first untrusted address is the client. Nothing is trusted by default, so a client
 cannot pick its own bucket by sending the header.
+
+:class:`WebhookReplays` (each signed webhook id accepted once) lives here too: like the rate
+limit it guards the intake against what senders repeat, with one Redis call per request.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
 from router.intake.config import RateSpec
 from router.intake.mapping import IntakeError
+from router.state.errors import StateUnavailable
 from router.state.ratelimit import RateDecision, RateLimiter
+from router.state.replay import ReplayGuard
+from router.state.store import Store
 
-__all__ = ["client_address", "enforce", "headers_for", "parse_networks"]
+__all__ = ["RateLimits", "WebhookReplays", "client_address", "enforce", "headers_for",
+           "parse_networks"]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -92,3 +100,38 @@ async def enforce(limiter: RateLimiter, bucket: str, spec: RateSpec) -> dict[str
                           f"{spec.period}s reached — retry in {decision.retry_after_s}s",
                           field=None, kind="rate-limited", headers=headers)
     return headers
+
+
+class RateLimits:
+    """The rate limits of one store: ``await limits.enforce(bucket, spec)``."""
+
+    def __init__(self, store: Store) -> None:
+        self.limiter = RateLimiter(store)
+
+    async def enforce(self, bucket: str, spec: RateSpec) -> dict[str, str]:
+        """Count the request; the headers to send, or IntakeError(429) carrying them."""
+        return await enforce(self.limiter, bucket, spec)
+
+
+class WebhookReplays:
+    """Each signed webhook id is accepted once (router/state/replay.py): ``claim`` before
+    processing, ``finish`` with the outcome, ``release`` when processing failed so the
+    sender's retry gets through."""
+
+    def __init__(self, store: Store) -> None:
+        self.guard = ReplayGuard(store)
+
+    async def claim(self, source: str, message_id: str, fingerprint: str,
+                    ttl_s: int) -> str | None:
+        """None if this request now owns the id, else what is stored for it (F|.. / D|..)."""
+        return await self.guard.claim(source, message_id, fingerprint, ttl_s)
+
+    async def finish(self, source: str, message_id: str, fingerprint: str, outcome: str,
+                     ttl_s: int) -> None:
+        await self.guard.finish(source, message_id, fingerprint, outcome, ttl_s)
+
+    async def release(self, source: str, message_id: str) -> None:
+        # Best effort: Redis being down is what most likely failed the request; the claim
+        # then expires by itself after its ttl.
+        with contextlib.suppress(StateUnavailable):
+            await self.guard.release(source, message_id)

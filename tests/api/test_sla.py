@@ -23,28 +23,16 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import redis
+from _rules import SLA_SCORING, sla_reps
 
 from router.app.application import create_app
 from router.settings import Settings
 
 NY = ZoneInfo("America/New_York")
-_DAY = '{mon-sun: "00:00-24:00"}'
 
 RULES = {
-    "scoring.yaml": """\
-scoring:
-  fit:
-    - {id: fit.big, when: "employees >= 1000", points: 25}
-grades: {A: 80, B: 50, C: 20, D: 0}
-qualification:
-  - {id: q.mql, status: mql, when: "true"}
-""",
-    "reps.yaml": "reps:\n" + "".join(
-        f"  - {{id: {rep}, timezone: UTC, working_hours: {_DAY}}}\n"
-        for rep in ("r1", "r2", "r3")) + """\
-  - {id: ny1, timezone: America/New_York, working_hours: {mon-fri: "09:00-17:00"}}
-  - {id: ny2, timezone: America/New_York, working_hours: {mon-fri: "09:00-17:00"}}
-""",
+    "scoring.yaml": SLA_SCORING,
+    "reps.yaml": sla_reps("r1", "r2", "r3"),
     "routing.yaml": """\
 territories:
   - {id: any, when: "true"}

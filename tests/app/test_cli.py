@@ -129,3 +129,13 @@ def test_explain_prints_the_decision(tmp_path: Path, capsys: pytest.CaptureFixtu
     bad.write_text("[1, 2]")
     assert main(["rules", "explain", str(bad), "--rules", str(RULES)]) == 2
     assert "cannot read the lead" in capsys.readouterr().err
+
+
+def test_check_reads_the_intake_sections_as_the_service_does(
+        rules_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # forms:/sources: are compiled by router.intake, which the loader is handed (the engine
+    # does not import it): a mistake there fails the check like one in the rules
+    _edit(rules_copy / "intake.yaml", "thank_you:", "thank_yu:")
+    assert main(["rules", "check", str(rules_copy)]) == 1
+    out = capsys.readouterr().out
+    assert str(rules_copy / "intake.yaml") + ":" in out and "did you mean `thank_you`?" in out

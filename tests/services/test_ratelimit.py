@@ -113,3 +113,46 @@ def test_client_address_rules() -> None:
     assert client_address("2001:db8::1", {}, "") == "2001:db8::/64"
     assert client_address("::ffff:192.0.2.1", {}, "") == "192.0.2.1"
     assert client_address(None, {}, "") == "unknown"
+
+
+# -- the services the intake endpoints are given (router/services/ratelimit.py) -------------
+
+
+@pytest.mark.anyio
+async def test_rate_limits_count_per_bucket_in_redis(store: Any) -> None:
+    from router.intake.config import parse_rate
+    from router.intake.mapping import IntakeError
+    from router.services.ratelimit import RateLimits
+
+    limits = RateLimits(store)
+    spec = parse_rate("2/min")
+    first = await limits.enforce("key:a", spec)
+    assert (first["RateLimit-Limit"], first["RateLimit-Remaining"]) == ("2", "1")
+    await limits.enforce("key:a", spec)
+    with pytest.raises(IntakeError) as refused:
+        await limits.enforce("key:a", spec)
+    assert refused.value.status == 429 and "Retry-After" in refused.value.headers
+    assert (await limits.enforce("key:b", spec))["RateLimit-Remaining"] == "1"  # own bucket
+
+
+@pytest.mark.anyio
+async def test_webhook_replays_claim_finish_and_release(store: Any) -> None:
+    from router.services.ratelimit import WebhookReplays
+
+    replays = WebhookReplays(store)
+    assert await replays.claim("hub", "msg-1", "fp", 60) is None  # this request owns it
+    assert await replays.claim("hub", "msg-1", "fp", 60) == "F|fp"  # in flight
+    await replays.finish("hub", "msg-1", "fp", "[]", 60)
+    assert await replays.claim("hub", "msg-1", "fp", 60) == "D|fp|[]"  # its outcome
+    assert await replays.claim("hub", "msg-2", "fp", 60) is None
+    await replays.release("hub", "msg-2")  # failed: the retry gets through
+    assert await replays.claim("hub", "msg-2", "fp", 60) is None
+
+
+@pytest.mark.anyio
+async def test_releasing_a_claim_while_redis_is_down_is_not_an_error(store: Any) -> None:
+    from router.services.ratelimit import WebhookReplays
+
+    replays = WebhookReplays(store)
+    await store.close()
+    await replays.release("hub", "msg-3")  # the claim expires by itself

@@ -216,6 +216,6 @@ async def test_the_outbox_keeps_about_maxlen_entries(store: Store,
 
 def test_the_service_passes_the_outbox_maxlen_on(start_service: Callable[..., Any]) -> None:
     server = start_service(outbox_maxlen=5000)
-    ctx = server.server.config.app.state.ctx
+    ctx = server.server.config.app.state.services
     assert ctx.store.outbox_maxlen == 5000
     assert ctx.engagement.state.limits == EngagementLimits()

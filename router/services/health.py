@@ -1,0 +1,39 @@
+"""What the probes and the status page ask: is Redis there, which rules are served, and the
+values read at scrape time (router/observability/instrument.py).
+
+The store is attached in the app's lifespan; until then (and while Redis is down) the service
+reports not ready instead of failing.
+"""
+
+from __future__ import annotations
+
+from router.observability.instrument import refresh_scrape_values
+from router.services.clock import Clock
+from router.services.rules import RulesManager
+from router.settings import Settings
+from router.state.errors import StateError
+from router.state.store import Store
+
+__all__ = ["Health"]
+
+
+class Health:
+    def __init__(self, *, rules: RulesManager, settings: Settings, clock: Clock) -> None:
+        self.rules = rules
+        self.settings = settings
+        self.now = clock  # refresh_scrape_values reads rules, settings, store and now()
+        self.store: Store | None = None
+
+    async def store_ok(self) -> bool:
+        """Redis answers a PING."""
+        if self.store is None:
+            return False
+        try:
+            await self.store.ping()
+        except StateError:
+            return False
+        return True
+
+    async def refresh_scrape(self) -> None:
+        """Fill the scrape-time metric values (one bounded round trip)."""
+        await refresh_scrape_values(self)

@@ -1,0 +1,57 @@
+"""Keeping every worker on the same rules: the file watcher and the shared generation counter.
+
+An admin reload happens in one worker; it bumps a counter in Redis (``announce``). Every worker
+polls the rules directory and that counter (``run``, one GET per poll interval) and reloads
+when either moved, so all converge on what is on disk even if file timestamps did not change
+(e.g. a ConfigMap swap that preserves mtimes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from router.services.rules import RulesManager
+from router.state.errors import StateError
+from router.state.rules_sync import bump_rules_generation, rules_generation
+from router.state.store import Store
+
+__all__ = ["RulesWatcher"]
+
+
+class RulesWatcher:
+    def __init__(self, rules: RulesManager, *, poll_seconds: float) -> None:
+        self.rules = rules
+        self.poll_seconds = poll_seconds
+        self.store: Store | None = None
+        self.generation: int | None = None
+
+    async def attach(self, store: Store) -> None:
+        """Start from the counter as it is now (if Redis answers: else the first poll does)."""
+        self.store = store
+        with contextlib.suppress(StateError):
+            self.generation = await rules_generation(store)
+
+    async def announce(self) -> None:
+        """Tell the other workers to re-read the rules directory (after an admin reload)."""
+        if self.store is None:
+            return
+        with contextlib.suppress(StateError):
+            self.generation = await bump_rules_generation(self.store)
+
+    async def poll(self) -> None:
+        """One check: reload if the files changed or another worker announced a reload."""
+        generation = self.generation
+        if self.store is not None:
+            with contextlib.suppress(StateError):
+                generation = await rules_generation(self.store)
+        bumped = generation is not None and generation != self.generation
+        if self.rules.changed_on_disk() or bumped:
+            self.generation = generation
+            self.rules.reload(reason="generation" if bumped else "file change")
+
+    async def run(self) -> None:
+        """Poll every ``poll_seconds`` until cancelled (0: never)."""
+        while self.poll_seconds > 0:
+            await asyncio.sleep(self.poll_seconds)
+            await self.poll()

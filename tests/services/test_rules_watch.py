@@ -1,0 +1,54 @@
+"""router/services/rules_watch.py: an admin reload in one worker reaches the others through
+the generation counter in Redis; a file change reaches every worker by itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from _service import write_rules
+
+from router.services.rules import RulesManager
+from router.services.rules_watch import RulesWatcher
+from router.state.store import Store
+
+pytestmark = pytest.mark.anyio
+
+
+def _manager(directory: Path) -> RulesManager:
+    manager = RulesManager(directory)
+    manager.load_initial()
+    return manager
+
+
+async def test_an_announced_reload_reaches_the_other_workers(store: Store,
+                                                             tmp_path: Path) -> None:
+    directory = write_rules(tmp_path / "rules")
+    one, other = RulesWatcher(_manager(directory), poll_seconds=0), \
+        RulesWatcher(_manager(directory), poll_seconds=0)
+    await one.attach(store)
+    await other.attach(store)
+    assert one.generation == other.generation == 0
+
+    await other.poll()  # nothing moved: no reload
+    assert other.rules.last_result is None
+
+    await one.announce()
+    assert one.generation == 1
+    await other.poll()
+    result = other.rules.last_result
+    assert result is not None and (result.ok, result.reason) == (True, "generation")
+    assert other.generation == 1
+
+
+async def test_a_file_change_is_reloaded_without_redis(tmp_path: Path) -> None:
+    directory = write_rules(tmp_path / "rules")
+    watcher = RulesWatcher(_manager(directory), poll_seconds=0)
+    await watcher.announce()  # no store attached: nothing to tell
+    target = directory / "scoring.yaml"
+    target.write_text(target.read_text() + "# edited\n")
+    await watcher.poll()
+    result = watcher.rules.last_result
+    assert result is not None and (result.ok, result.reason) == (True, "file change")
+    await watcher.poll()  # nothing changed since
+    assert watcher.rules.last_result is result
