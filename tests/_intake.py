@@ -12,6 +12,9 @@ from typing import Any
 
 from _service import write_rules
 
+from router.engine.loader import load_texts
+from router.intake.config import IntakeConfig, compile_intake
+
 HUBSPOT_SECRET = "hs-client-secret-0123456789"
 SEGMENT_SECRET = "segment-shared-secret"
 CRM_SECRET = "whsec_" + base64.b64encode(b"crm-signing-key-32-bytes-long!!!").decode()
@@ -61,6 +64,15 @@ def intake_rules(directory: Path, *, port: int = 8080, form_rate: str = "1000/mi
     write_rules(directory, {"intake.yaml": INTAKE.format(port=port, form_rate=form_rate,
                                                          crm_rate=crm_rate)})
     return directory
+
+
+def intake_config(text: str | None = None) -> IntakeConfig:
+    """The compiled ``forms:``/``sources:`` of ``text`` (default :data:`INTAKE`, as served by
+    :func:`intake_rules`), loaded like the service loads them; raises ``RulesetError``."""
+    if text is None:
+        text = INTAKE.format(port=8080, form_rate="1000/min", crm_rate="1000/min")
+    config: IntakeConfig = load_texts({"intake.yaml": text}, intake=compile_intake).intake
+    return config
 
 
 def started(seconds_ago: float = 30) -> str:

@@ -1,8 +1,8 @@
-"""Helpers for the service integration tests (``tests/test_api_*.py``, ``tests/test_service_*.py``).
+"""Helpers for the service integration tests (tests/api/, tests/e2e/ and others over HTTP).
 
-* :func:`write_rules` writes a small, deterministic rules directory: every rep works 00:00-24:00
-  every day in UTC and the pools the load tests use ignore working hours, so routing does not
-  depend on when the suite runs.
+* :func:`write_rules` writes a small, deterministic rules directory (``_rules.SERVICE_RULES``):
+  every rep works 00:00-24:00 every day in UTC and the pools the load tests use ignore working
+  hours, so routing does not depend on when the suite runs.
 * :class:`ThreadServer` runs the real app on a real uvicorn server in a background thread (one
   process, fast to start, lets a test inject a clock).
 * :class:`ServiceProcess` runs ``leadrouter serve`` as a real process (its own process group),
@@ -27,86 +27,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _rules import SERVICE_RULES
 
 ADMIN_TOKEN = "test-admin-token"
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 JSON = {"Content-Type": "application/json"}
 
-_ALL_DAY = '{mon-sun: "00:00-24:00"}'
-
-# Pools (all members work around the clock, in UTC):
-#   rr      round_robin over r1 r2 r3 (the default route)
-#   wrr     weighted_round_robin, w1:w2:w3 = 3:2:1          (campaign "wrr")
-#   capped  round_robin over c1 c2, daily_cap 40 → queue capped-overflow   (campaign "capped")
-#   ll      least_loaded over r1 r2, working hours on        (campaign "ll")
-# Score: fit.big 25 (employees >= 1000), fit.us 10 (country US), bant.budget 20 (budget >= 50k),
-# eng.demo 30; score >= 80 → sql, campaign "junk" → bad_lead, else mql.
-RULES: dict[str, str] = {
-    "reps.yaml": "reps:\n" + "".join(
-        f"  - {{id: {rep}, name: Rep {rep.upper()}, timezone: UTC, working_hours: {_ALL_DAY}}}\n"
-        for rep in ("r1", "r2", "r3", "w1", "w2", "w3", "c1", "c2", "owner1")),
-    "scoring.yaml": """\
-scoring:
-  fit:
-    - {id: fit.big, when: "employees >= 1000", points: 25}
-    - {id: fit.us, when: 'country == "US"', points: 10}
-  bant:
-    - {id: bant.budget, when: "budget >= 50000", points: 20}
-  engagement:
-    - {id: eng.demo, when: 'count("demo_requested", days=30) >= 1', points: 30}
-grades: {A: 80, B: 50, C: 20, D: 0}
-qualification:
-  - {id: q.bad, status: bad_lead, when: 'campaign == "junk"'}
-  - {id: q.sql, status: sql, when: "score >= 80"}
-  - {id: q.mql, status: mql, when: "true"}
-""",
-    "routing.yaml": """\
-territories:
-  - {id: us, when: 'country == "US"'}
-  - {id: other, when: "true"}
-segments:
-  - {id: enterprise, when: "employees >= 1000"}
-  - {id: smb, when: "true"}
-pools:
-  rr: {strategy: round_robin, members: [r1, r2, r3], working_hours: false}
-  wrr:
-    strategy: weighted_round_robin
-    members: [{rep: w1, weight: 3}, {rep: w2, weight: 2}, {rep: w3, weight: 1}]
-    working_hours: false
-  capped:
-    strategy: round_robin
-    members: [c1, c2]
-    daily_cap: 40
-    working_hours: false
-    overflow: {queue: capped-overflow}
-  ll: {strategy: least_loaded, members: [r1, r2], working_hours: true}
-assignment:
-  - id: account-owner
-    when: 'account_owner != null and status != "bad_lead"'
-    assign: account_owner
-  - {id: to-review, when: 'status == "bad_lead"', queue: review}
-  - {id: to-wrr, when: 'campaign == "wrr"', pool: wrr}
-  - {id: to-capped, when: 'campaign == "capped"', pool: capped}
-  - {id: to-ll, when: 'campaign == "ll"', pool: ll}
-  - {id: to-rr, when: "true", pool: rr}
-""",
-    "sla.yaml": """\
-sla:
-  - {id: sla-sql, when: 'status == "sql"', accept_within: 10m, clock: wall, on_breach: reassign}
-  - {id: sla-mql, when: 'status == "mql"', accept_within: 1h, clock: wall, on_breach: notify}
-""",
-    "tests/cases.yaml": """\
-cases:
-  - name: a big US lead with a budget scores 55 and goes to the round-robin pool
-    lead: {email: a@big.example, employees: 5000, country: US, budget: 100000}
-    expect: {status: mql, score: 55, pool: rr, rule: to-rr}
-""",
-}
-
 
 def write_rules(directory: Path, overrides: Mapping[str, str] | None = None) -> Path:
-    """Write :data:`RULES` (with ``overrides`` by file name) into ``directory``."""
-    for name, text in {**RULES, **(overrides or {})}.items():
+    """Write the default rules (``_rules.SERVICE_RULES``), with ``overrides`` by file name, into
+    ``directory``."""
+    for name, text in {**SERVICE_RULES, **(overrides or {})}.items():
         path = directory / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")

@@ -81,12 +81,12 @@ async def aredis(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
         await client.aclose()
 
 
-# --- the service over real HTTP (tests/test_api_*.py, tests/test_service_*.py) ----------------
+# --- the service over real HTTP (tests/api/, tests/e2e/ and others) ---------------------------
 
 
 @pytest.fixture
 def rules_dir(tmp_path: Path) -> Path:
-    """A small deterministic rules directory (see tests/_service.py: reps work around the
+    """A small deterministic rules directory (see tests/_rules.py: reps work around the
     clock, pools rr / wrr / capped / ll), written fresh for this test: edit it freely."""
     from _service import write_rules
 

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import redis
+from _rules import SLA_SCORING, sla_reps
 from leadrouter_sdk import Decision, decode_lead
 
 from router.engine.ruleset import Ruleset
@@ -36,23 +37,10 @@ pytestmark = pytest.mark.anyio
 
 NY = ZoneInfo("America/New_York")
 T0 = dt.datetime(2026, 3, 4, 15, 0, tzinfo=dt.UTC)  # a Wednesday
-_DAY = '{mon-sun: "00:00-24:00"}'
 
 RULES = {
-    "scoring.yaml": """\
-scoring:
-  fit:
-    - {id: fit.big, when: "employees >= 1000", points: 25}
-grades: {A: 80, B: 50, C: 20, D: 0}
-qualification:
-  - {id: q.mql, status: mql, when: "true"}
-""",
-    "reps.yaml": "reps:\n" + "".join(
-        f"  - {{id: {rep}, timezone: UTC, working_hours: {_DAY}}}\n"
-        for rep in ("r1", "r2", "r3", "x1", "owner1")) + """\
-  - {id: ny1, timezone: America/New_York, working_hours: {mon-fri: "09:00-17:00"}}
-  - {id: ny2, timezone: America/New_York, working_hours: {mon-fri: "09:00-17:00"}}
-""",
+    "scoring.yaml": SLA_SCORING,
+    "reps.yaml": sla_reps("r1", "r2", "r3", "x1", "owner1"),
     "routing.yaml": """\
 territories:
   - {id: us, when: 'country == "US"'}

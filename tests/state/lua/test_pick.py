@@ -1,4 +1,6 @@
-"""The commit script against a real Valkey: strategies, eligibility, overflow, concurrency."""
+"""The pool pick (router/state/lua/_pick.lua, run here through the commit script) against a
+real Valkey: strategies, eligibility, daily caps, overflow, concurrent tasks and processes.
+What a commit stores: tests/state/lua/test_commit.py."""
 
 from __future__ import annotations
 
@@ -14,37 +16,14 @@ from pathlib import Path
 
 import pytest
 import redis
+from _pools import NOW, assign, m, owners, pool
 
-from router.engine.availability import MemberPlan, PoolPlan
+from router.engine.availability import PoolPlan
 from router.state import AssignResult, CommitPlan, HistoryEntry, Store
 
 pytestmark = pytest.mark.anyio
 
-ROOT = Path(__file__).resolve().parents[2]
-DAY = "2026-03-02"
-NOW = dt.datetime(2026, 3, 2, 17, 0, tzinfo=dt.UTC)
-_ids = itertools.count()
-
-
-def m(rep: str, weight: int = 1, *, in_hours: bool = True, cap: int = -1,
-      day: str = DAY) -> MemberPlan:
-    return MemberPlan(rep, weight, in_hours, day, cap)
-
-
-def pool(pool_id: str, *members: MemberPlan, strategy: str = "round_robin",
-         pool_cap: int = -1) -> PoolPlan:
-    return PoolPlan(id=pool_id, strategy=strategy, pool_cap=pool_cap, day=DAY, members=members)
-
-
-async def assign(store: Store, *chain: PoolPlan, queue: str = "unassigned",
-                 now: dt.datetime = NOW, **extra: object) -> AssignResult:
-    plan = CommitPlan(lead_id=f"lead-{next(_ids)}", now=now, kind="pool", decision=b'{"s":1}',
-                      chain=chain, queue=queue, **extra)  # type: ignore[arg-type]
-    return await store.commit(plan)
-
-
-async def owners(store: Store, n: int, *chain: PoolPlan) -> list[str | None]:
-    return [(await assign(store, *chain)).owner for _ in range(n)]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 # -- strategies -----------------------------------------------------------------------------
@@ -194,66 +173,6 @@ async def test_pool_daily_cap(store: Store) -> None:
     assert all(not s.eligible and "pool at daily cap" in s.why_not for s in stats.members)
     r = await assign(store, p, pool("q", m("z")))
     assert r.reason.startswith("p is at its pool daily cap (3/3) → overflow q")
-
-
-async def test_owner_route_wins_over_availability_and_counts(store: Store) -> None:
-    await store.put_rep("alice", "out_of_office")
-    plan = CommitPlan(lead_id="owned-1", now=NOW, kind="account_owner", decision=b"{}",
-                      owner="alice", owner_day=DAY, reason="acme.com is owned by alice")
-    r = await store.commit(plan)
-    assert (r.status, r.owner, r.reason) == ("assigned", "alice", "acme.com is owned by alice")
-    stats = await store.pool_stats(pool("p", m("alice", cap=1)), NOW)
-    (alice,) = stats.members
-    assert alice.assigned_today == 1 and alice.open == 1
-    assert alice.why_not == ("out of office", "at daily cap")
-
-
-async def test_queue_route(store: Store, redis_client: redis.Redis) -> None:
-    plan = CommitPlan(lead_id="q-1", now=NOW, kind="queue", queue="nurture", decision=b"{}",
-                      reason="nurture leads wait")
-    r = await store.commit(plan)
-    assert (r.status, r.queue, r.owner) == ("queued", "nurture", None)
-    assert redis_client.zscore("lr:{queue:nurture}", "q-1") == NOW.timestamp() * 1000
-
-
-async def test_sla_due_per_candidate_rep(store: Store, redis_client: redis.Redis) -> None:
-    default = NOW + dt.timedelta(hours=1)
-    for_b = NOW + dt.timedelta(hours=15)  # b's business hours start tomorrow
-    p = pool("p", m("a"), m("b"))
-    r1 = await assign(store, p, due_at=default, due_by_rep={"b": for_b}, sla_policy="hot")
-    r2 = await assign(store, p, due_at=default, due_by_rep={"b": for_b}, sla_policy="hot")
-    assert (r1.owner, r1.due_at) == ("a", default)
-    assert (r2.owner, r2.due_at) == ("b", for_b)
-    assert redis_client.zscore("lr:{sla}:due", r2.lead_id) == for_b.timestamp() * 1000
-    # The lead outlives its deadline by the retention.
-    assert redis_client.pttl(f"lr:{{lead:{r2.lead_id}}}") > 24 * 3600_000
-
-
-async def test_commit_stores_everything(store: Store, redis_client: redis.Redis,
-                                        outbox_sink: str) -> None:
-    r = await assign(store, pool("p", m("a")), rule="na-ent", sla_policy="std",
-                     due_at=NOW + dt.timedelta(minutes=5))
-    lead = await store.get_lead(r.lead_id)
-    assert lead is not None
-    assert json.loads(bytes(lead.decision)) == {"s": 1}
-    assert (lead.owner, lead.pool, lead.strategy, lead.rule, lead.sla_policy, lead.state) == (
-        "a", "p", "round_robin", "na-ent", "std", "assigned")
-    assert lead.assigned_at == NOW and lead.due_at == NOW + dt.timedelta(minutes=5)
-    assert [(h.event, h.owner) for h in lead.history] == [("created", None), ("assigned", "a")]
-    assert lead.history[0].rule == "na-ent"
-    (entry,) = redis_client.xrange("lr:{outbox}")[-1:]
-    fields = entry[1]
-    assert fields[b"type"] == b"lead.assigned" and fields[b"lead_id"] == r.lead_id.encode()
-    assert fields[b"owner"] == b"a" and json.loads(fields[b"decision"]) == {"s": 1}
-
-
-async def test_same_lead_id_is_never_committed_twice(store: Store) -> None:
-    p = pool("p", m("a"), m("b"))
-    plan = CommitPlan(lead_id="twice", now=NOW, kind="pool", decision=b"{}", chain=(p,))
-    first, second = await store.commit(plan), await store.commit(plan)
-    assert (first.status, second.status) == ("assigned", "exists")
-    assert second.owner == first.owner == "a"
-    assert (await assign(store, p)).owner == "b"  # the rotation did not move for the repeat
 
 
 # -- concurrency ----------------------------------------------------------------------------

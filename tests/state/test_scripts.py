@@ -1,4 +1,5 @@
-"""The shared pool pick (router/state/lua/_pick.lua): included once per script, same picks."""
+"""router/state/scripts.py: every script is ``_lib.lua`` plus its own file, and a
+``--!include`` library (the pool pick, ``lua/_pick.lua``) is pulled in exactly once."""
 
 from __future__ import annotations
 
