@@ -3,7 +3,8 @@
 Why not ``redis.asyncio.Redis``: measured on this machine class, one redis-py round trip costs
 ~130 µs of client CPU (connection pool lock, event dispatch, retry wrapper, per-call timeout
 task) and a pipeline of three ~270 µs; the same PING through this protocol costs ~25-35 µs.
-Round trips decide the service's throughput (DESIGN.md), so the hot path uses this.
+Round trips decide the service's throughput (docs/architecture.md, performance facts), so
+the hot path uses this.
 
 How it works: every call packs its command(s) with ``hiredis.pack_command`` and queues them as
 one piece (so a batch, e.g. MULTI…EXEC, is never interleaved with another task's commands),

@@ -80,7 +80,7 @@ def test_missing_field_equals_null_and_not_equal_to_null_tests_presence() -> Non
 
 
 def test_not_equal_with_a_missing_value_is_false() -> None:
-    # DESIGN.md: "a missing field compares false" — `!=` and `not in` included; presence is
+    # docs/rules.md: "a missing value compares false" — `!=` and `not in` included; presence is
     # tested with `== null` / `!= null`, and an explicit `not (...)` still negates.
     assert not ev("employees != 5")
     assert not ev('title != "VP"')
