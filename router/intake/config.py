@@ -12,7 +12,7 @@ import difflib
 import re
 import urllib.parse
 from collections.abc import Mapping
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, NamedTuple
 
 import msgspec
 from leadrouter_sdk import Lead
@@ -223,17 +223,28 @@ def _rate(doc: Document, path: tuple[str | int, ...], text: str | None,
         return None
 
 
+class _Shared(NamedTuple):
+    fields: dict[str, FieldMap]
+    defaults: dict[str, Any]
+    rate: RateSpec | None
+
+
+def _shared(doc: Document, path: tuple[str | int, ...], spec: FormSpec | SourceSpec,
+            errors: list[RuleError], owner: str) -> _Shared:
+    """What forms and sources both have, checked: field maps, defaults and rate limit."""
+    return _Shared(_field_maps(doc, path, spec.fields, errors, owner),
+                   _defaults(doc, path, spec.defaults, errors, owner),
+                   _rate(doc, path, spec.rate_limit, errors, owner))
+
+
 def _https_or_local(url: str) -> bool:
     parts = urllib.parse.urlsplit(url)
     return bool(parts.netloc) and (parts.scheme == "https" or (
         parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1", "::1")))
 
 
-def _form(doc: Document, path: tuple[str | int, ...], form_id: str, value: Any,
+def _form(doc: Document, path: tuple[str | int, ...], form_id: str, spec: FormSpec,
           errors: list[RuleError]) -> FormConfig | None:
-    spec: FormSpec | None = doc.decode(path, value, FormSpec, errors, rule=form_id)
-    if spec is None:
-        return None
     n = len(errors)
     for key, url in (("thank_you", spec.thank_you), ("error_url", spec.error_url)):
         if url is not None and not _https_or_local(url):
@@ -251,9 +262,7 @@ def _form(doc: Document, path: tuple[str | int, ...], form_id: str, value: Any,
     thanks_host = urllib.parse.urlsplit(spec.thank_you).hostname
     if thanks_host:
         hosts.add(thanks_host)
-    fields = _field_maps(doc, path, spec.fields, errors, form_id)
-    defaults = _defaults(doc, path, spec.defaults, errors, form_id)
-    rate = _rate(doc, path, spec.rate_limit, errors, form_id)
+    fields, defaults, rate = _shared(doc, path, spec, errors, form_id)
     if len(errors) > n:
         return None
     return FormConfig(
@@ -264,11 +273,8 @@ def _form(doc: Document, path: tuple[str | int, ...], form_id: str, value: Any,
         fields=fields, unmapped=spec.unmapped)
 
 
-def _source(doc: Document, path: tuple[str | int, ...], source_id: str, value: Any,
+def _source(doc: Document, path: tuple[str | int, ...], source_id: str, spec: SourceSpec,
             errors: list[RuleError]) -> SourceConfig | None:
-    spec: SourceSpec | None = doc.decode(path, value, SourceSpec, errors, rule=source_id)
-    if spec is None:
-        return None
     n = len(errors)
     kind = spec.type or (source_id if source_id in SOURCE_TYPES else None)
     if kind is None:
@@ -293,9 +299,7 @@ def _source(doc: Document, path: tuple[str | int, ...], source_id: str, value: A
     except ValueError as exc:
         errors.append(doc.error((*path, "tolerance"), str(exc), rule=source_id,
                                 fix="write e.g. 5m"))
-    fields = _field_maps(doc, path, spec.fields, errors, source_id)
-    defaults = _defaults(doc, path, spec.defaults, errors, source_id)
-    rate = _rate(doc, path, spec.rate_limit, errors, source_id)
+    fields, defaults, rate = _shared(doc, path, spec, errors, source_id)
     if len(errors) > n:
         return None
     return SourceConfig(
@@ -324,18 +328,20 @@ def compile_intake(values: Mapping[str, Section], errors: list[RuleError]) -> In
                                     fix=f"write `{section}:` then `  my-id: {{...}}`"))
             continue
         for key, item in value.items():
-            ident = str(key)
+            ident, where = str(key), (*path, key)
             if not _ID.match(ident):
-                errors.append(doc.error((*path, key), f"`{ident}` is not a valid id",
+                errors.append(doc.error(where, f"`{ident}` is not a valid id",
                                         fix="use lower-case letters, digits, '-' and '_' "
                                             "(it is part of the URL)"))
                 continue
             if section == "forms":
-                form = _form(doc, (*path, key), ident, item, errors)
+                form_spec: FormSpec | None = doc.decode(where, item, FormSpec, errors, rule=ident)
+                form = None if form_spec is None else _form(doc, where, ident, form_spec, errors)
                 if form is not None:
                     forms[ident] = form
             else:
-                source = _source(doc, (*path, key), ident, item, errors)
+                spec: SourceSpec | None = doc.decode(where, item, SourceSpec, errors, rule=ident)
+                source = None if spec is None else _source(doc, where, ident, spec, errors)
                 if source is not None:
                     sources[ident] = source
     return IntakeConfig(forms=forms, sources=sources)

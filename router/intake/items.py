@@ -4,6 +4,7 @@ event, something skipped on purpose, or a per-item error (the other items still 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 import msgspec
@@ -24,16 +25,17 @@ def fingerprint_of(value: Any) -> bytes:
         return hashlib.sha256(repr(value).encode()).hexdigest().encode()
 
 
+@dataclass(slots=True, eq=False)  # eq=False: compared and hashed by identity, as before
 class Item:
-    __slots__ = ("body", "error", "event", "key", "label", "lead", "skipped")
+    """One batch item, named by ``label`` (where it stood in the request): a ``lead`` routed
+    with idempotency ``key`` (None: the delivery's id and the item's index) and fingerprint
+    ``body``, an engagement ``event``, ``skipped`` (saying why) or an ``error``."""
 
-    def __init__(self, label: str, *, lead: Lead | None = None, key: str | None = None,
-                 body: bytes = b"", event: dict[str, Any] | None = None,
-                 skipped: str | None = None, error: IntakeError | None = None) -> None:
-        self.label = label
-        self.lead = lead
-        self.key = key
-        self.body = body
-        self.event = event
-        self.skipped = skipped
-        self.error = error
+    label: str
+    _: KW_ONLY
+    lead: Lead | None = None
+    key: str | None = None
+    body: bytes = b""
+    event: dict[str, Any] | None = None
+    skipped: str | None = None
+    error: IntakeError | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -62,35 +62,6 @@ class _CounterChild:
             self.real.inc(pending)
 
 
-class FastCounter:
-    """A counter whose hot-path ``inc`` is a Python attribute update; see the module doc."""
-
-    def __init__(self, name: str, doc: str, labels: Sequence[str] = ()) -> None:
-        if not name.endswith("_total"):
-            raise ValueError(f"counter {name} must end in _total")
-        self.definition = Definition(name, "counter", doc, labels)
-        DEFINITIONS.append(self.definition)
-        # prometheus-client appends _total itself.
-        self.real = Counter(name[: -len("_total")], doc, labels, registry=LOCAL)
-        self.children: dict[tuple[str, ...], _CounterChild] = {}
-        self._unlabelled = None if labels else self.labels()
-
-    def labels(self, *values: str) -> _CounterChild:
-        child = self.children.get(values)
-        if child is None:
-            real = self.real.labels(*values) if values else self.real
-            child = self.children[values] = _CounterChild(real)
-        return child
-
-    def inc(self, amount: float = 1.0) -> None:
-        assert self._unlabelled is not None, f"{self.definition.name} has labels"
-        self._unlabelled.pending += amount
-
-    def _flush(self) -> None:
-        for child in self.children.values():
-            child._flush()
-
-
 class _HistogramChild:
     __slots__ = ("bounds", "counts", "real", "sum")
 
@@ -112,9 +83,9 @@ class _HistogramChild:
         self.counts = [0] * len(counts)
         total, self.sum = self.sum, 0.0
         # prometheus-client keeps one (non-cumulative) value per bucket plus the sum; adding to
-        # them is exactly what len(observations) calls of observe() would have done. Guarded
-        # by tests/observability/test_metrics.py against a prometheus-client upgrade changing the
-        # layout.
+        # them is exactly what len(observations) calls of observe() would have done. Guarded by
+        # tests/observability/test_metrics.py against a prometheus-client upgrade changing
+        # the layout.
         buckets = self.real._buckets
         for i, n in enumerate(counts):
             if n:
@@ -122,32 +93,69 @@ class _HistogramChild:
         self.real._sum.inc(total)
 
 
-class FastHistogram:
-    """A histogram whose hot-path ``observe`` is a bisect and two list/attribute updates."""
+_Child = TypeVar("_Child", _CounterChild, _HistogramChild)
 
-    def __init__(self, name: str, doc: str, labels: Sequence[str] = (), *,
-                 buckets: Sequence[float], unit_note: str = "") -> None:
-        self.definition = Definition(name, "histogram", doc, labels, unit_note=unit_note)
-        DEFINITIONS.append(self.definition)
-        self.bounds = tuple(float(b) for b in buckets)
-        self.real = Histogram(name, doc, labels, registry=LOCAL, buckets=self.bounds)
-        self.children: dict[tuple[str, ...], _HistogramChild] = {}
-        self._unlabelled = None if labels else self.labels()
 
-    def labels(self, *values: str) -> _HistogramChild:
+class _Family(Generic[_Child]):
+    """What a fast counter and a fast histogram share: the definition (recorded once), one
+    child per label values made on first use (``_child`` wraps the real one), the unlabelled
+    child of a metric without labels, and the flush of every child."""
+
+    def __init__(self, definition: Definition, real: Any) -> None:
+        self.definition = definition
+        DEFINITIONS.append(definition)
+        self.real = real
+        self.children: dict[tuple[str, ...], _Child] = {}
+        self._unlabelled: _Child | None = None if definition.labels else self.labels()
+
+    def _child(self, real: Any) -> _Child:
+        raise NotImplementedError
+
+    def labels(self, *values: str) -> _Child:
         child = self.children.get(values)
         if child is None:
             real = self.real.labels(*values) if values else self.real
-            child = self.children[values] = _HistogramChild(self.bounds, real)
+            child = self.children[values] = self._child(real)
         return child
-
-    def observe(self, value: float) -> None:
-        assert self._unlabelled is not None, f"{self.definition.name} has labels"
-        self._unlabelled.observe(value)
 
     def _flush(self) -> None:
         for child in self.children.values():
             child._flush()
+
+
+class FastCounter(_Family[_CounterChild]):
+    """A counter whose hot-path ``inc`` is a Python attribute update; see the module doc."""
+
+    def __init__(self, name: str, doc: str, labels: Sequence[str] = ()) -> None:
+        if not name.endswith("_total"):
+            raise ValueError(f"counter {name} must end in _total")
+        # prometheus-client appends _total itself.
+        super().__init__(Definition(name, "counter", doc, labels),
+                         Counter(name[: -len("_total")], doc, labels, registry=LOCAL))
+
+    def _child(self, real: Any) -> _CounterChild:
+        return _CounterChild(real)
+
+    def inc(self, amount: float = 1.0) -> None:
+        assert self._unlabelled is not None, f"{self.definition.name} has labels"
+        self._unlabelled.pending += amount
+
+
+class FastHistogram(_Family[_HistogramChild]):
+    """A histogram whose hot-path ``observe`` is a bisect and two list/attribute updates."""
+
+    def __init__(self, name: str, doc: str, labels: Sequence[str] = (), *,
+                 buckets: Sequence[float], unit_note: str = "") -> None:
+        self.bounds = tuple(float(b) for b in buckets)
+        super().__init__(Definition(name, "histogram", doc, labels, unit_note=unit_note),
+                         Histogram(name, doc, labels, registry=LOCAL, buckets=self.bounds))
+
+    def _child(self, real: Any) -> _HistogramChild:
+        return _HistogramChild(self.bounds, real)
+
+    def observe(self, value: float) -> None:
+        assert self._unlabelled is not None, f"{self.definition.name} has labels"
+        self._unlabelled.observe(value)
 
 
 def scrape_gauge(name: str, doc: str, labels: Sequence[str] = ()) -> Definition:

@@ -27,7 +27,7 @@ from router.state._engagement_model import (
     parse_person,
     want,
 )
-from router.state.codec import text
+from router.state.codec import LeadWriteArg, text
 from router.state.errors import check_reply, translate_errors
 from router.state.scripts import PackedKeys, Script, _expand, _read, pack_keys
 from router.state.store import Store
@@ -117,13 +117,7 @@ class _Expect(msgspec.Struct):
     status: str
 
 
-class _RequalifyArg(msgspec.Struct, kw_only=True):
-    id: str
-    now: int
-    ret: int
-    hmax: int
-    omax: int
-    fmax: int
+class _RequalifyArg(LeadWriteArg, kw_only=True):
     seq: int
     mode: str
     status: str

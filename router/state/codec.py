@@ -13,7 +13,8 @@ from router.engine.availability import PoolPlan
 from router.state.models import HistoryEntry, MemberStats, PoolStats, StoredLead, from_ms
 
 __all__ = [
-    "LuaPlan", "PoolStatsArg", "parse_history", "pool_stats_from_reply", "stored_lead", "text",
+    "LeadWriteArg", "LuaPlan", "PoolStatsArg", "parse_history", "pool_stats_from_reply",
+    "stored_lead", "text",
 ]
 
 
@@ -21,13 +22,24 @@ def text(value: bytes | None) -> str | None:
     return value.decode() if value else None
 
 
-class LuaPlan(msgspec.Struct, kw_only=True):
+class LeadWriteArg(msgspec.Struct, kw_only=True):
+    """What every script that writes a lead reads from its ARGV[1] (commit, requalify,
+    escalate, owner), under the names the Lua libraries use (``lead_event`` and ``sla_keep``
+    in ``lua/_sla.lua``, ``sla_fact``, the pool pick's ``ctx``). Each script's argument
+    extends it; msgspec encodes by field name, so the scripts see the same keys."""
+
+    id: str  # the lead: its keys are in KEYS, its id goes into events, facts, queues
+    now: int  # the caller's clock (epoch ms): every time the script writes
+    ret: int  # decision retention (ms): TTL of the lead, its history, queues and facts
+    hmax: int  # most history entries kept per lead (LTRIM)
+    omax: int  # MAXLEN ~ of the outbox stream
+    fmax: int  # MAXLEN ~ of the SLA facts stream
+
+
+class LuaPlan(LeadWriteArg, kw_only=True):
     """The commit script's ARGV[1], as MessagePack (``cmsgpack.unpack``); short names and no
     nulls (a nil would leave a hole in a Lua table)."""
 
-    id: str
-    now: int
-    ret: int
     kind: str
     target: str
     idem: int  # ms a completed idempotency / external_id record is kept (capped by the lead's)
@@ -39,14 +51,11 @@ class LuaPlan(msgspec.Struct, kw_only=True):
     dueby: dict[str, int]
     pools: tuple[PoolPlan, ...]
     claims: tuple[tuple[str, str], ...]
-    hmax: int
-    omax: int
     # engagement: KEYS index of the person's hash (0 = none), its seq as read, domain, TTL
     eng: int = 0
     eng_seq: int = 0
     eng_dom: str = ""
     eng_ttl: int = 0
-    fmax: int  # MAXLEN ~ of the SLA facts stream
     person: int = 0  # 1: the last key is the person index (erasure.py)
     # Optimistic reads (models.Guard): (KEYS index, the first field as guessed, the fields).
     guard: tuple[tuple[int, str, tuple[str, ...]], ...] = ()

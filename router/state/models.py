@@ -218,9 +218,9 @@ class StoredLead(msgspec.Struct, frozen=True, kw_only=True):
     due_at: dt.datetime | None
     reassignments: int
     history: tuple[HistoryEntry, ...]
-    # Live SLA facts (router/services/sla.py): the status after a recycle (nurture), where the SLA
-    # clock
-    # stands (pending, met, late, breached, stopped; None = as the state says) and every owner.
+    # Live SLA facts (router/services/sla.py): the status after a recycle (nurture), where the
+    # SLA clock stands (pending, met, late, breached, stopped; None = as the state says) and
+    # every owner.
     status: str | None = None
     sla_state: str | None = None
     owners: tuple[str, ...] = ()

@@ -2,10 +2,9 @@
 
 Everything here is one Lua script per state change (``lua/claim_due.lua``, ``lua/escalate.lua``,
 ``lua/owner.lua``, sharing ``lua/_sla.lua`` and the pool pick ``lua/_pick.lua``), so replicas
-never race. What to do is decided in Python (``router/services/sla.py``, from the rules) and handed
-to the
-scripts as a :class:`Move`; the scripts check that the lead is still where the decision assumed
-and apply it atomically with its history, outbox event and SLA facts.
+never race. What to do is decided in Python (``router/services/sla.py``, from the rules) and
+handed to the scripts as a :class:`Move`; the scripts check that the lead is still where the
+decision assumed and apply it atomically with its history, outbox event and SLA facts.
 
 Exactly once: :meth:`SlaState.claim_due` moves each due schedule entry (``{sla}:due``) to a fence
 score (now + lease) in one script; :meth:`SlaState.escalate` acts only while the entry still holds
@@ -24,7 +23,7 @@ from typing import Any, Literal
 import msgspec
 
 from router.engine.availability import PoolPlan
-from router.state.codec import text
+from router.state.codec import LeadWriteArg, text
 from router.state.errors import check_reply, translate_errors
 from router.state.models import from_ms, to_ms
 from router.state.scripts import PackedKeys, pack_keys
@@ -126,15 +125,9 @@ class Fact(msgspec.Struct, frozen=True, kw_only=True):
     to: str | None = None
 
 
-class _Arg(msgspec.Struct, kw_only=True):
+class _Arg(LeadWriteArg, kw_only=True):
     """The escalate / owner scripts' ARGV[1]; no nulls (cjson turns null into a userdata)."""
 
-    id: str
-    now: int
-    ret: int
-    hmax: int
-    omax: int
-    fmax: int
     how: str
     label: str = ""
     pools: tuple[PoolPlan, ...] = ()

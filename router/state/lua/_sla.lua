@@ -20,7 +20,8 @@ end
 -- The escalate / owner scripts share one KEYS layout:
 --   1 lead  2 history  3 outbox  4 SLA schedule  5 SLA facts  6 current owner's open set
 --   7 current queue  8 target queue  9.. the pools of a re-pick chain (_pick.lua layout).
--- `a` is the script's decoded ARGV[1]; it always has id, now, ret, hmax, omax, fmax.
+-- `a` is the script's decoded ARGV[1]; it always has id, now, ret, hmax, omax, fmax (the fields
+-- of LeadWriteArg, router/state/codec.py).
 
 -- The live fields of the lead (KEYS[1]) as a table, or nil when it is gone.
 local function sla_lead()
@@ -75,22 +76,27 @@ local function sla_keep(a, due)
   extend_ttl(KEYS[4], ttl)
 end
 
--- Put the lead in the target queue (KEYS[8]) without an owner; the SLA clock stops (no owner
--- to hold to it). `state` = 'queued' (escalated / rerouted) or 'recycled' (back to nurture).
-local function sla_to_queue(a, cur, queue, state, sla_state, extra)
+-- Put the lead in the target queue a.queue (KEYS[8]) without an owner and record `etype` with
+-- `entry` (history + outbox); the SLA clock stops (no owner to hold to it). `state` = 'queued'
+-- (escalated / rerouted) or 'recycled' (back to nurture: status nurture).
+local function sla_to_queue(a, cur, state, sla_state, etype, entry)
   sla_release(a, cur)
   redis.call('ZADD', KEYS[8], a.now, a.id)
   redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', '(' .. fmt_int(a.now - a.ret))
   redis.call('PEXPIRE', KEYS[8], a.ret)
   redis.call('ZREM', KEYS[4], a.id)
-  redis.call('HSET', KEYS[1], 'state', state, 'owner', '', 'pool', '', 'queue', queue,
+  local status = {}
+  if state == 'recycled' then status = {'status', 'nurture'} end
+  redis.call('HSET', KEYS[1], 'state', state, 'owner', '', 'pool', '', 'queue', a.queue,
              'strategy', '', 'updated_at', fmt_int(a.now), 'sla_state', sla_state,
-             unpack(extra or {}))
+             unpack(status))
+  lead_event(a, etype, entry, '', '', a.queue, -1, state)
 end
 
 -- Re-pick a rep in the chain a.pools (keys from KEYS[9]), excluding every earlier owner (and
--- a.exclude). Returns the new owner, pool, strategy, reason and due (or nil when nobody is
--- eligible: the caller sends the lead to the chain's queue).
+-- a.exclude), and hand the lead to them with a fresh SLA deadline. Returns the new owner, pool,
+-- strategy, reason and due; the owner is nil when nobody is eligible (the lead has not moved:
+-- the caller sends it to the chain's queue, with the pick's reason).
 local function sla_repick(a, cur)
   local exclude = {}
   for rep in string.gmatch(cur.owners, '[^,]+') do exclude[rep] = true end
@@ -99,11 +105,7 @@ local function sla_repick(a, cur)
   if a.home ~= '' then home = a.home end
   local ctx = {now = a.now, ret = a.ret, id = a.id, exclude = exclude, home = home}
   local owner, pool, strategy, reason = pick_chain(a.pools, 9, a.queue, ctx)
-  return owner, pool, strategy, reason
-end
-
--- Hand the lead to `owner` (already counted by the pick) with a fresh SLA deadline.
-local function sla_to_owner(a, cur, owner, pool, strategy, reason)
+  if not owner then return nil, pool, strategy, reason, -1 end
   sla_release(a, cur)
   local due = a.due_wall
   if a.dueby[owner] then due = a.dueby[owner] end
@@ -122,5 +124,5 @@ local function sla_to_owner(a, cur, owner, pool, strategy, reason)
              'owner_since', fmt_int(a.now), 'updated_at', fmt_int(a.now), 'due_at', due_s,
              'sla_state', sla_state)
   sla_keep(a, due)
-  return due
+  return owner, pool, strategy, reason, due
 end

@@ -51,44 +51,37 @@ if a.how == 'notify' then
   return {'notified', cur.owner, cur.pool, cur.queue, -1}
 end
 
+-- What every move's event carries besides its own fields.
+local moved = {from = nz(cur.owner), policy = cur.policy, action = a.label}
+
 if a.how == 'pick' then
-  local owner, pool, strategy, reason = sla_repick(a, cur)
+  local owner, pool, strategy, reason, due = sla_repick(a, cur)
   if owner then
-    local due = sla_to_owner(a, cur, owner, pool, strategy, reason)
     lead_event(a, 'lead.reassigned',
                {event = 'reassigned', owner = owner, pool = pool, strategy = strategy,
-                reason = reason, data = {from = nz(cur.owner), policy = cur.policy,
-                                         action = a.label}},
+                reason = reason, data = moved},
                owner, pool, '', due, 'assigned')
     sla_fact(KEYS[5], a.now, a.fmax, a.ret,
              {'t', 'reassign', 'lead', a.id, 'policy', cur.policy, 'pool', cur.pool,
               'queue', cur.queue, 'owner', cur.owner, 'to', owner, 'to_pool', pool or ''})
     return {'reassigned', owner, pool or '', '', due}
   end
-  sla_to_queue(a, cur, a.queue, 'queued', 'breached')
-  lead_event(a, 'lead.requeued',
-             {event = 'requeued', queue = a.queue, reason = reason,
-              data = {from = nz(cur.owner), policy = cur.policy, action = a.label}},
-             '', '', a.queue, -1, 'queued')
+  sla_to_queue(a, cur, 'queued', 'breached', 'lead.requeued',
+               {event = 'requeued', queue = a.queue, reason = reason, data = moved})
   return {'queued', '', '', a.queue, -1}
 end
 
 if a.how == 'queue' then
-  sla_to_queue(a, cur, a.queue, 'queued', 'breached')
-  lead_event(a, 'lead.requeued',
-             {event = 'requeued', queue = a.queue,
-              reason = 'SLA ' .. cur.policy .. ' breached: moved to queue ' .. a.queue,
-              data = {from = nz(cur.owner), policy = cur.policy, action = a.label}},
-             '', '', a.queue, -1, 'queued')
+  sla_to_queue(a, cur, 'queued', 'breached', 'lead.requeued',
+               {event = 'requeued', queue = a.queue,
+                reason = 'SLA ' .. cur.policy .. ' breached: moved to queue ' .. a.queue,
+                data = moved})
   return {'queued', '', '', a.queue, -1}
 end
 
 -- nurture
-sla_to_queue(a, cur, a.queue, 'recycled', 'breached', {'status', 'nurture'})
-lead_event(a, 'lead.recycled',
-           {event = 'recycled', queue = a.queue, reason = 'sla_breach',
-            data = {from = nz(cur.owner), policy = cur.policy, action = a.label}},
-           '', '', a.queue, -1, 'recycled')
+sla_to_queue(a, cur, 'recycled', 'breached', 'lead.recycled',
+             {event = 'recycled', queue = a.queue, reason = 'sla_breach', data = moved})
 sla_fact(KEYS[5], a.now, a.fmax, a.ret,
          {'t', 'recycle', 'lead', a.id, 'policy', cur.policy, 'pool', cur.pool,
           'queue', cur.queue, 'owner', cur.owner, 'reason', 'sla_breach'})

@@ -76,33 +76,23 @@ if running then stopped = 'stopped' end
 local base = {from = nz(cur.owner), note = note, policy = nz(cur.policy)}
 
 if a.how == 'pick' then
-  local owner, pool, strategy, why = sla_repick(a, cur)
+  local owner, pool, strategy, why, due = sla_repick(a, cur)
   if owner then
-    local due = sla_to_owner(a, cur, owner, pool, strategy, why)
     lead_event(a, 'lead.rerouted',
                {event = 'rerouted', owner = owner, pool = pool, strategy = strategy,
                 reason = a.reason, by = a.rep, data = base},
                owner, pool, '', due, 'assigned')
     return {'ok', owner, 'assigned', pool or '', '', due}
   end
-  sla_to_queue(a, cur, a.queue, 'queued', stopped)
-  base.pick = why
-  lead_event(a, 'lead.rerouted',
-             {event = 'rerouted', queue = a.queue, reason = a.reason, by = a.rep, data = base},
-             '', '', a.queue, -1, 'queued')
+  base.pick = why  -- nobody eligible: to the chain's queue, saying why
+end
+
+if a.how == 'pick' or a.how == 'queue' then
+  sla_to_queue(a, cur, 'queued', stopped, 'lead.rerouted',
+               {event = 'rerouted', queue = a.queue, reason = a.reason, by = a.rep, data = base})
   return {'ok', '', 'queued', '', a.queue, -1}
 end
 
-if a.how == 'queue' then
-  sla_to_queue(a, cur, a.queue, 'queued', stopped)
-  lead_event(a, 'lead.rerouted',
-             {event = 'rerouted', queue = a.queue, reason = a.reason, by = a.rep, data = base},
-             '', '', a.queue, -1, 'queued')
-  return {'ok', '', 'queued', '', a.queue, -1}
-end
-
-sla_to_queue(a, cur, a.queue, 'recycled', stopped, {'status', 'nurture'})
-lead_event(a, 'lead.recycled',
-           {event = 'recycled', queue = a.queue, reason = a.reason, by = a.rep, data = base},
-           '', '', a.queue, -1, 'recycled')
+sla_to_queue(a, cur, 'recycled', stopped, 'lead.recycled',
+             {event = 'recycled', queue = a.queue, reason = a.reason, by = a.rep, data = base})
 return {'ok', '', 'recycled', '', a.queue, -1}
