@@ -5,10 +5,9 @@
 
 Prints µs per operation (best of 5 rounds, one core):
 
-* a metric update through router.observability.metrics' fast children vs prometheus-client called
-  directly
-  (what every update would cost without them: a lock each, plus an mmap write in multiprocess
-  mode — ``leadrouter serve`` always runs in multiprocess mode);
+* a metric update through router.observability.metrics' fast children vs prometheus-client
+  called directly (what every update would cost without them: a lock each, plus an mmap write in
+  multiprocess mode — ``leadrouter serve`` always runs in multiprocess mode);
 * the flush that moves accumulated updates into prometheus-client (once a second per worker);
 * the ObservabilityMiddleware around a do-nothing ASGI app, without and with the JSON access log
   line (written to /dev/null), against the bare app;
@@ -28,9 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# see router/services/leads.py, router/observability/instrument.py,
-# router/observability/middleware.py
-UPDATES_PER_LEAD = 15
+UPDATES_PER_LEAD = 15  # see router/services/leads.py, router/observability/instrument.py,
+#                        router/observability/middleware.py
 
 
 def best(stmt: object, number: int, rounds: int = 5) -> float:

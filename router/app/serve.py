@@ -79,8 +79,8 @@ def serve(args: argparse.Namespace) -> int:
                     http="httptools", log_level=settings.log_level, access_log=False,
                     lifespan="on", timeout_graceful_shutdown=10,
                     # X-Forwarded-For is believed only per LEADROUTER_TRUSTED_PROXIES
-                    # (router/services/ratelimit.py), not by uvicorn's default of trusting
-                    # 127.0.0.1.
+                    # (router/services/ratelimit.py), not by uvicorn's default of
+                    # trusting 127.0.0.1.
                     proxy_headers=False)
     finally:
         if embedded is not None:

@@ -7,7 +7,7 @@ its failures counted (``leadrouter_redis_errors_total``), with no change to the 
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import datetime as dt
 import functools
 import time
@@ -84,26 +84,29 @@ def queues_of(ruleset: Ruleset) -> set[str]:
 _timed_backlog = _timed("backlog", backlog)
 
 
-async def refresh_scrape_values(ctx: Any, *, timeout: float = 1.0) -> None:
-    """Fill :data:`router.observability.metrics.SCRAPE` for this scrape: rules, workers, and
-    the Redis-side
-    backlog (SLA clocks running, queue depths) in one bounded round trip."""
+async def refresh_scrape_values(*, ruleset: Ruleset | None, loaded_at: dt.datetime | None,
+                                last_reload_ok: bool, workers: int, store: Store | None,
+                                now: dt.datetime, timeout: float = 1.0) -> None:
+    """Fill :data:`router.observability.metrics.SCRAPE` for this scrape: rules, workers, and the
+    Redis-side backlog (SLA clocks running, queue depths) in one bounded round trip.
+
+    ``ruleset`` is None until the rules are loaded (the rules values then keep what they were),
+    ``store`` None until the store is connected (Redis is then reported down). The caller
+    passes plain values, not itself: this layer sits beside the services and must not reach
+    into them.
+    """
     values = metrics.SCRAPE
-    rules = ctx.rules
-    values.workers = ctx.settings.workers
-    if rules.loaded:
-        values.rules_version = rules.current.version
-        values.rules_loaded_at = rules.loaded_at.timestamp() if rules.loaded_at else None
-        last = rules.last_result
-        values.last_reload_ok = last is None or last.ok
-    store = ctx.store  # None until the store is connected
+    values.workers = workers
+    if ruleset is not None:
+        values.rules_version = ruleset.version
+        values.rules_loaded_at = loaded_at.timestamp() if loaded_at else None
+        values.last_reload_ok = last_reload_ok
     if store is None:
         values.redis_up = False
         return
-    now: dt.datetime = ctx.now()
-    queues: Iterable[str] = queues_of(rules.current) if rules.loaded else ("unassigned",)
+    queues: Iterable[str] = queues_of(ruleset) if ruleset is not None else ("unassigned",)
     try:
-        async with _timeout(timeout):
+        async with asyncio.timeout(timeout):
             result = await _timed_backlog(store, queues, now)
     except (StateError, TimeoutError):
         values.redis_up = False
@@ -114,11 +117,3 @@ async def refresh_scrape_values(ctx: Any, *, timeout: float = 1.0) -> None:
     values.sla_pending = result.sla_pending
     values.sla_overdue = result.sla_overdue
     values.queues = result.queues
-
-
-@contextlib.asynccontextmanager
-async def _timeout(seconds: float) -> Any:
-    import asyncio
-
-    async with asyncio.timeout(seconds):
-        yield

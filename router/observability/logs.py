@@ -27,8 +27,8 @@ _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskN
 
 class RequestContext:
     """What the log lines of one HTTP request share; set by
-    :mod:`router.observability.middleware`, filled
-    in by handlers (the lead id and rules version of the lead they routed)."""
+    :mod:`router.observability.middleware`, filled in by handlers (the lead id and rules version
+    of the lead they routed)."""
 
     __slots__ = ("fields", "lead_id", "request_id", "rules_version")
 
@@ -42,9 +42,8 @@ class RequestContext:
 REQUEST: ContextVar[RequestContext | None] = ContextVar("leadrouter_request", default=None)
 
 # Values the service generates itself (ids, hashes, route templates): never personal data, and
-# redacting them is expensive (the phone pattern backtracks on long hex strings: ~26 µs for a
-# rules version). Request ids are checked once when they arrive
-# (router/observability/middleware.py).
+# redacting them is expensive (the phone pattern backtracks on long hex strings: ~26 µs for a rules
+# version). Request ids are checked once when they arrive (router/observability/middleware.py).
 _TRUSTED = frozenset({"request_id", "lead_id", "rules_version", "version", "route", "method",
                       "status", "duration_ms"})
 

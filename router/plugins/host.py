@@ -16,10 +16,9 @@ Async implementations are awaited within the budget (cancelled past it). Sync on
 (a thread hop would cost more than a cheap hook): one that returns after its budget has its
 result discarded and counts as a timeout, so a plugin that blocks keeps tripping its breaker.
 
-The engine stays pure: enrichment and scoring happen before :func:`evaluate` (contributions go
-in through ``extra=``), expression functions go into the function table the rules are compiled
-with, and a route override replaces the evaluation's route afterwards
-(``router/services/leads.py``).
+The engine stays pure: enrichment and scoring happen before :func:`evaluate` (contributions go in
+through ``extra=``), expression functions go into the function table the rules are compiled with,
+and a route override replaces the evaluation's route afterwards (``router/services/leads.py``).
 
 This module registers plugins and makes the hook calls; the hook records are
 router/plugins/_hooks.py, the failure handling router/plugins/_isolation.py, the checks of

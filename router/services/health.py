@@ -21,7 +21,7 @@ class Health:
     def __init__(self, *, rules: RulesManager, settings: Settings, clock: Clock) -> None:
         self.rules = rules
         self.settings = settings
-        self.now = clock  # refresh_scrape_values reads rules, settings, store and now()
+        self._clock = clock
         self.store: Store | None = None
 
     async def store_ok(self) -> bool:
@@ -36,4 +36,9 @@ class Health:
 
     async def refresh_scrape(self) -> None:
         """Fill the scrape-time metric values (one bounded round trip)."""
-        await refresh_scrape_values(self)
+        rules = self.rules
+        last = rules.last_result
+        await refresh_scrape_values(
+            ruleset=rules.current if rules.loaded else None, loaded_at=rules.loaded_at,
+            last_reload_ok=last is None or last.ok, workers=self.settings.workers,
+            store=self.store, now=self._clock())
