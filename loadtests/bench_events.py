@@ -36,7 +36,8 @@ from typing import Any
 
 from leadrouter_sdk import Lead
 
-from router.services.engagement import EngagementService, EventIn
+from router.intake.events import EventIn
+from router.services.engagement import EngagementService
 from router.services.leads import LeadService
 from router.services.rules import RulesManager
 from router.settings import Settings

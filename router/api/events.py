@@ -1,6 +1,6 @@
 """Engagement events: ``POST /v1/events`` (one event or a batch) and ``GET /v1/engagement``.
 
-Accepted shapes (router/services/engagement.py: ``event_from_payload``): Segment ``track`` and
+Accepted shapes (router/intake/events.py: ``event_from_payload``): Segment ``track`` and
 ``identify`` messages, and the plain ``{email | lead_id | external_id, event, timestamp,
 properties, messageId}``. A batch is ``{"batch": [...]}`` (Segment's), ``{"events": [...]}`` or
 a JSON array; each item gets its own result or problem.
@@ -22,13 +22,8 @@ from router.api._body import decode_body
 from router.api.errors import problem
 from router.api.openapi import json_body
 from router.engine.engagement import lines, windows
-from router.services.engagement import (
-    EngagementService,
-    EventIn,
-    EventResult,
-    UnknownLead,
-    event_from_payload,
-)
+from router.intake.events import EventIn, event_from_payload
+from router.services.engagement import EngagementService, EventResult, UnknownLead
 from router.services.privacy import PrivacyService
 from router.services.privacy import UnknownLead as NoSuchLead
 from router.settings import Settings

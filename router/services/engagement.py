@@ -36,7 +36,7 @@ from router.engine.engagement import DEFAULT_HALF_LIFE_MS, from_ms
 from router.engine.evaluate import Evaluation, Snapshot, derived
 from router.engine.ruleset import Ruleset
 from router.engine.schema import STATUSES
-from router.intake.events import EventIn, event_from_payload, traits_to_fields
+from router.intake.events import EventIn, event_from_payload
 from router.observability import metrics
 from router.plugins.host import PluginHost
 from router.services.decide import DecisionPlan, apply_traits, decide
@@ -56,18 +56,7 @@ from router.state.engagement import (
 from router.state.errors import StateError
 from router.state.models import EngagementLink
 
-# EventIn, event_from_payload, traits_to_fields and apply_traits live in router/intake/events.py
-# and router/services/decide.py; named here too, where the event API has always found them.
-__all__ = [
-    "EngagementService",
-    "EventIn",
-    "EventResult",
-    "LeadOutcome",
-    "UnknownLead",
-    "apply_traits",
-    "event_from_payload",
-    "traits_to_fields",
-]
+__all__ = ["EngagementService", "EventResult", "LeadOutcome", "UnknownLead"]
 
 log = logging.getLogger("leadrouter.engagement")
 

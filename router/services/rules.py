@@ -7,10 +7,9 @@ once when they start, and a Ruleset is immutable, so a request in flight finishe
 ruleset it started with.
 
 Every worker polls the rules directory and reloads itself; an admin reload also bumps a
-generation counter in Redis (see :mod:`router.app.application`) so every worker re-reads the
-directory at
-its next poll even when file timestamps did not change. All workers therefore converge on the
-version of what is on disk.
+generation counter in Redis (see :mod:`router.services.rules_watch`) so every worker re-reads
+the directory at its next poll even when file timestamps did not change. All workers therefore
+converge on the version of what is on disk.
 """
 
 from __future__ import annotations
