@@ -106,12 +106,12 @@ class Harness:
         before its commit, through the service's one decider (``router.services.decide``).
         No rep is picked (the commit does that): ``route_target`` is the pool, queue or
         owner."""
-        from router.services.decide import DecisionSnapshot, decide
+        from router.engine.cases import CaseState
+        from router.services.decide import dry_run
 
-        lead, notes = await self.host.enrich(self._lead(lead))
-        plan = await decide(lead, DecisionSnapshot(now=self.now, account_owner=account_owner),
-                            self.ruleset, evaluator=self.evaluator, plugins=self.host,
-                            notes=tuple(notes))
+        plan = await dry_run(self._lead(lead), CaseState(account_owner=account_owner),
+                             self.now, self.ruleset, evaluator=self.evaluator,
+                             plugins=self.host)
         ev, route = plan.evaluation, plan.evaluation.route
         return Result(lead=plan.lead, status=ev.status, score=ev.score,
                       territory=ev.territory, segment=ev.segment, route_kind=route.kind,

@@ -134,11 +134,13 @@ def cmd_rules_explain(args: argparse.Namespace) -> int:
     from router.engine.cases import CaseState
     from router.engine.errors import RulesetError
     from router.engine.loader import load_directory
+    from router.intake.config import compile_intake
     from router.services.decide import dry_run
 
     host = _plugin_host()
     try:
-        ruleset = load_directory(args.rules, functions=host.functions())
+        # intake.yaml too: a mistake there is reported here as by `rules check`
+        ruleset = load_directory(args.rules, functions=host.functions(), intake=compile_intake)
     except RulesetError as exc:
         print(exc.summary())
         return 1

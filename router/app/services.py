@@ -61,9 +61,11 @@ class Services:
         self.health = Health(rules=rules, settings=settings, clock=clock)
         self.watcher = RulesWatcher(rules, poll_seconds=settings.reload_poll_seconds)
         self._connected: Connected | None = None
+        self._provided = _Provided()
 
     def connect(self, connected: Connected) -> None:
         self._connected = connected
+        self._provided.update(connected._asdict())
         self.health.store = connected.store
 
     @property
@@ -112,16 +114,26 @@ class Services:
     def providers(self) -> dict[str, Provide]:
         """The app's dependencies: a handler parameter with one of these names (and the
         matching type) gets that service."""
-        def read(name: str) -> Callable[[], Any]:
-            getter = type(self).__dict__.get(name)
-            if isinstance(getter, property):  # connected: a 503 until the store is there
-                return lambda: getter.__get__(self)
-            value = getattr(self, name)
-            return lambda: value
-
         names = ("settings", "rules", "plugins", "clock", "health", "watcher", "leads",
                  "engagement", "sla", "privacy", "directory", "keys", "rate_limits", "replays")
+        # One dict read per dependency and request (no property chain on the hot path); the
+        # services that need the store join it in connect(), and asking for one before that
+        # is a 503 (_Provided.__missing__).
+        provided = self._provided
+        provided.update(settings=self.settings, rules=self.rules, plugins=self.plugins,
+                        clock=self.clock, health=self.health, watcher=self.watcher)
+
+        def read(name: str) -> Callable[[], Any]:
+            return lambda: provided[name]
+
         return {name: Provide(read(name), sync_to_thread=False) for name in names}
+
+
+class _Provided(dict[str, object]):
+    """What the providers hand out, by name."""
+
+    def __missing__(self, name: str) -> object:
+        raise StateUnavailable(f"the state store is not connected yet ({name} needs it)")
 
 
 def resolve_dependencies_in_order(app: Litestar) -> None:

@@ -17,7 +17,7 @@ from leadrouter_sdk import lead_from_mapping
 from msgspec import UNSET, UnsetType
 
 from router.engine._yaml import Document, load_yaml
-from router.engine.engagement import DAY_MS, activity_from_times, ms
+from router.engine.engagement import DAY_MS, activity_from_times, ms, windows
 from router.engine.errors import RuleError, RulesetError
 from router.engine.evaluate import Evaluation, Snapshot, evaluate
 from router.engine.ruleset import Ruleset
@@ -80,26 +80,25 @@ class CaseResult(msgspec.Struct, kw_only=True):
         return not self.failures
 
 
-def snapshot_for(state: CaseState, windows: frozenset[tuple[str, int]],
+def snapshot_for(state: CaseState, windows_: frozenset[tuple[str, int]],
                  now: datetime.datetime) -> Snapshot:
-    """Turn "events N days ago" into the counts and last-seen times the rules read.
-
-    An event counts in an N-day window when it happened less than N days before ``now``.
+    """Turn "events N days ago" into the counts and last-seen times the rules read: the
+    events as the activity a person with them would have stored, read the way live routing
+    reads it (:func:`router.engine.engagement.windows`), so a rule test case, a dry run and a
+    real lead see the same values. An event counts in an N-day window when it happened less
+    than N days before ``now``.
     """
-    counts = {(event, days): sum(1 for e in state.events if e.event == event and
-                                 e.days_ago < days) for event, days in windows}
-    last: dict[str, datetime.datetime] = {}
-    for e in state.events:
-        when = now - datetime.timedelta(days=e.days_ago)
-        if e.event not in last or when > last[e.event]:
-            last[e.event] = when
-    # The same events as stored activity, for the decaying points of `engagement:`.
     now_ms = ms(now)
     times: dict[str, list[int]] = {}
     for e in state.events:
         times.setdefault(e.event, []).append(now_ms - round(e.days_ago * DAY_MS))
+    if not times:
+        return Snapshot(account_owner=state.account_owner,
+                        counts=dict.fromkeys(windows_, 0), last={})
+    activity = activity_from_times(times, now_ms)
+    counts, last = windows(activity, windows_, times, now)  # last(): every event given
     return Snapshot(account_owner=state.account_owner, counts=counts, last=last,
-                    activity=activity_from_times(times, now_ms) if times else None)
+                    activity=activity)
 
 
 def load_case_texts(files: Mapping[str, str]) -> list[Case]:

@@ -15,7 +15,6 @@ converge on the version of what is on disk.
 from __future__ import annotations
 
 import datetime
-import functools
 import gc
 import logging
 from collections.abc import Callable, Mapping
@@ -36,7 +35,6 @@ from router.engine import (
     Ruleset,
     RulesetError,
     compiled_evaluator,
-    evaluate,
     load_directory,
 )
 from router.engine.cases import load_cases, run_cases
@@ -157,6 +155,8 @@ class RulesManager:
     def _prepare(self, ruleset: Ruleset) -> list[str]:
         """Build the evaluator of the configured engine; its refusal rejects the ruleset."""
         if self.engine == COMPILED:
+            # built once per ruleset, not per lead (evaluator() is on every lead's path)
+            self._evaluators[ruleset.version] = compiled_evaluator(ruleset)
             return []
         try:
             if self._backend is None:
@@ -169,7 +169,7 @@ class RulesManager:
     def evaluator(self, ruleset: Ruleset) -> Evaluator:
         """The evaluator for ``ruleset`` on the configured engine (compiled unless set)."""
         found = self._evaluators.get(ruleset.version)
-        return found if found is not None else functools.partial(evaluate, ruleset)
+        return found if found is not None else compiled_evaluator(ruleset)
 
     def load_initial(self) -> Ruleset:
         """First load at start-up; raises :class:`RulesetError` (the service must not start)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 from router.services.rules import RulesManager
 from router.state.errors import StateError
@@ -17,6 +18,8 @@ from router.state.rules_sync import bump_rules_generation, rules_generation
 from router.state.store import Store
 
 __all__ = ["RulesWatcher"]
+
+log = logging.getLogger("leadrouter.rules")
 
 
 class RulesWatcher:
@@ -34,10 +37,16 @@ class RulesWatcher:
 
     async def announce(self) -> None:
         """Tell the other workers to re-read the rules directory (after an admin reload)."""
-        if self.store is None:
+        if self.store is None:  # only before the lifespan attached the store
+            log.warning("rules reloaded in this worker only: the store is not connected yet; "
+                        "the others follow file changes at their next poll")
             return
-        with contextlib.suppress(StateError):
+        try:
             self.generation = await bump_rules_generation(self.store)
+        except StateError:
+            log.warning("rules reloaded in this worker only: Redis did not take the "
+                        "generation bump; the others follow file changes at their next poll",
+                        exc_info=True)
 
     async def poll(self) -> None:
         """One check: reload if the files changed or another worker announced a reload."""

@@ -36,7 +36,7 @@ def test_every_handler_s_dependencies_are_resolved_one_after_another() -> None:
                 assert all(len(batch) == 1 for batch in model.dependency_batches), handler
                 resolved[handler.handler_name] = {d.key for b in model.dependency_batches
                                                   for d in b}
-    assert resolved["create_lead"] == {"leads", "settings", "keys"}
+    assert resolved["create_lead"] == {"leads", "keys"}  # settings: leads.settings
     assert resolved["post_source"] >= {"rules", "rate_limits", "replays", "leads"}
 
 

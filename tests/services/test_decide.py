@@ -25,19 +25,22 @@ from hypothesis import strategies as st
 from leadrouter_email_quality import SUGGESTED_POINTS, EmailQuality
 from leadrouter_sdk import Lead, lead_from_mapping
 
-from router.engine.cases import CaseState, PastEvent
+from router.engine.cases import CaseState, PastEvent, snapshot_for
 from router.engine.engagement import DAY_MS, activity_from_times, ms
 from router.engine.evaluate import evaluate
-from router.engine.loader import load_texts
+from router.engine.loader import load_directory, load_texts
 from router.engine.ruleset import Ruleset
+from router.intake.config import compile_intake
 from router.intake.events import EventIn
 from router.plugins.host import PluginHost
 from router.services.decide import (
     DecisionPlan,
     DecisionSnapshot,
     PersonFacts,
+    case_snapshot,
     decide,
     dry_run,
+    engine_snapshot,
 )
 from router.services.engagement import EngagementService
 from router.services.leads import LeadService
@@ -312,3 +315,23 @@ def test_leads_and_engagement_do_not_import_each_other() -> None:
         tree = ast.parse((ROOT / "router" / "services" / f"{module}.py").read_text("utf-8"))
         names = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
         assert f"router.services.{other}" not in names, module
+
+
+@pytest.mark.parametrize("events", [
+    [PastEvent(event="demo_requested", days_ago=0.5)] * 150,  # more than a person keeps
+    [PastEvent(event="email_unsubscribed", days_ago=400),
+     PastEvent(event="email_unsubscribed", days_ago=3)],
+    [PastEvent(event="page_viewed", days_ago=1 / 3),
+     PastEvent(event="webinar_attended", days_ago=-1)],
+])
+def test_rule_test_cases_read_past_events_as_the_dry_run_does(events: list[PastEvent]) -> None:
+    """A rule test case (``rules test``, the reload gate) and the dry run describe engagement
+    as "N days ago"; both must read it as live routing reads a stored person, or a case can
+    pass and the same lead decide otherwise for real."""
+    ruleset = load_directory(RULES, intake=compile_intake)  # count() and last() windows
+    now = dt.datetime(2026, 5, 4, 12, 0, 0, 123456, tzinfo=dt.UTC)
+    state = CaseState(events=events)
+    case = snapshot_for(state, ruleset.windows, now)
+    dry = engine_snapshot(ruleset, case_snapshot(state, now))
+    assert case.counts == dry.counts and case.counts
+    assert {k: v for k, v in case.last.items() if k in ruleset.last_events} == dry.last
