@@ -2,7 +2,8 @@
 
 Every handler that reads a JSON body goes through :func:`decode_body` (or :func:`decode_json`
 for a msgspec type), so the answers are the same everywhere: 400 ``malformed-json`` for a body
-that is not JSON, 422 ``validation`` naming the field path (``$.employees``) otherwise.
+that is not JSON, 422 ``validation`` naming the field path (``$.employees``) otherwise. Before
+reading it, :func:`require_json` refuses another declared media type with a 415.
 """
 
 from __future__ import annotations
@@ -11,17 +12,34 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import msgspec
+from litestar.datastructures import Headers
 from litestar.plugins.problem_details import ProblemDetailsException
 
 from router.api.errors import problem, validation_problem
 
-__all__ = ["DECODE_ERRORS", "decode_body", "decode_json", "malformed"]
+__all__ = ["DECODE_ERRORS", "decode_body", "decode_json", "malformed", "require_json"]
 
 T = TypeVar("T")
 
 # What msgspec raises for bodies that are not JSON it can read: malformed JSON, invalid UTF-8
 # inside a string (UnicodeDecodeError) and nesting deeper than the recursion limit.
 DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+
+
+def require_json(headers: Headers, *, hint: str = "", also: tuple[str, ...] = (),
+                 refuse: Callable[[str], Exception] | None = None) -> None:
+    """415 unless the body is declared JSON: ``Content-Type: application/json`` (parameters
+    such as ``charset`` allowed), no content type, or one of ``also`` (e.g. ``text/plain``).
+    ``hint`` is appended to the problem's detail; ``refuse(content_type)`` builds the
+    exception to raise instead (the intake endpoints raise their own)."""
+    ctype = headers.get("content-type", "")
+    if ctype.split(";", 1)[0].strip().lower() in ("application/json", "", *also):
+        return
+    if refuse is not None:
+        raise refuse(ctype)
+    raise problem(415, "Unsupported media type",
+                  f"send JSON with 'Content-Type: application/json' (got {ctype!r})"
+                  + (f"; {hint}" if hint else ""))
 
 
 def malformed(exc: Exception, *, hint: str = "", field: str | None = None

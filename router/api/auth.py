@@ -16,18 +16,27 @@ from typing import Any
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
+from litestar.plugins.problem_details import ProblemDetailsException
 
 from router.api.errors import problem
 from router.services.keys import ApiKeys, KeyProblem, token_from_headers
 from router.settings import Settings
 
-__all__ = ["admin_guard", "admin_or_key", "require_intake_key"]
+__all__ = ["admin_guard", "admin_or_key", "key_problem", "require_intake_key"]
 
 
 def _is_admin(header: str, token: str | None) -> bool:
     scheme, _, given = header.partition(" ")
     return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(
         given.strip().encode(), (token or "").encode())
+
+
+def key_problem(exc: KeyProblem, *, headers: dict[str, str] | None = None
+                ) -> ProblemDetailsException:
+    """The ``api-key`` problem for a refused key: 401 (missing, unknown, revoked) or 403 (no
+    such scope or source); ``exc.detail`` says how to fix it."""
+    return problem(exc.status, "Unauthorized" if exc.status == 401 else "Forbidden", exc.detail,
+                   kind="api-key", headers=headers)
 
 
 def admin_guard(connection: ASGIConnection[Any, Any, Any, Any],
@@ -61,8 +70,7 @@ async def admin_or_key(request: Request[Any, Any, Any], settings: Settings, keys
     try:
         record = await keys.check(api_key, source="*", scope=scope, any_source=True)
     except KeyProblem as exc:
-        raise problem(exc.status, "Unauthorized" if exc.status == 401 else "Forbidden",
-                      exc.detail, kind="api-key") from None
+        raise key_problem(exc) from None
     return record.id
 
 
@@ -75,6 +83,5 @@ async def require_intake_key(request: Request[Any, Any, Any], settings: Settings
     try:
         await keys.check(token_from_headers(request.headers), source="api", scope="intake")
     except KeyProblem as exc:
-        raise problem(exc.status, "Unauthorized" if exc.status == 401 else "Forbidden",
-                      exc.detail, kind="api-key",
-                      headers={"WWW-Authenticate": 'Bearer realm="leadrouter"'}) from None
+        raise key_problem(exc, headers={"WWW-Authenticate": 'Bearer realm="leadrouter"'}
+                          ) from None

@@ -11,7 +11,6 @@ import logging
 import re
 from typing import Any
 
-import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.plugins.problem_details import ProblemDetailsException
@@ -34,7 +33,7 @@ def problem(status: int, title: str, detail: str, *, kind: str | None = None,
         type_=TYPE_BASE + (kind or title.lower().replace(" ", "-")), extra=extra or None)
 
 
-def validation_problem(exc: msgspec.ValidationError | ValueError, *, prefix: str = "$",
+def validation_problem(exc: Exception, *, prefix: str = "$",
                        title: str = "Invalid lead") -> ProblemDetailsException:
     """422 naming the offending field (``$.employees``) and what to send instead."""
     text = str(exc)

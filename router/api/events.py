@@ -9,7 +9,6 @@ a JSON array; each item gets its own result or problem.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any
 
 import msgspec
@@ -18,35 +17,25 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery
 from litestar.plugins.problem_details import ProblemDetailsException
 
-from router.api._body import decode_body
-from router.api.errors import problem
+from router.api._body import decode_body, require_json
+from router.api.errors import problem, validation_problem
 from router.api.openapi import json_body
 from router.engine.engagement import lines, windows
 from router.intake.events import EventIn, event_from_payload
-from router.services.engagement import EngagementService, EventResult, UnknownLead
+from router.services.engagement import EngagementService, EventResult
 from router.services.privacy import PrivacyService
-from router.services.privacy import UnknownLead as NoSuchLead
+from router.services.records import UnknownLead
 from router.settings import Settings
 
 __all__ = ["handlers"]
 
-_PATH = re.compile(r" - at `(\$[^`]*)`$")
 _MIN_BATCH = 500  # Segment sends up to 500 messages per batch
-
-
-def _invalid(exc: Exception) -> ProblemDetailsException:
-    text = str(exc)
-    m = _PATH.search(text)
-    path = m.group(1) if m else "$"
-    message = _PATH.sub("", text)
-    return problem(422, "Invalid event", f"{path}: {message}", kind="validation",
-                   errors=[{"path": path, "message": message}])
 
 
 def _failure(exc: Exception) -> ProblemDetailsException:
     if isinstance(exc, UnknownLead):
         return problem(404, "Lead not found", str(exc), kind="lead-not-found")
-    return _invalid(exc)
+    return validation_problem(exc, title="Invalid event")
 
 
 class _Events(msgspec.Struct):
@@ -101,10 +90,7 @@ async def post_events(request: Request[Any, Any, Any],
     One event: ``202`` with what it did (``recorded`` / ``identified``, and ``lead`` when its
     lead was re-scored or re-qualified), ``200`` with ``status: duplicate`` for a messageId seen
     before. A batch: ``200`` with one result (or problem) per item, in order."""
-    ctype = request.headers.get("content-type", "")
-    if ctype.split(";", 1)[0].strip().lower() not in ("application/json", "text/plain", ""):
-        raise problem(415, "Unsupported media type",
-                      f"send JSON with 'Content-Type: application/json' (got {ctype!r})")
+    require_json(request.headers, also=("text/plain",))
     body = await request.body()
     items = decode_body(body, _items, title="Invalid event")
     if items is None:
@@ -182,12 +168,12 @@ async def get_engagement(engagement: NamedDependency[EngagementService],
         try:
             address = event_from_payload({"email": email, "event": "x"}).email or ""
         except msgspec.ValidationError as exc:
-            raise _invalid(exc) from None
+            raise validation_problem(exc, title="Invalid event") from None
         state = await privacy.engagement_of_email(address)
     elif lead_id:
         try:
             state = await privacy.engagement_of_lead(lead_id[:64])
-        except NoSuchLead:
+        except UnknownLead:
             raise problem(404, "Lead not found", f"no lead {lead_id!r}",
                           kind="lead-not-found") from None
     else:

@@ -17,7 +17,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.plugins.problem_details import ProblemDetailsException
 
-from router.api._body import decode_body
+from router.api._body import decode_body, require_json
 from router.api.auth import require_intake_key
 from router.api.encoded import EncodedResponse
 from router.api.errors import problem
@@ -29,14 +29,7 @@ from router.settings import Settings
 __all__ = ["handlers"]
 
 _IDEM_MAX = 255
-
-
-def _json_only(headers: Headers) -> None:
-    ctype = headers.get("content-type", "")
-    if ctype.split(";", 1)[0].strip().lower() not in ("application/json", ""):
-        raise problem(415, "Unsupported media type",
-                      f"send JSON with 'Content-Type: application/json' (got {ctype!r}); HTML "
-                      "forms post to /v1/forms/{form_id}")
+_FORMS = "HTML forms post to /v1/forms/{form_id}"  # the 415's hint
 
 
 def _idempotency_key(headers: Headers) -> str | None:
@@ -83,7 +76,7 @@ async def create_lead(request: Request[Any, Any, Any], leads: NamedDependency[Le
     # with the lead service rather than as a third one.
     settings = leads.settings
     headers = request.headers  # built once per request (litestar caches it in the scope)
-    _json_only(headers)
+    require_json(headers, hint=_FORMS)
     await require_intake_key(request, settings, keys)
     key = _idempotency_key(headers)
     body = await request.body()
@@ -120,7 +113,7 @@ async def create_leads(request: Request[Any, Any, Any], leads: NamedDependency[L
     others are still routed. With an ``Idempotency-Key`` header, item *i* uses ``KEY:i``.
     """
     headers = request.headers
-    _json_only(headers)
+    require_json(headers, hint=_FORMS)
     await require_intake_key(request, settings, keys)
     key = _idempotency_key(headers)
     body = await request.body()

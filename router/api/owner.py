@@ -17,17 +17,11 @@ from litestar import Request, post
 from litestar.di import NamedDependency
 from litestar.params import PathParameter
 
-from router.api._body import decode_json
+from router.api._body import decode_json, require_json
 from router.api.errors import problem
 from router.api.openapi import json_body
-from router.services.sla import (
-    Action,
-    Conflict,
-    LeadNotFound,
-    SlaService,
-    UnknownPool,
-    UnknownReason,
-)
+from router.services.records import UnknownLead
+from router.services.sla import Action, Conflict, SlaService, UnknownPool, UnknownReason
 
 __all__ = ["OwnerAction", "RejectAction", "handlers"]
 
@@ -56,10 +50,7 @@ class RejectAction(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 async def _body(request: Request[Any, Any, Any], tp: type[T]) -> T:
-    ctype = request.headers.get("content-type", "")
-    if ctype.split(";", 1)[0].strip().lower() not in ("application/json", ""):
-        raise problem(415, "Unsupported media type",
-                      f"send JSON with 'Content-Type: application/json' (got {ctype!r})")
+    require_json(request.headers)
     return decode_json(await request.body(), tp, hint='send e.g. {"rep": "alice"}')
 
 
@@ -72,7 +63,7 @@ async def _act(sla: SlaService, lead_id: str, action: Action,
     try:
         return await sla.act(lead_id, action, rep=body.rep, reason=reason,
                                             note=body.note, pool=pool)
-    except LeadNotFound:
+    except UnknownLead:
         raise problem(404, "Not found", f"no lead {lead_id!r} (it may have expired after the "
                       "decision retention period)", kind="lead-not-found") from None
     except Conflict as exc:

@@ -22,7 +22,8 @@ from litestar.params import Parameter
 from router.api.auth import admin_or_key
 from router.api.errors import problem
 from router.services.keys import ApiKeys
-from router.services.privacy import Erasure, PrivacyService, UnknownLead
+from router.services.privacy import Erasure, PrivacyService
+from router.services.records import UnknownLead
 from router.settings import Settings
 
 __all__ = ["handlers"]

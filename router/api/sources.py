@@ -20,7 +20,8 @@ from litestar.di import NamedDependency
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
 from litestar.params import Parameter
 
-from router.api._body import decode_body
+from router.api._body import decode_body, require_json
+from router.api.auth import key_problem
 from router.api.intake import intake_config, intake_problem, limits_of, route_lead
 from router.intake.config import SourceConfig, parse_rate
 from router.intake.generic import json_items
@@ -103,8 +104,7 @@ async def _authenticate(request: Request[Any, Any, Any], source: SourceConfig, b
                 record = await keys.check(token_from_headers(h), source=source.id,
                                           scope="intake")
             except KeyProblem as exc:
-                raise IntakeError(exc.status, "Unauthorized" if exc.status == 401
-                                  else "Forbidden", exc.detail, kind="api-key") from None
+                raise key_problem(exc) from None
             idem = h.get("idempotency-key")
             replay = "ik:" + idem.strip()[:255] if idem and idem.strip() else None
             return _Auth(method, replay, f"key:{record.id}")
@@ -224,11 +224,13 @@ def _source(request: Request[Any, Any, Any], source: SourceConfig | None,
     if source is None:
         raise IntakeError(404, "Unknown source", f"no source {source_id[:64]!r} in the intake "
                           "configuration (rules/intake.yaml `sources:`)", kind="unknown-source")
-    ctype = request.headers.get("content-type", "")
-    if ctype.split(";", 1)[0].strip().lower() not in ("application/json", ""):
-        raise IntakeError(415, "Unsupported media type", f"sources take JSON (got "
-                          f"{ctype[:80]!r})", field="$", kind="unsupported-media-type")
+    require_json(request.headers, refuse=_not_json)
     return source
+
+
+def _not_json(ctype: str) -> IntakeError:
+    return IntakeError(415, "Unsupported media type", f"sources take JSON (got {ctype[:80]!r})",
+                       field="$", kind="unsupported-media-type")
 
 
 async def _deliver(source: SourceConfig, body: bytes, auth: _Auth, headers: dict[str, str],

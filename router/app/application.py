@@ -157,7 +157,8 @@ def create_app(settings: Settings, *, rules: RulesManager | None = None,
         debug=False,
     )
     resolve_dependencies_in_order(app)
-    # For guards (they get no dependencies) and the 503 handler; handlers use injection.
+    # Handlers use injection. Guards get no dependencies and read `settings`; the 503 handler
+    # reads `retry_after`; `services` is for tests and tools that inspect a running app.
     app.state.services = services
     app.state.settings = settings
     app.state.retry_after = settings.retry_after_seconds

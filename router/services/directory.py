@@ -22,19 +22,18 @@ __all__ = ["DirectoryService", "PoolStats", "RepState", "RepStatus", "RepView", 
 
 
 class UnknownRep(LookupError):
-    """A rep id not in the current rules; ``known`` lists (some of) those that are."""
+    """A rep id not in the current rules; the message lists (some of) those that are."""
 
     def __init__(self, rep: str, known: list[str]) -> None:
         super().__init__(f"no rep {rep!r} in rules/reps.yaml (known: {', '.join(known)})")
-        self.rep = rep
-        self.known = known
 
 
 class UnknownPool(LookupError):
+    """A pool id not in the current rules; the message lists those that are."""
+
     def __init__(self, pool: str, known: list[str]) -> None:
-        super().__init__(f"no pool {pool!r} (known: {', '.join(known)})")
-        self.pool = pool
-        self.known = known
+        super().__init__(f"no pool {pool!r} (known: {', '.join(known)}) — use one of those, "
+                         "or add it to `pools:` in the rules")
 
 
 class RepView(msgspec.Struct, kw_only=True):
@@ -85,8 +84,7 @@ class DirectoryService:
 
     async def set_account_owner(self, domain: str, owner: str) -> None:
         """``owner`` owns every lead from ``domain``; UnknownRep if not a rep in the rules."""
-        if owner not in self.rules.current.reps:
-            raise UnknownRep(owner, sorted(self.rules.current.reps)[:20])
+        self.check_rep(owner)
         await self.store.put_account(domain, owner)
 
     async def account_owner(self, domain: str) -> str | None:

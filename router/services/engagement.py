@@ -40,7 +40,7 @@ from router.intake.events import EventIn, event_from_payload
 from router.observability import metrics
 from router.plugins.host import PluginHost
 from router.services.decide import DecisionPlan, apply_traits, decide
-from router.services.records import Record, decode_record, encode
+from router.services.records import Record, UnknownLead, decode_record, encode
 from router.services.rules import RulesManager
 from router.services.snapshots import snapshot_of
 from router.state.engagement import (
@@ -56,16 +56,12 @@ from router.state.engagement import (
 from router.state.errors import StateError
 from router.state.models import EngagementLink
 
-__all__ = ["EngagementService", "EventResult", "LeadOutcome", "UnknownLead"]
+__all__ = ["EngagementService", "EventResult", "LeadOutcome"]
 
 log = logging.getLogger("leadrouter.engagement")
 
 RANK = {status: i for i, status in enumerate(STATUSES)}
 _WORKING = ("assigned", "accepted", "contacted")  # a rep has the lead
-
-
-class UnknownLead(LookupError):
-    """The event names a lead (lead_id / external_id) that does not exist (any more)."""
 
 
 class LeadOutcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

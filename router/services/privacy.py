@@ -9,6 +9,7 @@ never who. The API answers; this module decides what an erasure covers.
 from __future__ import annotations
 
 from router.services.clock import Clock
+from router.services.records import UnknownLead
 from router.state.engagement import (
     EngagementStore,
     PersonState,
@@ -20,10 +21,6 @@ from router.state.erasure import Erasure, erase_leads, erasure_log, lead_ids_of
 from router.state.store import Store
 
 __all__ = ["Erasure", "PersonState", "PrivacyService", "UnknownLead"]
-
-
-class UnknownLead(LookupError):
-    """No stored lead with that id (never created, expired or erased)."""
 
 
 class PrivacyService:

@@ -16,7 +16,11 @@ from leadrouter_sdk import HistoryEntry as PublicHistory
 
 from router.state.models import StoredLead
 
-__all__ = ["Record", "decode_record", "encode", "from_stored"]
+__all__ = ["Record", "UnknownLead", "decode_record", "encode", "from_stored"]
+
+
+class UnknownLead(LookupError):
+    """No stored lead with that id (never created, expired or erased); the API answers 404."""
 
 
 class Record(msgspec.Struct, kw_only=True):

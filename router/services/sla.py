@@ -32,7 +32,7 @@ from router.engine.availability import chain_plan
 from router.engine.ruleset import Ruleset, SlaSpec
 from router.engine.sla_clock import deadline
 from router.observability import metrics
-from router.services.records import from_stored
+from router.services.records import UnknownLead, from_stored
 from router.services.rules import RulesManager
 from router.settings import Settings
 from router.state.errors import StateError
@@ -43,7 +43,6 @@ __all__ = [
     "ACTIONS",
     "Action",
     "Conflict",
-    "LeadNotFound",
     "SlaCounts",
     "SlaError",
     "SlaReport",
@@ -66,10 +65,6 @@ _OPEN = ("assigned", "accepted", "contacted")
 
 class SlaError(Exception):
     """An owner action the service refuses; the API turns each kind into a problem."""
-
-
-class LeadNotFound(SlaError):
-    pass
 
 
 class Conflict(SlaError):
@@ -254,7 +249,7 @@ class SlaService:
     async def act(self, lead_id: str, action: Action, *, rep: str, reason: str | None = None,
                   note: str | None = None, pool: str | None = None) -> Decision:
         """Apply ``rep``'s action; returns the lead as stored afterwards. Raises
-        :class:`LeadNotFound`, :class:`Conflict`, :class:`UnknownReason`, :class:`UnknownPool`."""
+        :class:`UnknownLead`, :class:`Conflict`, :class:`UnknownReason`, :class:`UnknownPool`."""
         ruleset = self.rules.current
         if action == "reject":
             if reason not in ruleset.reject_reasons:
@@ -269,7 +264,7 @@ class SlaService:
             now = self.now()
             lead = await self.state.read_lead(lead_id)
             if lead is None:
-                raise LeadNotFound(lead_id)
+                raise UnknownLead(f"no lead {lead_id!r}")
             if not self._allowed(lead, action, rep):
                 break  # nothing to do: accepted twice, contacted twice
             move = self._reject_move(ruleset, lead, rep, reason, pool, now) \
@@ -278,7 +273,7 @@ class SlaService:
                                                    move=move, reason=reason or "",
                                                    note=note or "")
             if result.status == "not_found":
-                raise LeadNotFound(lead_id)
+                raise UnknownLead(f"no lead {lead_id!r}")
             if result.status == "ok":
                 if action == "reject":
                     metrics.RECYCLES.labels(reason or "other").inc()
@@ -287,7 +282,7 @@ class SlaService:
                 break
         stored = await self.store.get_lead(lead_id)
         if stored is None:
-            raise LeadNotFound(lead_id)
+            raise UnknownLead(f"no lead {lead_id!r}")
         return from_stored(stored)
 
     def _allowed(self, lead: SlaLead, action: Action, rep: str) -> bool:

@@ -11,7 +11,8 @@ them (see ``backends/durable/tests/test_engine.py``).
     engine = DurableEngine(ruleset)              # raises DurableUnsupported, listing rules
     ev = engine.evaluate(lead, snapshot, now=now)
 
-or, to pick the engine by name (``compiled`` | ``durable``): ``make_evaluator(ruleset, name)``.
+or, to pick the engine by name (``compiled`` | ``durable``) as the service does:
+``router.services.rules.find_backend(name)(ruleset)``.
 
 It is a distribution of its own, ``leadrouter-durable``, outside the service's production path:
 durable-rules' last release is from 2020 and its C extension does not import on Python >= 3.13
@@ -28,20 +29,16 @@ from collections.abc import Mapping
 from leadrouter_durable._native import durable_unavailable
 from leadrouter_durable.engine import DurableEngine
 from leadrouter_durable.errors import DurableError, DurableUnavailable, DurableUnsupported
-from router.engine import COMPILED, Evaluator, Function, Ruleset, compiled_evaluator
+from router.engine import Evaluator, Function, Ruleset
 
 __all__ = [
-    "ENGINES",
     "DurableEngine",
     "DurableError",
     "DurableUnavailable",
     "DurableUnsupported",
     "durable_evaluator",
     "durable_unavailable",
-    "make_evaluator",
 ]
-
-ENGINES = (COMPILED, "durable")
 
 
 def durable_evaluator(ruleset: Ruleset, *,
@@ -53,12 +50,3 @@ def durable_evaluator(ruleset: Ruleset, *,
     """
     return DurableEngine(ruleset, functions=functions).evaluate
 
-
-def make_evaluator(ruleset: Ruleset, engine: str = COMPILED, *,
-                   functions: Mapping[str, Function] | None = None) -> Evaluator:
-    """An evaluator of ``ruleset`` on the named engine: ``compiled`` (default) or ``durable``."""
-    if engine == COMPILED:
-        return compiled_evaluator(ruleset, functions=functions)
-    if engine == "durable":
-        return durable_evaluator(ruleset, functions=functions)
-    raise ValueError(f"unknown rule engine {engine!r}: choose one of {', '.join(ENGINES)}")

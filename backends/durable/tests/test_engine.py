@@ -29,14 +29,10 @@ import msgspec
 import pytest
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
-from leadrouter_durable import (
-    DurableEngine,
-    DurableUnsupported,
-    durable_unavailable,
-    make_evaluator,
-)
+from leadrouter_durable import DurableEngine, DurableUnsupported, durable_unavailable
 from leadrouter_sdk import Lead, lead_from_mapping
 
+from router.engine import BackendRefused
 from router.engine import expr as expr_module
 from router.engine._regions import REGIONS
 from router.engine._runtime import RUNTIME
@@ -45,6 +41,7 @@ from router.engine.errors import RulesetError
 from router.engine.evaluate import Evaluation, Snapshot, evaluate, explain
 from router.engine.loader import load_directory, load_texts
 from router.engine.ruleset import Ruleset
+from router.services.rules import find_backend
 
 pytest.importorskip("durable_rules_engine", exc_type=ImportError,
                     reason="durable-rules is not importable: it needs `leadrouter-durable` and "
@@ -745,16 +742,16 @@ segments:
 
 # -- engine choice, memory, robustness --------------------------------------------------------
 
-def test_make_evaluator_picks_the_engine(shipped: Ruleset) -> None:
+def test_the_engine_is_picked_by_name(shipped: Ruleset) -> None:
     lead = Lead(email="jane@acme.example", title="VP Sales", employees=5000, country="US",
                 state="CA")
-    compiled = make_evaluator(shipped)
-    durable = make_evaluator(shipped, "durable")
+    compiled = find_backend("compiled")(shipped)
+    durable = find_backend("durable")(shipped)
     ev = evaluate(shipped, lead, now=NOW)
     assert compiled(lead, now=NOW) == durable(lead, now=NOW) == ev
     assert explain(shipped, durable(lead, now=NOW)) == explain(shipped, ev)
-    with pytest.raises(ValueError, match="compiled, durable"):
-        make_evaluator(shipped, "drools")
+    with pytest.raises(BackendRefused, match=r"rule engine `drools`.*LEADROUTER_ENGINE=compiled"):
+        find_backend("drools")
     assert durable_unavailable() is None
 
 
