@@ -45,23 +45,6 @@ def test_reload_requires_the_admin_token(api: httpx.Client) -> None:
     assert ok.json()["ok"] is True and ok.json()["changed"] is False
 
 
-def test_admin_endpoints_are_disabled_without_a_token(start_service: Any) -> None:
-    server = start_service(admin_token=None)
-    with server.client() as client:
-        for method, path in (("POST", "/v1/admin/rules/reload"), ("GET", "/v1/reps/r1"),
-                             ("PUT", "/v1/reps/r1"), ("GET", "/v1/accounts/acme.example"),
-                             ("PUT", "/v1/accounts/acme.example"),
-                             ("DELETE", "/v1/accounts/acme.example")):
-            for headers in ({}, AUTH):
-                response = client.request(method, path, headers=headers,
-                                          json={"status": "away"} if method == "PUT" else None)
-                body = assert_problem(response, 403)
-                assert "LEADROUTER_ADMIN_TOKEN" in body["detail"], (method, path)
-        # the public API keeps working
-        assert client.post("/v1/leads", json=lead()).status_code == 201
-        assert client.get("/v1/rules").status_code == 200
-
-
 # --- reloads ------------------------------------------------------------------------------------
 
 

@@ -239,17 +239,3 @@ def test_source_without_configured_secret(svc: Svc, monkeypatch: pytest.MonkeyPa
     problem = assert_problem(svc.client.post("/v1/sources/segment", content=body,
                                              headers=segment_headers(body)), 401)
     assert problem["type"].endswith("source-not-configured")
-
-
-def test_leads_endpoint_can_require_an_intake_key(start_service: Callable[..., Any]) -> None:
-    server = start_service(require_api_key=True)
-    with server.client() as client:
-        lead = {"email": "keyed@api.example"}
-        assert_problem(client.post("/v1/leads", json=lead), 401)
-        key = client.post("/v1/admin/keys", headers=AUTH,
-                          json={"source": "api", "scopes": ["intake"]}).json()["key"]
-        wrong = client.post("/v1/admin/keys", headers=AUTH,
-                            json={"source": "api", "scopes": ["events"]}).json()["key"]
-        assert_problem(client.post("/v1/leads", json=lead, headers={"X-API-Key": wrong}), 403)
-        ok = client.post("/v1/leads", json=lead, headers={"Authorization": f"Bearer {key}"})
-        assert ok.status_code == 201, ok.text

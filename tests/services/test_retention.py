@@ -19,31 +19,12 @@ from router.engine import engagement as eng
 from router.engine.engagement import DAY_MS
 from router.engine.loader import load_directory
 from router.services.retention import duration_text, warnings
-from router.settings import Settings, SettingsError
 from router.state.engagement import EngagementLimits, EngagementStore, email_person
 from router.state.models import CommitPlan
 from router.state.store import Store
 
 HOUR_MS = 3_600_000
 T0 = dt.datetime(2025, 3, 3, 9, 0, tzinfo=dt.UTC)
-
-
-# --- settings ------------------------------------------------------------------------------------
-
-
-def test_settings_take_durations_and_refuse_nonsense() -> None:
-    default = Settings.from_env({})
-    assert default.engagement_retention == 400 * 86400 and default.outbox_maxlen == 100_000
-    got = Settings.from_env({"LEADROUTER_ENGAGEMENT_RETENTION": "30d",
-                             "LEADROUTER_OUTBOX_MAXLEN": "20000"})
-    assert (got.engagement_retention, got.outbox_maxlen) == (30 * 86400, 20_000)
-    assert Settings.from_env({"LEADROUTER_ENGAGEMENT_RETENTION": "90"}).engagement_retention == 90
-    with pytest.raises(SettingsError, match="LEADROUTER_ENGAGEMENT_RETENTION='soon'"):
-        Settings.from_env({"LEADROUTER_ENGAGEMENT_RETENTION": "soon"})
-    with pytest.raises(SettingsError, match="LEADROUTER_OUTBOX_MAXLEN"):
-        Settings.from_env({"LEADROUTER_OUTBOX_MAXLEN": "10"})
-    assert Settings(engagement_retention=3600).to_env()["LEADROUTER_ENGAGEMENT_RETENTION"] == \
-        "3600"  # what `serve` hands its workers
 
 
 def test_limits_of_a_retention() -> None:

@@ -1,4 +1,4 @@
-"""Reps, pools, accounts, health probes and the OpenAPI document, over real HTTP."""
+"""Reps and pools over real HTTP (router/api/reps.py): rep state, absences, pool stats."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from collections import Counter
 from typing import Any
 
 import httpx
-import redis
 from _service import AUTH, JSON, Clock, assert_problem, lead
 
 # --- reps ---------------------------------------------------------------------------------------
@@ -160,132 +159,3 @@ def test_least_loaded_pool_prefers_the_rep_with_fewer_open_leads(api: httpx.Clie
     stats = api.get("/v1/pools/ll").json()
     assert stats["strategy"] == "least_loaded"
     assert {m["rep"]: m["open"] for m in stats["members"]} == {"r1": 2, "r2": 2}
-
-
-# --- accounts -----------------------------------------------------------------------------------
-
-
-def test_account_ownership_crud_and_routing(api: httpx.Client) -> None:
-    domain = "acme-corp.example"
-    assert api.post("/v1/leads", json=lead()).json()["assignment"]["pool"] == "rr"
-    assert_problem(api.get(f"/v1/accounts/{domain}", headers=AUTH), 404)
-
-    put = api.put(f"/v1/accounts/{domain}", json={"owner": "owner1"}, headers=AUTH)
-    assert put.status_code == 200, put.text
-    assert put.json() == {"domain": domain, "owner": "owner1"}
-    assert api.get(f"/v1/accounts/{domain}", headers=AUTH).json() == put.json()
-    # case does not matter
-    assert api.get(f"/v1/accounts/{domain.upper()}", headers=AUTH).json()["owner"] == "owner1"
-
-    decision = api.post("/v1/leads", json=lead(email="someone.else@acme-corp.example"))
-    assert decision.status_code == 201
-    a = decision.json()["assignment"]
-    assert (a["owner"], a["rule"], a["pool"]) == ("owner1", "account-owner", None)
-    assert "owner1" in a["reason"]
-    stored = api.get(f"/v1/leads/{decision.json()['lead_id']}").json()
-    assert stored["assignment"]["owner"] == "owner1"
-    assert stored["history"][-1]["detail"]["owner"] == "owner1"
-    # the company domain counts even when the person writes from elsewhere... (website field)
-    via_domain = api.post("/v1/leads", json=lead(email=None, domain="https://acme-corp.example/x"))
-    assert via_domain.json()["assignment"]["owner"] == "owner1"
-    # ...and junk from the account still goes to review, per the rules
-    junk = api.post("/v1/leads", json=lead(campaign="junk")).json()
-    assert junk["assignment"]["queue"] == "review" and junk["assignment"]["owner"] is None
-
-    # reassign, then delete
-    assert api.put(f"/v1/accounts/{domain}", json={"owner": "r3"},
-                   headers=AUTH).json()["owner"] == "r3"
-    assert api.post("/v1/leads", json=lead()).json()["assignment"]["owner"] == "r3"
-    deleted = api.delete(f"/v1/accounts/{domain}", headers=AUTH)
-    assert deleted.status_code == 204 and deleted.content == b""
-    assert_problem(api.get(f"/v1/accounts/{domain}", headers=AUTH), 404)
-    assert_problem(api.delete(f"/v1/accounts/{domain}", headers=AUTH), 404)
-    assert api.post("/v1/leads", json=lead()).json()["assignment"]["pool"] == "rr"
-
-
-def test_account_errors(api: httpx.Client, redis_client: redis.Redis) -> None:
-    for method in ("GET", "PUT", "DELETE"):
-        assert_problem(api.request(method, "/v1/accounts/acme.example",
-                                   json={"owner": "r1"} if method == "PUT" else None), 401)
-    body = assert_problem(api.put("/v1/accounts/acme.example", json={"owner": "ghost"},
-                                  headers=AUTH), 422)
-    assert body["errors"][0]["path"] == "$.owner"
-    body = assert_problem(api.put("/v1/accounts/acme.example", json={"owner": 5},
-                                  headers=AUTH), 422)
-    assert body["errors"][0]["path"] == "$.owner"
-    body = assert_problem(api.put("/v1/accounts/acme.example", json={"owner": "r1", "x": 1},
-                                  headers=AUTH), 422)
-    assert body["errors"][0]["path"] == "$.x"
-    assert_problem(api.put("/v1/accounts/acme.example", json={}, headers=AUTH), 422)
-    assert_problem(api.put("/v1/accounts/acme.example", content=b"{", headers={**AUTH, **JSON}),
-                   400)
-    assert_problem(api.put("/v1/accounts/localhost", json={"owner": "r1"}, headers=AUTH), 422)
-    for junk in (b"[" * 50_000 + b"]" * 50_000, b'{"owner": "\xff"}', b"\x00", b"NaN", b""):
-        response = api.put("/v1/accounts/acme.example", content=junk, headers={**AUTH, **JSON})
-        assert 400 <= response.status_code < 500, (junk[:20], response.text)
-    assert_problem(api.get("/v1/accounts/localhost", headers=AUTH), 422)
-    assert redis_client.dbsize() == 0
-
-
-# --- health, errors, schema ---------------------------------------------------------------------
-
-
-def test_livez_and_readyz(api: httpx.Client) -> None:
-    live = api.get("/livez")
-    assert live.status_code == 200 and live.json() == {"status": "ok"}
-    ready = api.get("/readyz")
-    assert ready.status_code == 200
-    body = ready.json()
-    assert body["status"] == "ok"
-    assert body["checks"] == {"rules": True, "redis": True}
-    assert len(body["rules_version"]) == 64
-
-
-def test_routing_errors_are_problems(api: httpx.Client) -> None:
-    for method, path, status in (("GET", "/v1/nothing-here", 404), ("GET", "/v1/leads", 405),
-                                 ("PATCH", "/v1/leads/ld_x", 405),
-                                 ("PUT", "/v1/rules/evaluate", 405)):
-        assert_problem(api.request(method, path), status)
-
-
-def test_openapi_schema_documents_the_lead_body(api: httpx.Client) -> None:
-    assert api.get("/schema").status_code == 200
-    response = api.get("/schema/openapi.json")
-    assert response.status_code == 200
-    doc = response.json()
-    assert doc["openapi"].startswith("3.")
-    paths = doc["paths"]
-    for path in ("/v1/leads", "/v1/leads:batch", "/v1/leads/{lead_id}", "/v1/rules",
-                 "/v1/rules/evaluate", "/v1/admin/rules/reload", "/v1/reps/{rep_id}",
-                 "/v1/pools/{pool_id}", "/v1/accounts/{domain}", "/livez", "/readyz"):
-        assert path in paths, (path, sorted(paths))
-    body = paths["/v1/leads"]["post"]["requestBody"]
-    assert body["required"] is True
-    lead_schema = body["content"]["application/json"]["schema"]
-    assert lead_schema["title"] == "Lead"
-    props = lead_schema["properties"]
-    for field in ("email", "employees", "country", "budget", "external_id", "attributes"):
-        assert field in props, field
-    assert lead_schema.get("additionalProperties") is False  # unknown fields are refused
-    batch = paths["/v1/leads:batch"]["post"]["requestBody"]["content"]["application/json"]
-    assert batch["schema"]["properties"]["leads"]["items"]["title"] == "Lead"
-    rep = paths["/v1/reps/{rep_id}"]["put"]["requestBody"]["content"]["application/json"]
-    assert set(rep["schema"]["properties"]) == {"status", "until"}
-    # every reference in the document resolves
-    refs: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if isinstance(node.get("$ref"), str):
-                refs.append(node["$ref"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(doc)
-    assert refs
-    schemas = doc.get("components", {}).get("schemas", {})
-    dangling = {r for r in refs if r.removeprefix("#/components/schemas/") not in schemas}
-    assert not dangling, dangling
