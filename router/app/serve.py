@@ -19,7 +19,7 @@ __all__ = ["serve"]
 
 def serve(args: argparse.Namespace) -> int:
     from router.engine.errors import RulesetError
-    from router.observability.logs import configure_logging
+    from router.observability.logs import configure_logging, quiet
     from router.services.rules import RulesManager
     from router.settings import Settings, SettingsError
 
@@ -33,16 +33,20 @@ def serve(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level)
     from router.plugins.host import PluginError, PluginHost
 
-    try:  # metrics=False: prometheus-client must not be imported before its directory is set
-        functions = PluginHost.from_settings(settings, metrics=False).functions()
+    # Checks: the serving process(es) log what they load, once each (with one worker, that is
+    # this process again).
+    try:
+        with quiet("leadrouter"):
+            functions = PluginHost.from_settings(settings, metrics=False).functions()
     except PluginError as exc:
         print(f"leadrouter: {exc}", file=sys.stderr)
         return 1
     try:
         # The same check every worker makes at start-up (load, then the rules' own cases),
         # done once here so a bad ruleset gives one clear message instead of a worker crash.
-        RulesManager(settings.rules_dir, require_tests=settings.require_rules_tests,
-                     functions=functions, engine=settings.engine).load_initial()
+        with quiet("leadrouter"):
+            RulesManager(settings.rules_dir, require_tests=settings.require_rules_tests,
+                         functions=functions, engine=settings.engine).load_initial()
     except RulesetError as exc:
         print(f"leadrouter: the rules in {settings.rules_dir} are not valid, not starting "
               "(fix them, or set LEADROUTER_REQUIRE_RULES_TESTS=false to skip the cases).\n"
@@ -93,8 +97,9 @@ def _prepare_metrics_dir(data_dir: str) -> Path:
 
     ``PROMETHEUS_MULTIPROC_DIR`` if the environment sets it, else ``<data dir>/metrics``; the
     files a previous run left there are removed first (their counters would be added to this
-    run's). Must run before prometheus-client is imported in this process: with one worker
-    uvicorn runs the app right here (see tests/e2e/test_ops_multiprocess.py).
+    run's). This process has imported prometheus-client already (the checks above), so it keeps
+    its own values in memory and writes no files; with one worker uvicorn runs the app right
+    here, and ``/metrics`` reads that memory (``metrics.multiprocess_dir()``).
     """
     directory = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or Path(data_dir) / "metrics")
     directory.mkdir(parents=True, exist_ok=True)

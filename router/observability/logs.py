@@ -6,21 +6,33 @@ through :func:`redact` (leads carry names too, which is why lead payloads are ne
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import os
 import re
 import sys
+from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any, TextIO
 
 import msgspec
 
 __all__ = ["REQUEST", "JsonFormatter", "RequestContext", "access_line", "configure_logging",
-           "redact"]
+           "quiet", "redact"]
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
-_PHONE = re.compile(r"(?<![\w.])\+?\d[\d\s().\-]{7,}\d(?![\w.])")
+# A phone number in free text: digits in groups (spaces, dots, dashes, parentheses), maybe a
+# leading +, standing alone: not inside a word or an id (ld_0123..., key_...), a path, a version
+# or a time. What it finds is then checked by _phone().
+_PHONE = re.compile(r"(?<![\w+])(?<!\w[.\-/:])(?:\+|\( ?)?\d[\d ().\-]{5,24}\d"
+                    r"(?!\w|[.\-/:]\w)")
 _IPV4 = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DIGITS = re.compile(r"\d+")
+# Fields whose whole value is a phone number, in log extras and in logged mappings.
+_PHONE_FIELD = re.compile(r"(?:^|_)(?:phone|mobile|cell|tel|telephone|fax|sms)(?:_|$)",
+                          re.IGNORECASE)
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName",
                                                      "color_message"}
 
@@ -49,17 +61,33 @@ _TRUSTED = frozenset({"request_id", "lead_id", "rules_version", "version", "rout
 
 
 def _phone(m: re.Match[str]) -> str:
-    # Addresses like 127.0.0.1 look like dotted phone numbers; they are not personal data.
-    return m.group() if _IPV4.fullmatch(m.group()) else "[phone]"
+    """``[phone]`` for what dials like one: 7 to 15 digits (E.164), not an address like
+    127.0.0.1 or a date, and no run of more than 12 digits unless written with ``+`` or a
+    leading 0: ids the service makes (outbox event and erasure ids ``1796421678064-0``) and
+    millisecond timestamps are runs of 13."""
+    text = m.group()
+    groups = _DIGITS.findall(text)
+    digits = sum(map(len, groups))
+    if not 7 <= digits <= 15 or _IPV4.fullmatch(text) or _DATE.fullmatch(text):
+        return text
+    if max(map(len, groups)) > 12 and not text.startswith(("+", "0")):
+        return text
+    return "[phone]"
 
 
-def redact(value: Any) -> Any:
+def redact(value: Any, field: str = "") -> Any:
+    """``value`` without email addresses and phone numbers; ``field``: the name it is logged
+    under (a phone field is masked whole, whatever its format)."""
     if isinstance(value, str):
+        if field and value and _PHONE_FIELD.search(field):
+            return "[phone]"
         return _PHONE.sub(_phone, _EMAIL.sub("[email]", value))
     if isinstance(value, dict):
-        return {k: redact(v) for k, v in value.items()}
+        return {k: redact(v, str(k)) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [redact(v) for v in value]
+        return [redact(v, field) for v in value]
+    if field and isinstance(value, int | float) and _PHONE_FIELD.search(field):
+        return "[phone]"
     return value
 
 
@@ -69,6 +97,7 @@ class JsonFormatter(logging.Formatter):
             "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(),
             "level": record.levelname.lower(),
             "logger": record.name,
+            "pid": record.process,
             "msg": redact(record.getMessage()),
         }
         request = REQUEST.get()
@@ -76,7 +105,7 @@ class JsonFormatter(logging.Formatter):
             entry["request_id"] = request.request_id
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value if key in _TRUSTED else redact(value)
+                entry[key] = value if key in _TRUSTED else redact(value, key)
         if record.exc_info:
             entry["error"] = redact(self.formatException(record.exc_info))
         return msgspec.json.encode(entry, enc_hook=str).decode()
@@ -99,7 +128,7 @@ def access_line(fields: dict[str, Any]) -> None:
         access_log.info("request", extra=fields)
         return
     entry = {"ts": dt.datetime.now(dt.UTC).isoformat(), "level": "info",
-             "logger": "leadrouter.access", "msg": "request", **fields}
+             "logger": "leadrouter.access", "pid": os.getpid(), "msg": "request", **fields}
     stream.write(_encode_line(entry).decode() + "\n")
 
 
@@ -114,3 +143,16 @@ def configure_logging(level: str = "info") -> None:
         logger.handlers[:] = [handler]
         logger.setLevel(level.upper())
         logger.propagate = False
+
+
+@contextlib.contextmanager
+def quiet(name: str) -> Iterator[None]:
+    """No log lines from logger ``name`` and its children while the block runs: for the checks
+    ``leadrouter serve`` makes before starting the workers, which log the same lines again."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

@@ -63,6 +63,7 @@ __all__ = [
     "FastHistogram",
     "Kind",
     "RoundTripSource",
+    "declare_sla_policies",
     "flush",
     "multiprocess_dir",
     "reference_markdown",
@@ -75,7 +76,15 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def multiprocess_dir() -> str | None:
-    """The multiprocess directory this process writes to, or None (single-process mode)."""
+    """The multiprocess directory this process writes to, or None (single-process mode).
+
+    prometheus-client picks where values live once, when it is first imported: in files if
+    ``PROMETHEUS_MULTIPROC_DIR`` was set then, else in memory. The exposition must read them
+    from the same place, whatever the variable says now: a process that imported it before the
+    variable was set (``leadrouter serve`` with one worker runs the app in its supervisor) keeps
+    its values in memory, and reading the directory would show none of them."""
+    if prometheus_client.values.ValueClass is prometheus_client.values.MutexValue:
+        return None
     return os.environ.get(MULTIPROC_ENV) or None
 
 
@@ -220,6 +229,22 @@ QUEUE_DEPTH = _scrape_gauge(
     "leadrouter_queue_leads",
     "Leads waiting in each queue the rules name, e.g. unassigned (read from Redis).",
     ["queue"])
+
+# Counters an alert divides or rates exist from the start, at zero, for every label value
+# known in advance: a series that appears only with its first increment hides that increment
+# from rate(), and a ratio with a missing side is no ratio (see deploy/prometheus/alerts.yaml).
+for _result in ("ok", "rejected"):
+    for _trigger in ("admin", "file_change", "generation"):
+        RULES_RELOADS.labels(_result, _trigger)
+
+
+def declare_sla_policies(policies: Iterable[str]) -> None:
+    """Zero series of the per-policy SLA counters for every policy the serving rules define
+    (called when a ruleset is loaded)."""
+    for policy in policies:
+        for counter in (SLA_STARTED, SLA_BREACHES, SLA_REASSIGNMENTS):
+            counter.labels(policy)
+
 
 _FAST: list[FastCounter | FastHistogram] = [
     m for m in list(globals().values()) if isinstance(m, FastCounter | FastHistogram)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import prometheus_client
 import pytest
@@ -110,6 +111,21 @@ def test_serve_does_not_import_prometheus_client_before_choosing_the_multiproces
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=ROOT).stdout.strip()
     assert out == "False"
+
+
+def test_metrics_are_read_where_prometheus_client_keeps_them(tmp_path: Path) -> None:
+    """prometheus-client keeps values in memory when it was imported before
+    PROMETHEUS_MULTIPROC_DIR was set, whatever the variable says later: the exposition (and
+    /v1/status, which counts from it) must then read memory, not the empty directory."""
+    code = ("import os, prometheus_client; "
+            f"os.environ['PROMETHEUS_MULTIPROC_DIR'] = {str(tmp_path)!r}; "
+            "from router.observability import metrics; "
+            "metrics.LEAD_OUTCOMES.labels('created').inc(); "
+            "print(metrics.sample_value('leadrouter_lead_outcomes_total', {'outcome': 'created'}), "
+            "b'leadrouter_lead_outcomes_total{outcome=\"created\"} 1.0' in metrics.render())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT).stdout.split()
+    assert out == ["1.0", "True"]
 
 
 @pytest.mark.parametrize("raw, kept", [

@@ -1,0 +1,85 @@
+"""router/observability/logs.py: phone numbers and emails never reach a log line, and the ids the
+service makes (lead, outbox event, erasure, key and request ids) are never mistaken for them."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from _service import AUTH, lead
+
+from router.observability import logs
+
+PHONES = ["+1 415 555 0100", "+1-415-555-0100", "(415) 555-0100", "415.555.0100",
+          "+44 20 7946 0958", "+14155550100", "4155550100", "030 12345678", "555-0100"]
+
+
+def _line(message: str, *args: object, **extra: Any) -> dict[str, Any]:
+    record = logging.LogRecord("leadrouter.test", logging.INFO, __file__, 1, message, args, None)
+    record.__dict__.update(extra)
+    line: dict[str, Any] = json.loads(logs.JsonFormatter().format(record))
+    return line
+
+
+@pytest.fixture
+def captured(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
+    """What the service's own loggers write, as ``leadrouter serve`` formats it."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.JsonFormatter())
+    root = logging.getLogger("leadrouter")
+    monkeypatch.setattr(root, "handlers", [handler])
+    monkeypatch.setattr(root, "propagate", False)
+    monkeypatch.setattr(root, "level", logging.INFO)
+    monkeypatch.setattr(root.manager, "disable", 0)
+    root.manager._clear_cache()
+    return stream
+
+
+def test_ids_the_service_makes_are_logged_as_they_are(
+        api: httpx.Client, outbox_sink: str, redis_client: redis.Redis,
+        captured: io.StringIO) -> None:
+    posted = api.post("/v1/leads", json=lead(phone="+1 415 555 0100"))
+    assert posted.status_code == 201, posted.text
+    lead_id, request_id = posted.json()["lead_id"], posted.headers["x-request-id"]
+    event_id = redis_client.xrange(outbox_sink)[-1][0].decode()  # a stream id: 1796...-0
+    key = api.post("/v1/admin/keys", json={"source": "*", "scopes": ["intake"]}, headers=AUTH)
+    assert key.status_code == 201, key.text
+    erased = api.delete(f"/v1/leads/{lead_id}", headers=AUTH)
+    assert erased.status_code == 200, erased.text
+    erasure = erased.json()
+    # The service's own lines: "lead erased" carries the erasure id (a stream id too).
+    lines = [json.loads(line) for line in captured.getvalue().splitlines()]
+    logged = {line["msg"]: line for line in lines}
+    assert logged["lead erased"]["erasure"] == erasure["id"], lines
+    assert logged["api key created"]["key_id"] == key.json()["id"], lines
+    # The delivery worker's and the SLA worker's messages, with those ids.
+    line = _line("outbox: %s did not take %s (attempt %d): %s", "webhook", event_id, 2,
+                 "HTTP 503", event=event_id, erasure=erasure["id"], at=erasure["at"],
+                 request=request_id)
+    assert line["msg"] == f"outbox: webhook did not take {event_id} (attempt 2): HTTP 503"
+    assert (line["event"], line["erasure"], line["at"], line["request"]) == \
+        (event_id, erasure["id"], erasure["at"], request_id)
+    line = _line("lead %s: SLA %s breached (owner %s) at %s", lead_id, "sql-2h", "ben",
+                 erasure["at"])
+    assert line["msg"] == f"lead {lead_id}: SLA sql-2h breached (owner ben) at {erasure['at']}"
+
+
+@pytest.mark.parametrize("phone", PHONES)
+def test_phone_numbers_are_masked_in_text_and_by_field(phone: str) -> None:
+    line = _line("call %s, or jane.doe@bigco.example.", phone, note=f"cell: {phone}",
+                 phone=phone, mobile_phone="n/a", lead={"phone": phone, "country": "US"})
+    assert line["msg"] == "call [phone], or [email]."
+    assert line["note"] == "cell: [phone]"
+    assert line["phone"] == line["mobile_phone"] == "[phone]"
+    assert line["lead"] == {"phone": "[phone]", "country": "US"}
+
+
+def test_addresses_dates_and_versions_are_not_phone_numbers() -> None:
+    text = "on 127.0.0.1:8080 since 2026-12-04 10:00:00, v0.1.0, pid 12345, 42 workers"
+    assert _line(text)["msg"] == text
