@@ -1,7 +1,8 @@
 """API-key management: ``/v1/admin/keys`` (create, list, rotate, revoke).
 
 The admin token or a key with the ``admin`` scope may manage keys; a new key is shown once, in
-the answer that created it (router/services/keys.py keeps only its hash).
+the answer that created it (router/services/keys.py keeps only its hash). A key with the
+``owner`` scope names the rep it acts for (``rep``); no other key has one.
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ _KEY_ID = Annotated[str, Parameter(max_length=63)]
 class NewKey(msgspec.Struct, forbid_unknown_fields=True):
     source: Annotated[str, msgspec.Meta(min_length=1, max_length=63,
                                         pattern=r"^(\*|[a-z0-9][a-z0-9_-]*)$")]
-    scopes: Annotated[list[str], msgspec.Meta(min_length=1, max_length=3)]
+    scopes: Annotated[list[str], msgspec.Meta(min_length=1, max_length=len(SCOPES))]
     name: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    rep: Annotated[str, msgspec.Meta(min_length=1, max_length=100,
+                                     pattern=r"^[^\s,]+$")] | None = None
 
 
 class KeyInfo(msgspec.Struct, omit_defaults=True):
@@ -44,18 +47,20 @@ class KeyInfo(msgspec.Struct, omit_defaults=True):
     prefix: str
     expires_at: int | None = None
     rotated_to: str | None = None
+    rep: str | None = None
     key: str | None = None  # only in the answer that created it
 
 
 def _info(record: KeyRecord, key: str | None = None) -> KeyInfo:
     return KeyInfo(id=record.id, source=record.source, scopes=record.scopes, name=record.name,
                    created_at=record.created_at, prefix=record.prefix,
-                   expires_at=record.expires_at, rotated_to=record.rotated_to, key=key)
+                   expires_at=record.expires_at, rotated_to=record.rotated_to,
+                   rep=record.rep, key=key)
 
 
 @post("/v1/admin/keys", tags=["admin"], status_code=201,
       operation_class=json_body(NewKey, "source (a source id or *), scopes (intake, events, "
-                                "admin), name"))
+                                "viewer, owner, admin), name; rep with the owner scope"))
 async def create_key(request: Request[Any, Any, Any], settings: NamedDependency[Settings],
                      keys: NamedDependency[ApiKeys]) -> KeyInfo:
     """Create an API key; the key itself is in this answer only (store it now)."""
@@ -66,7 +71,13 @@ async def create_key(request: Request[Any, Any, Any], settings: NamedDependency[
         raise problem(422, "Invalid key", f"unknown scope {bad[0]!r}; scopes are "
                       f"{', '.join(SCOPES)}", kind="validation",
                       errors=[{"path": "$.scopes", "message": "unknown scope"}])
-    token, record = await keys.create(source=spec.source, scopes=spec.scopes, name=spec.name)
+    if ("owner" in spec.scopes) != (spec.rep is not None):
+        detail = ("an 'owner' key acts for one rep: add \"rep\": \"<rep id>\"" if spec.rep is None
+                  else "only an 'owner' key names a rep: add the 'owner' scope or drop \"rep\"")
+        raise problem(422, "Invalid key", detail, kind="validation",
+                      errors=[{"path": "$.rep", "message": detail}])
+    token, record = await keys.create(source=spec.source, scopes=spec.scopes, name=spec.name,
+                                      rep=spec.rep)
     log.info("api key created", extra={"key_id": record.id, "source": record.source})
     return _info(record, token)
 

@@ -247,9 +247,11 @@ class SlaService:
     # -- owner actions -----------------------------------------------------------------------
 
     async def act(self, lead_id: str, action: Action, *, rep: str, reason: str | None = None,
-                  note: str | None = None, pool: str | None = None) -> Decision:
-        """Apply ``rep``'s action; returns the lead as stored afterwards. Raises
-        :class:`UnknownLead`, :class:`Conflict`, :class:`UnknownReason`, :class:`UnknownPool`."""
+                  note: str | None = None, pool: str | None = None, via: str = "") -> Decision:
+        """Apply ``rep``'s action; returns the lead as stored afterwards. ``via`` is the
+        credential that acted for the rep (``admin-token``, a key id), kept in the history.
+        Raises :class:`UnknownLead`, :class:`Conflict`, :class:`UnknownReason`,
+        :class:`UnknownPool`."""
         ruleset = self.rules.current
         if action == "reject":
             if reason not in ruleset.reject_reasons:
@@ -271,7 +273,7 @@ class SlaService:
                 if action == "reject" else None
             result = await self.state.owner_action(lead, action=action, rep=rep, now=now,
                                                    move=move, reason=reason or "",
-                                                   note=note or "")
+                                                   note=note or "", via=via)
             if result.status == "not_found":
                 raise UnknownLead(f"no lead {lead_id!r}")
             if result.status == "ok":

@@ -23,6 +23,7 @@ class KeyRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     expires_at: int | None = None  # ms; set on the old key by a rotation
     prefix: str = ""  # the first characters of the key, to tell keys apart in listings
     rotated_to: str | None = None
+    rep: str | None = None  # an ``owner`` key acts for this rep only
 
 
 _decode = msgspec.json.Decoder(KeyRecord).decode
@@ -44,6 +45,12 @@ class KeyStore:
             self.store._count(1)
             await self.store.wire.call("HSET", self.store.keys.api_keys, digest,
                                        _encode(record))
+
+    async def count(self) -> int:
+        """How many keys are stored (revoked ones are deleted; expired ones still count)."""
+        with translate_errors("api key count"):
+            self.store._count(1)
+            return int(await self.store.wire.call("HLEN", self.store.keys.api_keys))
 
     async def all(self) -> dict[str, KeyRecord]:
         with translate_errors("api key list"):

@@ -147,6 +147,7 @@ class _Arg(LeadWriteArg, kw_only=True):
     expect_state: str = ""
     reason: str = ""
     note: str = ""
+    via: str = ""  # the credential that acted for ``rep`` (admin-token, a key id), if any
 
 
 def _ms(value: bytes | None) -> dt.datetime | None:
@@ -219,14 +220,15 @@ class SlaState:
 
     async def owner_action(self, lead: SlaLead, *, action: str, rep: str, now: dt.datetime,
                            move: Move | None = None, reason: str = "",
-                           note: str = "") -> OwnerResult:
+                           note: str = "", via: str = "") -> OwnerResult:
         """Accept / contacted / reject by ``rep``, if ``lead`` still has the owner and state it
-        was read with (one EVALSHA). ``move`` says where a rejected lead goes."""
+        was read with (one EVALSHA). ``move`` says where a rejected lead goes; ``via`` (the
+        credential that acted for the rep) is recorded in the history entry."""
         move = move or Move(how="nurture")
         keys = self._keys(lead.lead_id, lead.owner, lead.queue, move.queue, move.chain)
         arg = self._arg(lead.lead_id, now, move, action=action, rep=rep,
                         expect_owner=lead.owner, expect_state=lead.state, reason=reason,
-                        note=note)
+                        note=note, via=via)
         status, owner, state, pool, queue, due = await self.store.run_script(
             "owner", keys, [arg])
         return OwnerResult(status=status.decode(), owner=text(owner), state=text(state),

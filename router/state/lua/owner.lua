@@ -2,7 +2,8 @@
 -- still where the caller saw it (owner and state), so a stale owner can never act. KEYS: the
 -- shared SLA layout of _sla.lua.
 -- ARGV[1] = {id, now, action (accept | contacted | reject), rep, expect_owner, expect_state,
---            reason, note, how (reject: nurture | queue | pick), queue, pools, home, dueby,
+--            reason, note, via (the credential acting for rep, '' = none),
+--            how (reject: nurture | queue | pick), queue, pools, home, dueby,
 --            due_wall, exclude, ret, hmax, omax, fmax}.
 -- Accept / contacted stop the SLA clock (the first of them records time-to-accept for the
 -- report); a rep may take a queued lead that has no owner. Reject records the reason for
@@ -59,7 +60,7 @@ if a.action == 'accept' or a.action == 'contacted' then
     end
   end
   redis.call('HSET', KEYS[1], unpack(fields))
-  local data = {note = note}
+  local data = {note = note, via = nz(a.via)}
   if in_time ~= nil then data.in_time = in_time end
   lead_event(a, 'lead.' .. state,
              {event = state, owner = a.rep, pool = nz(cur.pool), by = a.rep, data = data},
@@ -73,7 +74,7 @@ sla_fact(KEYS[5], a.now, a.fmax, a.ret,
           'queue', cur.queue, 'owner', cur.owner, 'by', a.rep, 'reason', a.reason})
 local stopped = cur.sla_state
 if running then stopped = 'stopped' end
-local base = {from = nz(cur.owner), note = note, policy = nz(cur.policy)}
+local base = {from = nz(cur.owner), note = note, policy = nz(cur.policy), via = nz(a.via)}
 
 if a.how == 'pick' then
   local owner, pool, strategy, why, due = sla_repick(a, cur)
