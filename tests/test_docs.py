@@ -372,6 +372,16 @@ def link_problems(path: Path) -> list[str]:
     return problems
 
 
+def unlinked_docs(readme: str, docs: Path = ROOT / "docs") -> list[str]:
+    """Every file in ``docs/`` is linked from the README's Documentation section, so a reader
+    who starts at the README can find all of it."""
+    linked = {target for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)",
+                                                section(readme, 2, "Documentation"))}
+    return [f"docs/{path.relative_to(docs).as_posix()} is not linked from the README's "
+            "Documentation section" for path in sorted(docs.rglob("*"))
+            if path.is_file() and f"docs/{path.relative_to(docs).as_posix()}" not in linked]
+
+
 def settings_problems(text: str) -> list[str]:
     """Every setting in the README's configuration table, with its real default."""
     rows = _table_rows(section(text, 2, "Configuration"))
@@ -494,6 +504,10 @@ def test_readme_quick_start_commands(readme: str) -> None:
     assert "uv run leadrouter rules check rules && uv run leadrouter rules test rules" in tests
 
 
+def test_every_doc_is_reachable_from_the_readme(readme: str) -> None:
+    assert unlinked_docs(readme) == []
+
+
 # -- the checkers notice what they are meant to notice -----------------------------------------
 
 
@@ -590,6 +604,12 @@ def test_checker_reports_settings_and_endpoints(
     problems = endpoint_problems(readme, served)
     assert "POST /v1/not-documented is served but not in the README's API table" in problems
     assert "the README documents POST /v1/leads, which the service does not serve" in problems
+
+
+def test_checker_reports_an_unlinked_doc(readme: str, tmp_path: Path) -> None:
+    (tmp_path / "new.md").write_text("# New\n", encoding="utf-8")
+    assert unlinked_docs(readme, tmp_path) == [
+        "docs/new.md is not linked from the README's Documentation section"]
 
 
 def test_helpers_parse_what_the_docs_use() -> None:

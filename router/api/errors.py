@@ -7,14 +7,19 @@ as problem+json, logged with the request id, and counted).
 
 from __future__ import annotations
 
+import difflib
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 
+import msgspec
+from leadrouter_sdk import Lead
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.plugins.problem_details import ProblemDetailsException
 
+from router.intake.form import WEB_TO_LEAD
 from router.state.errors import StateUnavailable
 
 __all__ = ["exception_handlers", "problem", "validation_problem"]
@@ -33,9 +38,10 @@ def problem(status: int, title: str, detail: str, *, kind: str | None = None,
         type_=TYPE_BASE + (kind or title.lower().replace(" ", "-")), extra=extra or None)
 
 
-def validation_problem(exc: Exception, *, prefix: str = "$",
-                       title: str = "Invalid lead") -> ProblemDetailsException:
-    """422 naming the offending field (``$.employees``) and what to send instead."""
+def validation_problem(exc: Exception, *, prefix: str = "$", title: str = "Invalid lead",
+                       tp: Any = None) -> ProblemDetailsException:
+    """422 naming the offending field (``$.employees``) and what to send instead. With ``tp``
+    (the msgspec type that was decoded), an unknown field gets the name it probably meant."""
     text = str(exc)
     m = _PATH.search(text)
     path = prefix + m.group(1)[1:] if m else prefix
@@ -43,8 +49,61 @@ def validation_problem(exc: Exception, *, prefix: str = "$",
     unknown = _UNKNOWN.match(message)
     if unknown:  # msgspec puts the unknown field in the message, not in the path
         path = f"{path}.{unknown.group(1)}"
+        fields = _fields_at(tp, m.group(1) if m else "$") if tp is not None else None
+        if fields:
+            message = f"{message} — {_did_you_mean(unknown.group(1), fields)}"
     return problem(422, title, f"{path}: {message}", kind="validation",
                    errors=[{"path": path, "message": message}])
+
+
+# Names other systems give lead fields (Salesforce Web-to-Lead, the form intake's own table):
+# `website` is no typo of `domain`, so these come before the closest spelling.
+_ALIASES: Mapping[str, str] = {k: v for k, v in WEB_TO_LEAD.items()
+                               if k != v and v in Lead.__struct_encode_fields__}
+
+
+def _did_you_mean(word: str, fields: tuple[str, ...]) -> str:
+    """How to fix an unknown field name ``word`` of an object with ``fields``."""
+    key = word.strip().lower().replace("-", "_").replace(" ", "_")
+    close = [_ALIASES[key]] if _ALIASES.get(key) in fields else \
+        difflib.get_close_matches(key, fields, n=1, cutoff=0.6)
+    free = "anything else goes under `attributes`" if "attributes" in fields else ""
+    if close:
+        return f"did you mean `{close[0]}`?" + (f" ({free})" if free else "")
+    return f"the known fields are {', '.join(fields)}" + (f"; {free}" if free else "")
+
+
+def _fields_at(tp: Any, path: str) -> tuple[str, ...] | None:
+    """The JSON field names of the object at ``path`` (``$``, ``$.leads[0]``) inside ``tp``."""
+    info: Any = msgspec.inspect.type_info(tp)
+    for name, _ in re.findall(r"\.([^.\[]+)|\[(\d+)\]", path[1:]):
+        info = _unwrap(info)
+        if isinstance(info, msgspec.inspect.StructType) and name:
+            info = next((f.type for f in info.fields if f.encode_name == name), None)
+        elif isinstance(info, msgspec.inspect.ListType) and not name:
+            info = info.item_type
+        elif isinstance(info, msgspec.inspect.DictType):
+            info = info.value_type
+        else:
+            return None
+    info = _unwrap(info)
+    if isinstance(info, msgspec.inspect.StructType):
+        return tuple(f.encode_name for f in info.fields)
+    return None
+
+
+def _unwrap(info: Any) -> Any:
+    """Through ``Annotated`` metadata and ``X | None``."""
+    while True:
+        if isinstance(info, msgspec.inspect.Metadata):
+            info = info.type
+        elif isinstance(info, msgspec.inspect.UnionType):
+            kinds = [t for t in info.types if not isinstance(t, msgspec.inspect.NoneType)]
+            if len(kinds) != 1:
+                return info
+            info = kinds[0]
+        else:
+            return info
 
 
 def _to_response(request: Request[Any, Any, Any], exc: ProblemDetailsException) -> Response[Any]:
@@ -57,15 +116,22 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
               405: "Method not allowed", 409: "Conflict", 413: "Request body too large",
               415: "Unsupported media type", 429: "Too many requests"}
     extra: dict[str, Any] = {}
-    detail = exc.detail
+    detail, kind = exc.detail, None
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
-        status = 422 if status == 400 else status
-        extra["errors"] = [{"path": f"$.{e.get('key', '')}", "message": e.get("message", "")}
-                           for e in exc.extra if isinstance(e, dict)]
+        # a path, query or header parameter (bodies are decoded by _body.py): stays a 400
+        errors = [{"path": f"$.{e.get('key', '')}", "message": e.get("message", "")}
+                  for e in exc.extra if isinstance(e, dict)]
+        extra["errors"], kind = errors, "invalid-parameter"
+        if errors:
+            detail = "; ".join(f"{e['path']}: {e['message']}" for e in errors) + \
+                " — fix the parameter in the URL or headers"
     if status == 413:
-        detail = "the request body is larger than the service accepts — send fewer leads per " \
-                 "batch or smaller fields"
-    return problem(status, titles.get(status, "Error"), detail, headers=exc.headers,
+        limit: int = request.app.state.settings.max_body_bytes
+        kind, extra["limit_bytes"] = "body-too-large", limit
+        detail = f"the request body is larger than the {limit:,} bytes this service accepts " \
+                 "— split the batch into smaller ones (or send smaller fields), or raise " \
+                 "the limit with LEADROUTER_MAX_BODY_BYTES"
+    return problem(status, titles.get(status, "Error"), detail, kind=kind, headers=exc.headers,
                    **extra).to_response(request)
 
 

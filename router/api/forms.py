@@ -12,6 +12,7 @@ time that turn bots into ``bad_lead`` records in the ``spam`` queue instead of r
 
 from __future__ import annotations
 
+import html
 import urllib.parse
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -120,7 +121,7 @@ async def _post(request: Request[Any, Any, Any], form_id: str, intake: _Intake) 
         exc.headers.update(headers)
         if form.error_url and not _wants_json(request) and exc.status == 422:
             url = _with_query(form.error_url, error=exc.kind, field=exc.field or "")
-            return Response(None, status_code=303, headers={**headers, "Location": url})
+            return _see_other(url, headers)
         raise
     key = request.headers.get("idempotency-key")
     key = key.strip()[:255] if key and key.strip() and key.isprintable() else None
@@ -131,7 +132,15 @@ async def _post(request: Request[Any, Any, Any], form_id: str, intake: _Intake) 
         return Response({"lead_id": lead_id, "redirect": post.redirect,
                          "duplicate": status == 200}, status_code=201 if status == 201 else 200,
                         headers=headers)
-    return Response(None, status_code=303, headers={**headers, "Location": post.redirect})
+    return _see_other(post.redirect, headers)
+
+
+def _see_other(url: str, headers: dict[str, str]) -> Response[bytes]:
+    """303 to ``url``, with a one-line page linking to it for a client that does not follow."""
+    link = html.escape(url, quote=True)
+    page = f'<!doctype html><title>See Other</title><a href="{link}">Continue</a>\n'
+    return Response(page.encode(), status_code=303, media_type="text/html; charset=utf-8",
+                    headers={**headers, "Location": url})
 
 
 def _form_op() -> type[Operation]:

@@ -45,7 +45,7 @@ def _idempotency_key(headers: Headers) -> str | None:
 
 
 def _decode(body: bytes, prefix: str = "$") -> Lead:
-    return decode_body(body, decode_lead, prefix=prefix,
+    return decode_body(body, decode_lead, prefix=prefix, tp=Lead,
                        hint="send one JSON object of lead fields")
 
 

@@ -50,3 +50,41 @@ def test_a_wrong_value_is_a_422_naming_the_path() -> None:
     unknown = _problem(lambda: decode_json(b'{"size": 1, "colour": 2}', Thing))
     assert unknown.extra is not None
     assert unknown.extra["errors"][0]["path"] == "$.colour"
+
+
+class Box(msgspec.Struct, forbid_unknown_fields=True):
+    things: list[Thing]
+    label: str | None = None
+
+
+def test_an_unknown_field_gets_the_closest_name_at_its_path() -> None:
+    exc = _problem(lambda: decode_json(b'{"things": [{"size": 1}, {"sise": 2}]}', Box))
+    assert exc.extra == {"errors": [{
+        "path": "$.things[1].sise",
+        "message": "Object contains unknown field `sise` — did you mean `size`?"}]}
+    exc = _problem(lambda: decode_json(b'{"things": [], "zzz": 1}', Box))
+    assert exc.detail.endswith("the known fields are things, label")
+    # without the type, the plain message
+    exc = _problem(lambda: decode_body(b'{"sise": 1}', msgspec.json.Decoder(Thing).decode))
+    assert exc.detail == "$.sise: Object contains unknown field `sise`"
+
+
+@pytest.mark.parametrize(("body", "at"), [
+    (b'"\\ud800"', 1), (b'["ok", "x\\udbff"]', 9), (b'"\\udc00"', 1),
+    (b'"\\ud800\\u0041"', 1), (b'{"a": "\\ud800", "b": 1}', 7),
+    (b'"\\ud83d\\ude00 \\ud83d"', 14),
+])
+def test_a_lone_surrogate_is_named(body: bytes, at: int) -> None:
+    exc = _problem(lambda: decode_body(body, msgspec.json.decode))
+    assert exc.status_code == 400
+    assert "lone UTF-16 surrogate escape \\u" in exc.detail
+    assert f" at byte {at} " in exc.detail, exc.detail
+
+
+def test_escapes_that_are_not_lone_surrogates_keep_msgspec_s_message() -> None:
+    # a pair and an escaped backslash are fine JSON
+    assert decode_body(b'["\\ud83d\\ude00", "\\\\ud800"]', msgspec.json.decode) == \
+        ["\U0001F600", "\\ud800"]
+    for body in (b'"\\\\ud800', b'{"a": 1,, "b": "\\ud800"}'):  # cut short; wrong earlier
+        exc = _problem(lambda b=body: decode_body(b, msgspec.json.decode))
+        assert "surrogate" not in exc.detail, exc.detail

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -133,6 +134,23 @@ def test_origin_allow_list_and_preflight(service: httpx.Client) -> None:
                             headers={"Origin": "https://anywhere.example"})
     assert response.status_code == 303
     assert "access-control-allow-origin" not in response.headers
+
+
+def test_a_redirect_is_a_link_not_json(service: httpx.Client) -> None:
+    """303 to the thank-you page and to the error page: a tiny HTML page linking the target
+    (a client that does not follow redirects can), never ``application/json`` ``null``."""
+    ok = service.post("/v1/forms/contact", headers=BROWSER, content=urllib.parse.urlencode(
+        web_to_lead(email="link@redirect.example", retURL="https://www.example.com/a?b=1&c=2")))
+    bad = service.post("/v1/forms/contact", headers=BROWSER,
+                       content=urllib.parse.urlencode(web_to_lead(email="nope")))
+    for response in (ok, bad):
+        assert response.status_code == 303, response.text
+        assert response.headers["content-type"].startswith("text/html"), response.headers
+        location = response.headers["location"]
+        assert response.text != "null"
+        assert f'<a href="{html.escape(location, quote=True)}">' in response.text
+    assert ok.headers["location"] == "https://www.example.com/a?b=1&c=2"
+    assert "&amp;c=2" in ok.text
 
 
 def test_invalid_values_name_the_field(service: httpx.Client) -> None:
