@@ -8,6 +8,7 @@ worker runs with exactly what the supervisor resolved.
 from __future__ import annotations
 
 import os
+import typing
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -20,6 +21,12 @@ __all__ = ["ENV_PREFIX", "Settings", "SettingsError"]
 ENV_PREFIX = "LEADROUTER_"
 
 Seconds = Annotated[int, msgspec.Meta(gt=0)]
+
+
+def _choices(cls: type, field: str) -> list[str]:
+    """The values a ``Literal`` setting accepts (none for other types)."""
+    hint = typing.get_type_hints(cls).get(field)
+    return [str(v) for v in typing.get_args(hint)] if typing.get_origin(hint) is Literal else []
 
 
 class SettingsError(ValueError):
@@ -141,6 +148,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         except msgspec.ValidationError as exc:
             field = str(exc).rsplit("$.", 1)[-1].rstrip("`") if "$." in str(exc) else ""
             var = f"{ENV_PREFIX}{field.upper()}" if field else "a setting"
+            choices = _choices(cls, field)
+            if choices:
+                raise SettingsError(f"{var}: {raw.get(field)!r} is not one of "
+                                    f"{', '.join(choices)} — fix the value (see "
+                                    "docs/operations.md)") from None
             raise SettingsError(f"{var}: {exc} — fix the value (see docs/operations.md)") from None
 
     def to_env(self) -> dict[str, str]:

@@ -6,7 +6,7 @@ import datetime
 from typing import Any
 
 import msgspec
-from leadrouter_sdk import decode_lead
+from leadrouter_sdk import Lead, decode_lead
 from litestar import Request, get, post
 from litestar.di import NamedDependency
 
@@ -27,6 +27,7 @@ def _status(rules: RulesManager) -> dict[str, Any]:
     rs = rules.current
     return {
         "version": rs.version,
+        "engine": rules.engine,
         "loaded_at": rules.loaded_at,
         "directory": str(rules.directory),
         "files": list(rs.files),
@@ -78,7 +79,7 @@ async def evaluate_lead(request: Request[Any, Any, Any], rules: NamedDependency[
     if isinstance(wrapped, dict) and isinstance(wrapped.get("lead"), dict):
         run = decode_json(body, _DryRun)
         body, state, now, prefix = bytes(run.lead), run.state, run.now, "$.lead"
-    lead = decode_body(body, decode_lead, prefix=prefix)
+    lead = decode_body(body, decode_lead, prefix=prefix, tp=Lead)
     ruleset = rules.current
     when = now or clock()
     if when.tzinfo is None:

@@ -54,6 +54,7 @@ async def status(health: NamedDependency[Health]) -> dict[str, Any]:
         rejected = rules.last_rejected
         body["rules"] = {
             "version": rules.current.version,
+            "engine": rules.engine,
             "loaded_at": rules.loaded_at,
             "directory": str(rules.directory),
             "last_rejected": None if rejected is None else {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -90,7 +91,8 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
     else:
         print(f"ok: {len(ruleset.rules)} rules, {len(ruleset.pools)} pools, "
               f"{len(ruleset.reps)} reps in {len(ruleset.files)} files; {len(cases)} test "
-              f"cases; version {ruleset.version[:12]}")
+              f"cases found (run them: leadrouter rules test); version "
+              f"{ruleset.version[:12]}")
     return 0
 
 
@@ -140,7 +142,8 @@ def cmd_rules_explain(args: argparse.Namespace) -> int:
     host = _plugin_host()
     try:
         # intake.yaml too: a mistake there is reported here as by `rules check`
-        ruleset = load_directory(args.rules, functions=host.functions(), intake=compile_intake)
+        ruleset = load_directory(args.directory, functions=host.functions(),
+                                 intake=compile_intake)
     except RulesetError as exc:
         print(exc.summary())
         return 1
@@ -184,39 +187,85 @@ def _iso(text: str) -> datetime.datetime:
     return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="leadrouter", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+DESCRIPTION = """\
+Lead scoring and routing service.
 
-    serve = sub.add_parser("serve", help="run the HTTP service")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--workers", type=int)
-    serve.add_argument("--rules", dest="rules_dir")
-    serve.add_argument("--redis-url")
-    serve.add_argument("--data-dir")
+  leadrouter serve                 run the HTTP service
+  leadrouter rules check [DIR]     load a rules directory and report every error
+  leadrouter rules test [DIR]      run the test cases in DIR/tests/*.yaml
+  leadrouter rules explain LEAD    show the decision for one lead (nothing is written)
+  leadrouter plugins list          show the plugins the service would load
+
+Rule commands take the rules directory as an argument or as --rules DIR (default: rules).
+Settings come from LEADROUTER_* environment variables (docs/operations.md); rule files are
+described in docs/rules.md.
+"""
+
+
+def _serve_flag(parser: argparse.ArgumentParser, flag: str, field: str, text: str,
+                kind: type = str, metavar: str | None = None) -> None:
+    """A ``serve`` flag that overrides the setting ``field``: its help names the environment
+    variable and the default, both read from :class:`~router.settings.Settings`."""
+    from router.settings import ENV_PREFIX, Settings
+
+    default = next(f.default for f in msgspec.structs.fields(Settings) if f.name == field)
+    shown = "an embedded valkey-server in the data dir" if default is None else default
+    parser.add_argument(flag, dest=field, type=kind, metavar=metavar or field.upper(),
+                        help=f"{text} (default: ${ENV_PREFIX}{field.upper()}, else {shown})")
+
+
+def _add_serve(sub: Any) -> None:
+    serve = sub.add_parser("serve", help="run the HTTP service",
+                           description="Run the HTTP service. Each flag overrides its "
+                           "LEADROUTER_* environment variable; every other setting is read "
+                           "from the environment (docs/operations.md).")
+    _serve_flag(serve, "--host", "host", "address to listen on")
+    _serve_flag(serve, "--port", "port", "TCP port to listen on", int)
+    _serve_flag(serve, "--workers", "workers", "worker processes", int)
+    _serve_flag(serve, "--rules", "rules_dir", "the rules directory", metavar="DIR")
+    _serve_flag(serve, "--redis-url", "redis_url", "Redis/Valkey URL, e.g. redis://host:6379/0",
+                metavar="URL")
+    _serve_flag(serve, "--data-dir", "data_dir", "where the embedded Valkey and the metrics "
+                "files live", metavar="DIR")
     serve.set_defaults(func=cmd_serve)
 
+
+def _rules_dir(parser: argparse.ArgumentParser) -> None:
+    """The rules directory, the same way for every rule command: ``DIR`` or ``--rules DIR``."""
+    parser.add_argument("directory", nargs="?", metavar="DIR",
+                        help=f"the rules directory (default: {DEFAULT_RULES})")
+    parser.add_argument("--rules", dest="rules_option", metavar="DIR",
+                        help="the rules directory, as an option (same as DIR)")
+
+
+def _add_rules(sub: Any) -> None:
     rules = sub.add_parser("rules", help="check, test and explain rule files")
     rsub = rules.add_subparsers(dest="rules_command", required=True)
     check = rsub.add_parser("check", help="load a rules directory and report every error")
-    check.add_argument("directory", nargs="?", default=DEFAULT_RULES)
+    _rules_dir(check)
     check.add_argument("--format", choices=("text", "json"), default="text")
     check.set_defaults(func=cmd_rules_check)
     test = rsub.add_parser("test", help="run the cases in DIR/tests/*.yaml")
-    test.add_argument("directory", nargs="?", default=DEFAULT_RULES)
+    _rules_dir(test)
     test.add_argument("-k", help="only cases whose name contains this text")
     test.add_argument("-v", "--verbose", action="store_true", help="list passing cases too")
     test.add_argument("--format", choices=("text", "json"), default="text")
     test.set_defaults(func=cmd_rules_test)
     explain = rsub.add_parser("explain", help="show the engine's decision for one lead")
     explain.add_argument("lead", help="a JSON file with the lead's fields (- for stdin)")
-    explain.add_argument("--rules", default=DEFAULT_RULES)
+    _rules_dir(explain)
     explain.add_argument("--state", help="JSON: {account_owner, events: [{event, days_ago}]}")
     explain.add_argument("--now", type=_iso, help="evaluation time (ISO 8601), default now")
     explain.add_argument("--format", choices=("text", "json"), default="text")
     explain.set_defaults(func=cmd_rules_explain)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="leadrouter", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_serve(sub)
+    _add_rules(sub)
     plugins = sub.add_parser("plugins", help="show the plugins the service would load")
     psub = plugins.add_subparsers(dest="plugins_command", required=True)
     plist = psub.add_parser("list", help="each plugin's name, version, hooks and status")
@@ -225,9 +274,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Errors that are the user's to fix (a setting, a plugin): one line, no traceback."""
+    from router.plugins.host import PluginError
+    from router.settings import SettingsError
+
+    return SettingsError, PluginError
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    result: int = args.func(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if "rules_option" in args:
+        given = {d for d in (args.directory, args.rules_option) if d is not None}
+        if len(given) > 1:
+            parser.error(f"two rules directories: {args.directory} and --rules "
+                         f"{args.rules_option} — give one")
+        args.directory = given.pop() if given else DEFAULT_RULES
+    try:
+        result: int = args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, like other command-line tools. Point
+        # stdout at /dev/null so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a command a pipe stopped
+    except _user_errors() as exc:
+        print(f"leadrouter: {exc}", file=sys.stderr)
+        return 2
     return result
 
 

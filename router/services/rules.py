@@ -134,25 +134,27 @@ class RulesManager:
                     items.append((str(path), st.st_size, st.st_mtime_ns))
         return tuple(items)
 
-    def _attempt(self) -> tuple[Ruleset | None, list[str], str | None]:
+    def _attempt(self) -> tuple[Ruleset | None, list[RuleError], str | None]:
+        # Each error names its own file and line: nothing here prefixes the directory again.
         try:
             ruleset: Ruleset = load_directory(self.directory, functions=self.functions,
                                               intake=compile_intake)
         except RulesetError as exc:
-            return None, [str(e) for e in exc.errors], None
+            return None, exc.errors, None
         if not self.require_tests:
             return ruleset, [], ruleset.version
         try:
             cases = load_cases(self.directory)
         except RulesetError as exc:
-            return None, [str(e) for e in exc.errors], ruleset.version
-        failures = [f"{r.case.file}:{r.case.line}: case {r.case.name!r}: {'; '.join(r.failures)}"
+            return None, exc.errors, ruleset.version
+        failures = [RuleError(file=r.case.file, line=r.case.line,
+                              message=f"case {r.case.name!r}: {'; '.join(r.failures)}")
                     for r in run_cases(ruleset, cases) if not r.ok]
         if failures:
             return None, failures, ruleset.version
         return ruleset, [], ruleset.version
 
-    def _prepare(self, ruleset: Ruleset) -> list[str]:
+    def _prepare(self, ruleset: Ruleset) -> list[RuleError]:
         """Build the evaluator of the configured engine; its refusal rejects the ruleset."""
         if self.engine == COMPILED:
             # built once per ruleset, not per lead (evaluator() is on every lead's path)
@@ -163,7 +165,7 @@ class RulesManager:
                 self._backend = find_backend(self.engine)
             self._evaluators[ruleset.version] = self._backend(ruleset, functions=self.functions)
         except BackendRefused as exc:
-            return [f"engine {self.engine}: {exc}"]
+            return [RuleError(file=str(self.directory), message=f"engine {self.engine}: {exc}")]
         return []
 
     def evaluator(self, ruleset: Ruleset) -> Evaluator:
@@ -178,8 +180,11 @@ class RulesManager:
         if ruleset is not None:
             errors = self._prepare(ruleset)
         if ruleset is None or errors:
-            raise RulesetError([RuleError(file=str(self.directory), message=e) for e in errors])
+            raise RulesetError(errors)
         self._swap(ruleset)
+        log.info("rules loaded from %s: version %s, engine %s", self.directory,
+                 ruleset.version[:12], self.engine,
+                 extra={"version": ruleset.version, "engine": self.engine})
         return ruleset
 
     def reload(self, *, reason: str = "requested", force: bool = False) -> ReloadResult:
@@ -187,11 +192,12 @@ class RulesManager:
         self._fingerprint = self.fingerprint()
         now = self._clock()
         current = self._current.version if self._current else ""
-        ruleset, errors, attempted = self._attempt()
+        ruleset, problems, attempted = self._attempt()
         if ruleset is not None:
-            errors = self._prepare(ruleset)
-            if errors:
+            problems = self._prepare(ruleset)
+            if problems:
                 ruleset = None
+        errors = [str(e) for e in problems]
         if ruleset is None:
             result = ReloadResult(ok=False, changed=False, version=current, at=now,
                                   reason=reason, errors=errors, attempted_version=attempted)
@@ -221,6 +227,7 @@ class RulesManager:
         keep = {ruleset.version} | ({previous.version} if previous else set())
         self._evaluators = {v: e for v, e in self._evaluators.items() if v in keep}
         self.loaded_at = self._clock()
+        metrics.declare_sla_policies(ruleset.sla_policies)
         for listener in self.listeners:
             listener(ruleset)
         # Compiled rules are long-lived: move them (and everything else alive now) out of the

@@ -30,6 +30,12 @@ def test_get_rules_shows_version_files_and_counts(api: httpx.Client) -> None:
     assert api.get("/readyz").json()["rules_version"] == body["version"]
 
 
+def test_the_engine_deciding_is_shown_in_rules_and_status(api: httpx.Client) -> None:
+    # LEADROUTER_ENGINE: which evaluator decides is part of what an operator reads first
+    assert api.get("/v1/rules").json()["engine"] == "compiled"
+    assert api.get("/v1/status").json()["rules"]["engine"] == "compiled"
+
+
 # --- POST /v1/admin/rules/reload: auth ----------------------------------------------------------
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -139,3 +142,92 @@ def test_check_reads_the_intake_sections_as_the_service_does(
     assert main(["rules", "check", str(rules_copy)]) == 1
     out = capsys.readouterr().out
     assert str(rules_copy / "intake.yaml") + ":" in out and "did you mean `thank_you`?" in out
+
+
+# --- the command as users run it (a subprocess: real stdout, stderr, pipes, environment) -------
+
+LEADROUTER = Path(sys.executable).with_name("leadrouter")
+LEAD = {"email": "ann@acme.example", "title": "VP of Sales", "employees": 5000, "country": "US",
+        "state": "CA", "budget": 100000}
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(LEADROUTER), *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **(env or {})}, check=False)
+
+
+def test_help_is_plain_text_and_serve_flags_say_what_they_do_and_their_default() -> None:
+    top = _run("--help")
+    assert top.returncode == 0
+    assert "``" not in top.stdout and ":func:" not in top.stdout, top.stdout
+    assert "leadrouter rules check [DIR]" in top.stdout and "--rules DIR" in top.stdout
+    serve = _run("serve", "--help")
+    assert serve.returncode == 0
+    text = " ".join(serve.stdout.split())  # argparse wraps lines
+    for flag, env, default in [("--host HOST", "HOST", "127.0.0.1"),
+                               ("--port PORT", "PORT", "8080"),
+                               ("--workers WORKERS", "WORKERS", "1"),
+                               ("--rules DIR", "RULES_DIR", "rules"),
+                               ("--redis-url URL", "REDIS_URL", "an embedded valkey-server"),
+                               ("--data-dir DIR", "DATA_DIR", ".leadrouter")]:
+        assert f"(default: $LEADROUTER_{env}, else {default}" in text, (flag, text)
+        described = text.split(f"{flag} ", 2)[-1]
+        assert not described.startswith("-") and not described.startswith("(default"), flag
+
+
+def test_a_bad_setting_is_one_line_with_the_fix() -> None:
+    run = _run("rules", "check", str(RULES), env={"LEADROUTER_ENGINE": "bogus"})
+    assert run.returncode == 2
+    assert "Traceback" not in run.stderr
+    assert run.stderr.splitlines() == [
+        "leadrouter: LEADROUTER_ENGINE: 'bogus' is not one of compiled, durable — fix the "
+        "value (see docs/operations.md)"], run.stderr
+
+
+def test_explain_into_a_closed_pipe_stops_quietly(tmp_path: Path) -> None:
+    lead = tmp_path / "lead.json"
+    lead.write_text(json.dumps(LEAD))
+    # `leadrouter rules explain lead.json | head -0`: the reader is gone before the first write
+    with subprocess.Popen([str(LEADROUTER), "rules", "explain", str(lead), str(RULES)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=60) == 141  # 128 + SIGPIPE, as a shell reports it
+    assert err == "", err
+
+
+def test_every_rule_command_takes_the_directory_as_argument_or_option(
+        rules_copy: Path, tmp_path: Path) -> None:
+    _edit(rules_copy / "tests" / "territories.yaml", "expect: {territory: na-west}",
+          "expect: {territory: na-east}")  # so that which directory was read shows
+    lead = tmp_path / "lead.json"
+    lead.write_text(json.dumps({**LEAD, "email": "bob@acme.example"}))
+    for args in (["check", str(rules_copy)], ["check", "--rules", str(rules_copy)]):
+        run = _run("rules", *args, "--format", "json")
+        assert run.returncode == 0 and json.loads(run.stdout)["cases"] == 73, run
+    for args in (["test", str(rules_copy)], ["test", "--rules", str(rules_copy)]):
+        run = _run("rules", *args)
+        assert run.returncode == 1 and run.stdout.strip().endswith("72 passed, 1 failed"), run
+    for args in (["explain", str(lead), str(RULES)], ["explain", str(lead), "--rules", str(RULES)]):
+        run = _run("rules", *args, "--now", "2026-01-06T15:00:00+00:00")
+        assert run.returncode == 0 and "territories: na-west" in run.stdout, run
+    both = _run("rules", "test", str(RULES), "--rules", str(rules_copy))
+    assert both.returncode == 2 and "two rules directories" in both.stderr, both.stderr
+
+
+def test_check_says_the_cases_are_found_not_run() -> None:
+    run = _run("rules", "check", str(RULES))
+    assert run.returncode == 0
+    assert "73 test cases found" in run.stdout and "leadrouter rules test" in run.stdout
+
+
+def test_serve_names_the_file_of_a_failing_case_once(rules_copy: Path, tmp_path: Path) -> None:
+    _edit(rules_copy / "tests" / "territories.yaml", "expect: {territory: na-west}",
+          "expect: {territory: na-east}")
+    run = _run("serve", "--rules", str(rules_copy), "--data-dir", str(tmp_path / "data"))
+    assert run.returncode == 1, run.stderr
+    failing = [line.strip() for line in run.stderr.splitlines() if "na-east" in line]
+    assert len(failing) == 1, run.stderr
+    assert failing[0].startswith(str(rules_copy / "tests" / "territories.yaml") + ":"), failing
+    assert f"{rules_copy}: " not in run.stderr, run.stderr  # not the directory, then the file

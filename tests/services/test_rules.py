@@ -5,16 +5,18 @@ core never imports them. The durable-rules engine (`leadrouter-durable`) must de
 the compiled one: the real service (HTTP, real Valkey) runs twice over the shipped ruleset, once
 per engine, with identical decisions for the same leads. Those tests are skipped, with the
 reason, where durable-rules cannot be imported (Python >= 3.13, or `leadrouter-durable` not
-installed); CI installs it (`uv sync`, dev group).
+installed); CI installs it (`uv sync`, dev group) and fails them if it is missing (CI=true).
 """
 
 from __future__ import annotations
 
+import logging
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _ci import needs, require_module
 from _service import ThreadServer, lead
 
 from router.app.application import create_app
@@ -37,8 +39,9 @@ def _durable_unavailable() -> str | None:
     return durable_unavailable()
 
 
-needs_durable = pytest.mark.skipif(_durable_unavailable() is not None,
-                                   reason=f"durable-rules unavailable: {_durable_unavailable()}")
+_MISSING = _durable_unavailable()
+# skipped where durable-rules is missing, failed in CI (CI=true; tests/_ci.py)
+needs_durable = needs(None if _MISSING is None else f"durable-rules unavailable: {_MISSING}")
 
 LEADS = [
     lead(email="cro@bigcorp.example", title="Chief Revenue Officer", employees=5000,
@@ -59,6 +62,8 @@ def _decisions(redis_url: str, engine: str) -> list[dict[str, Any]]:
     server = ThreadServer(app).start()
     try:
         with server.client() as client:
+            assert client.get("/v1/rules").json()["engine"] == engine
+            assert client.get("/v1/status").json()["rules"]["engine"] == engine
             for body in LEADS:
                 response = client.post("/v1/rules/evaluate", json=body)
                 assert response.status_code == 200, response.text
@@ -114,9 +119,27 @@ def test_an_engine_no_installed_package_provides_stops_the_start_up_saying_what_
     assert RulesManager(tmp_path, require_tests=False).load_initial().version
 
 
+def test_the_first_load_logs_the_engine_and_version(tmp_path: Path) -> None:
+    (tmp_path / "routing.yaml").write_text("territories:\n  - {id: all, when: 'true'}\n")
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("leadrouter.rules")
+    logger.addHandler(handler)
+    level, logger.level = logger.level, logging.INFO
+    try:
+        ruleset = RulesManager(tmp_path, require_tests=False).load_initial()
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    [record] = [r for r in records if r.getMessage().startswith("rules loaded")]
+    assert record.getMessage() == (f"rules loaded from {tmp_path}: version "
+                                   f"{ruleset.version[:12]}, engine compiled")
+    assert record.engine == "compiled"  # type: ignore[attr-defined]
+
+
 def test_durable_registers_itself_by_entry_point() -> None:
-    durable = pytest.importorskip("leadrouter_durable",
-                                  reason="leadrouter-durable is not installed")
+    durable = require_module("leadrouter_durable", reason="leadrouter-durable is not installed")
     points = entry_points(group=ENTRY_POINT_GROUP, name="durable")
     assert [p.value for p in points] == ["leadrouter_durable:durable_evaluator"]
     assert find_backend("durable") is durable.durable_evaluator

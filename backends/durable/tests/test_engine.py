@@ -12,7 +12,7 @@ grade, status, territory, segment, route, SLA policy, matched rule ids and ``dec
 - memory stays flat: facts are retracted after every lead.
 
 Skipped, with the reason, where durable-rules cannot be imported (Python >= 3.13, where
-`leadrouter-durable` installs without it).
+`leadrouter-durable` installs without it) — except in CI (CI=true), where that is a failure.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from _ci import require_module
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 from leadrouter_durable import DurableEngine, DurableUnsupported, durable_unavailable
@@ -43,9 +44,10 @@ from router.engine.loader import load_directory, load_texts
 from router.engine.ruleset import Ruleset
 from router.services.rules import find_backend
 
-pytest.importorskip("durable_rules_engine", exc_type=ImportError,
-                    reason="durable-rules is not importable: it needs `leadrouter-durable` and "
-                    "Python < 3.13 (its C extension does not load on 3.13+)")
+# skipped where durable-rules is missing, failed in CI (CI=true; tests/_ci.py)
+require_module("durable_rules_engine",
+               reason="durable-rules is not importable: it needs `leadrouter-durable` and "
+               "Python < 3.13 (its C extension does not load on 3.13+)")
 
 RULES = Path(__file__).resolve().parents[3] / "rules"
 NOW = datetime.datetime(2026, 11, 24, 17, 0, tzinfo=datetime.UTC)
