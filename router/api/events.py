@@ -4,6 +4,10 @@ Accepted shapes (router/intake/events.py: ``event_from_payload``): Segment ``tra
 ``identify`` messages, and the plain ``{email | lead_id | external_id, event, timestamp,
 properties, messageId}``. A batch is ``{"batch": [...]}`` (Segment's), ``{"events": [...]}`` or
 a JSON array; each item gets its own result or problem.
+
+Who may call (router/api/auth.py): posting needs a key with the ``events`` scope when
+``LEADROUTER_REQUIRE_API_KEY=true``; reading a person's engagement always needs the admin token
+or a key with the ``viewer`` scope (it is personal data).
 """
 
 from __future__ import annotations
@@ -12,17 +16,20 @@ import datetime as dt
 from typing import Any
 
 import msgspec
+from leadrouter_sdk import Contribution as RuleContribution
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromQuery
 from litestar.plugins.problem_details import ProblemDetailsException
 
 from router.api._body import decode_body, require_json
+from router.api.auth import admin_or_key, require_key
 from router.api.errors import problem, validation_problem
 from router.api.openapi import json_body
 from router.engine.engagement import lines, windows
 from router.intake.events import EventIn, event_from_payload
 from router.services.engagement import EngagementService, EventResult
+from router.services.keys import ApiKeys
 from router.services.privacy import PrivacyService
 from router.services.records import UnknownLead
 from router.settings import Settings
@@ -84,12 +91,15 @@ class PlainEvent(msgspec.Struct, kw_only=True):
                                 "of them."))
 async def post_events(request: Request[Any, Any, Any],
                       engagement: NamedDependency[EngagementService],
-                      settings: NamedDependency[Settings]) -> Response[Any]:
+                      settings: NamedDependency[Settings],
+                      keys: NamedDependency[ApiKeys]) -> Response[Any]:
     """Record engagement events and re-score the leads they belong to.
 
     One event: ``202`` with what it did (``recorded`` / ``identified``, and ``lead`` when its
     lead was re-scored or re-qualified), ``200`` with ``status: duplicate`` for a messageId seen
-    before. A batch: ``200`` with one result (or problem) per item, in order."""
+    before. A batch: ``200`` with one result (or problem) per item, in order. With
+    ``LEADROUTER_REQUIRE_API_KEY=true``: a key with the ``events`` scope (or the admin token)."""
+    await require_key(request, settings, keys, "events")
     require_json(request.headers, also=("text/plain",))
     body = await request.body()
     items = decode_body(body, _items, title="Invalid event")
@@ -151,19 +161,23 @@ class Engagement(msgspec.Struct, kw_only=True):
     seq: int
     at: dt.datetime
     half_life: str | None
-    score: float
-    contributions: list[Contribution]
+    score: float  # the lead's engagement score now, as its decision adds it up
+    contributions: list[Contribution]  # the decaying points of the engagement: section
+    rules: list[RuleContribution]  # every engagement-group contribution of that decision
     events: list[TypeInfo]
 
 
 @get("/v1/engagement", tags=["events"])
-async def get_engagement(engagement: NamedDependency[EngagementService],
+async def get_engagement(request: Request[Any, Any, Any],
+                         engagement: NamedDependency[EngagementService],
                          privacy: NamedDependency[PrivacyService],
+                         settings: NamedDependency[Settings], keys: NamedDependency[ApiKeys],
                          email: FromQuery[str | None] = None,
                          lead_id: FromQuery[str | None] = None) -> Engagement:
     """A person's engagement now (``?email=`` or ``?lead_id=``): per event type the count kept,
     the last time and the rules' windows, and each decayed contribution (count, raw points,
-    decayed points, cap)."""
+    decayed points, cap). Personal data: the admin token or a key with the ``viewer`` scope."""
+    await admin_or_key(request, settings, keys, scope="viewer")
     if email:
         try:
             address = event_from_payload({"email": email, "event": "x"}).email or ""
@@ -185,12 +199,17 @@ async def get_engagement(engagement: NamedDependency[EngagementService],
     now = engagement.now()
     spec = ruleset.engagement
     found = lines(spec, state.activity, now) if spec else ()
+    # One source of truth: the person's lead decided now, as a re-score would (rules in the
+    # engagement group and the decaying points); without a lead, the decaying points alone.
+    scored = await engagement.lead_score(state, now)
+    rules = [c for c in scored.contributions if c.group == "engagement"] if scored else []
     wanted = {(e, d) for e, d in ruleset.windows if e in state.activity.types}
     counts, _ = windows(state.activity, wanted, (), now)
     return Engagement(
         lead_id=state.lead, seq=state.seq, at=now,
         half_life=spec.half_life_text if spec else None,
-        score=round(sum(x.final for x in found), 4),
+        score=scored.engagement if scored else round(sum(x.final for x in found), 4),
+        rules=rules,
         contributions=[Contribution(event=x.event, count=x.count, points=x.points, raw=x.raw,
                                     decayed=x.decayed, cap=x.cap, capped=x.capped,
                                     final=x.final, last_at=x.last_at) for x in found],

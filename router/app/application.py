@@ -63,7 +63,9 @@ def build_services(services: Services, store: Store) -> Connected:
         sla=SlaService(store=store, rules=rules, settings=settings, clock=clock),
         privacy=PrivacyService(store=store, engagement=engagement_state, clock=clock),
         directory=DirectoryService(store=store, rules=rules, clock=clock),
-        keys=ApiKeys.on(store), rate_limits=RateLimits(store), replays=WebhookReplays(store))
+        keys=ApiKeys.on(store, clock), replays=WebhookReplays(store),
+        # Valkey's clock for real time (one clock for all workers), the app's when injected
+        rate_limits=RateLimits(store, clock=None if clock.real else clock))
 
 
 async def _connect(settings: Settings) -> Store:
@@ -149,7 +151,9 @@ def create_app(settings: Settings, *, rules: RulesManager | None = None,
         route_handlers=ROUTE_HANDLERS,
         dependencies=services.providers(),
         lifespan=[_lifespan(services, store)],
-        plugins=[ProblemDetailsPlugin(ProblemDetailsConfig(enable_for_all_http_exceptions=True))],
+        # Our handlers (router/api/errors.py) answer every HTTPException as a problem; the
+        # plugin's own conversion would replace them (a bare "Request Entity Too Large").
+        plugins=[ProblemDetailsPlugin(ProblemDetailsConfig(enable_for_all_http_exceptions=False))],
         exception_handlers=exception_handlers,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="leadrouter", version=__version__, path="/schema",

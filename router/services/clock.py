@@ -31,3 +31,10 @@ class Clock:
     def ms(self) -> int:
         """Now in milliseconds since the epoch (the unit Redis records use)."""
         return int(self._now().timestamp() * 1000)
+
+    @property
+    def real(self) -> bool:
+        """True when this clock reads real time (no time source was injected). Code that
+        has a shared clock of its own for real time (the rate limits read Valkey's) uses it
+        then, and this clock when a test or a replay moves time."""
+        return self._now is _utc_now

@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import msgspec
+from leadrouter_sdk import Score
 
 from router.engine.engagement import DEFAULT_HALF_LIFE_MS, from_ms
 from router.engine.evaluate import Evaluation, Snapshot, derived
@@ -301,6 +302,14 @@ class EngagementService:
                 owner=result.owner, pool=result.pool, queue=result.queue,
                 due_at=result.due_at)
         raise StateError(f"lead {lead_id} kept changing while it was re-scored; retry")
+
+    async def lead_score(self, person: PersonState, now: dt.datetime) -> Score | None:
+        """The score ``person``'s lead gets now: the re-score's own decision, applied nowhere
+        (``GET /v1/engagement`` shows it); None when the person has no lead."""
+        ruleset = self.rules.current
+        read = None if person.lead is None else await self.state.read_lead(
+            person.lead, person.dom if ruleset.uses_account_owner else None)
+        return None if read is None else (await self._plan(ruleset, read, person, now))[1].score
 
     async def _plan(self, ruleset: Ruleset, read: LeadRead, person: PersonState,
                     now: dt.datetime) -> tuple[Requalify, Evaluation, Record]:

@@ -4,27 +4,30 @@ A key looks like ``lrk_<43 url-safe characters>`` (256 random bits). Only its SH
 stored (``router/state/apikeys.py``): with that much entropy a fast hash is as safe as a slow
 one, and a lookup stays one HGET. The key is shown once, when it is created or rotated.
 
-Scopes: ``intake`` (leads, sources), ``events`` (engagement events), ``admin`` (key management,
-erasure; implies the others). A key belongs to one source (``*`` = any source); a rotation
-creates a new key with the same source and scopes and lets the old one live on for a grace
-period, so senders can switch without a gap (two valid keys at once).
+Scopes: ``intake`` (leads, sources), ``events`` (posting engagement events), ``viewer`` (reading
+a person's engagement, ``GET /v1/engagement``), ``owner`` (a rep's own key for the owner actions
+accept / contacted / reject, bound to that rep: it acts for no one else), ``admin`` (key
+management, erasure, the admin endpoints; implies the others and acts for any rep). A key
+belongs to one source (``*`` = any source); a rotation creates a new key with the same source,
+scopes and rep and lets the old one live on for a grace period, so senders can switch without a
+gap (two valid keys at once).
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 from collections.abc import Mapping
 from typing import Final
 
+from router.services.clock import Clock
 from router.state.apikeys import KeyRecord, KeyStore
 from router.state.store import Store
 
 __all__ = ["SCOPES", "ApiKeys", "KeyProblem", "KeyRecord", "digest", "new_token",
            "token_from_headers"]
 
-SCOPES: Final = ("intake", "events", "admin")
+SCOPES: Final = ("intake", "events", "viewer", "owner", "admin")
 PREFIX: Final = "lrk_"
 
 
@@ -58,20 +61,23 @@ class KeyProblem(Exception):
 class ApiKeys:
     """Every use of the stored keys: create, check, list, rotate, revoke."""
 
-    def __init__(self, store: KeyStore) -> None:
+    def __init__(self, store: KeyStore, clock: Clock | None = None) -> None:
         self.store = store
+        self.clock = clock or Clock()  # the app's: expiry and grace periods are judged by it
 
     @classmethod
-    def on(cls, store: Store) -> ApiKeys:
+    def on(cls, store: Store, clock: Clock | None = None) -> ApiKeys:
         """The keys kept in ``store`` (one hash, see router/state/apikeys.py)."""
-        return cls(KeyStore(store))
+        return cls(KeyStore(store), clock)
 
     async def create(self, *, source: str, scopes: list[str], name: str = "",
-                     now_ms: int | None = None) -> tuple[str, KeyRecord]:
+                     now_ms: int | None = None, rep: str | None = None
+                     ) -> tuple[str, KeyRecord]:
         token = new_token()
         record = KeyRecord(id="key_" + secrets.token_hex(6), source=source,
                            scopes=sorted(set(scopes)), name=name,
-                           created_at=now_ms or int(time.time() * 1000), prefix=token[:8])
+                           created_at=now_ms or self.clock.ms(), prefix=token[:8],
+                           rep=rep)
         await self.store.put(digest(token), record)
         return token, record
 
@@ -84,7 +90,7 @@ class ApiKeys:
         if len(token) > 200 or not token.isprintable():
             raise KeyProblem(401, "that is not an API key")
         record = await self.store.get(digest(token))
-        now = now_ms or int(time.time() * 1000)
+        now = now_ms or self.clock.ms()
         if record is None or (record.expires_at is not None and record.expires_at <= now):
             raise KeyProblem(401, "unknown, revoked or expired API key")
         if not any_source and record.source not in ("*", source):
@@ -94,6 +100,10 @@ class ApiKeys:
             raise KeyProblem(403, f"this key lacks the {scope!r} scope (it has "
                                   f"{', '.join(record.scopes)})")
         return record
+
+    async def configured(self) -> bool:
+        """True once any key exists: then the owner actions need a credential."""
+        return await self.store.count() > 0
 
     async def all(self) -> list[KeyRecord]:
         """Every key's record (never the key itself), oldest first."""
@@ -112,9 +122,9 @@ class ApiKeys:
         if found is None:
             return None
         dig, old = found
-        now = now_ms or int(time.time() * 1000)
+        now = now_ms or self.clock.ms()
         token, new = await self.create(source=old.source, scopes=old.scopes, name=old.name,
-                                       now_ms=now)
+                                       now_ms=now, rep=old.rep)
         old.expires_at = min(old.expires_at or now + grace_s * 1000, now + grace_s * 1000)
         old.rotated_to = new.id
         await self.store.put(dig, old)

@@ -23,6 +23,7 @@ from functools import lru_cache
 
 from router.intake.config import RateSpec
 from router.intake.mapping import IntakeError
+from router.services.clock import Clock
 from router.state.errors import StateUnavailable
 from router.state.ratelimit import RateDecision, RateLimiter
 from router.state.replay import ReplayGuard
@@ -103,10 +104,11 @@ async def enforce(limiter: RateLimiter, bucket: str, spec: RateSpec) -> dict[str
 
 
 class RateLimits:
-    """The rate limits of one store: ``await limits.enforce(bucket, spec)``."""
+    """The rate limits of one store: ``await limits.enforce(bucket, spec)``. They judge by
+    Valkey's clock (one clock for every worker), or by ``clock`` when one is given."""
 
-    def __init__(self, store: Store) -> None:
-        self.limiter = RateLimiter(store)
+    def __init__(self, store: Store, *, clock: Clock | None = None) -> None:
+        self.limiter = RateLimiter(store, now_ms=clock.ms if clock is not None else None)
 
     async def enforce(self, bucket: str, spec: RateSpec) -> dict[str, str]:
         """Count the request; the headers to send, or IntakeError(429) carrying them."""

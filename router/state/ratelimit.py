@@ -2,11 +2,13 @@
 
 GCRA (generic cell rate algorithm) keeps one number per bucket, the "theoretical arrival time";
 a limit of N per period allows a burst of N and then one request every period/N. The script
-reads the server's clock, so several workers (and replicas) share one limit exactly.
+reads the server's clock, so several workers (and replicas) share one limit exactly; a limiter
+given ``now_ms`` (an app whose clock was injected: tests, replays) judges by that clock instead.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import resources
 
 import msgspec
@@ -37,17 +39,20 @@ _SCRIPT = _script()
 
 
 class RateLimiter:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, now_ms: Callable[[], int] | None = None) -> None:
         self.store = store
+        self.now_ms = now_ms  # None: the server's clock
 
     async def hit(self, bucket: str, *, limit: int, period_s: int,
                   cost: int = 1) -> RateDecision:
         """Count one request against ``bucket`` (``limit`` per ``period_s``)."""
         key = self.store.keys.ratelimit(bucket)
+        args = [str(limit), str(period_s * 1000), str(cost)]
+        if self.now_ms is not None:
+            args.append(str(self.now_ms()))
         with translate_errors("ratelimit"):
             allowed, remaining, reset_ms, retry_ms = await _SCRIPT(
-                self.store.wire, [key], [str(limit), str(period_s * 1000), str(cost)],
-                self.store._count)
+                self.store.wire, [key], args, self.store._count)
         return RateDecision(allowed=bool(allowed), limit=limit, period_s=period_s,
                             remaining=max(0, int(remaining)),
                             reset_s=max(0, -(-int(reset_ms) // 1000)),

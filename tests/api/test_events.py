@@ -142,7 +142,7 @@ def test_plain_segment_track_and_batch_shapes(api: httpx.Client) -> None:
     assert_problem(post(api, {"email": "pat@big.example"}), 422)
     assert_problem(post(api, {"lead_id": "ld_missing", "event": "x"}), 404)
     assert_problem(api.post("/v1/events", content=b"{nope", headers=JSON), 400)
-    got = api.get("/v1/engagement", params={"email": "pat@big.example"}).json()
+    got = api.get("/v1/engagement", params={"email": "pat@big.example"}, headers=AUTH).json()
     assert got["events"] == [{"event": "email_clicked", "count": 2, "last_at": iso(T0),
                               "windows": {}}]
 
@@ -211,7 +211,7 @@ def test_message_id_dedupes(api: httpx.Client) -> None:
     batch = post(api, [event, {**event, "messageId": "m-2"}, {**event, "messageId": "m-2"}])
     assert [x["status"] for x in batch.json()["results"]] == [
         "duplicate", "recorded", "duplicate"]
-    got = api.get("/v1/engagement", params={"email": "pat@big.example"}).json()
+    got = api.get("/v1/engagement", params={"email": "pat@big.example"}, headers=AUTH).json()
     assert got["contributions"][0]["count"] == 2
 
 
@@ -308,7 +308,7 @@ def test_identify_links_an_anonymous_visitor(api: httpx.Client, clock: FixedCloc
     # After identify, the user id and the anonymous id both mean Sam.
     assert post(api, {"type": "track", "userId": "user-7", "event": "email_clicked"}
                 ).json()["status"] == "recorded"
-    got = api.get("/v1/engagement", params={"email": "sam@big.example"}).json()
+    got = api.get("/v1/engagement", params={"email": "sam@big.example"}, headers=AUTH).json()
     assert {e["event"]: e["count"] for e in got["events"]} == {
         "email_clicked": 1, "pricing_page_viewed": 2}
     # The lead posted later gets the traits it lacks and the anonymous history.
@@ -336,7 +336,8 @@ def test_window_edges(api: httpx.Client, clock: FixedClock) -> None:
                    "timestamp": iso(at)})
 
     def window() -> int:
-        got = api.get("/v1/engagement", params={"email": "pat@big.example"}).json()
+        got = api.get("/v1/engagement", params={"email": "pat@big.example"},
+                      headers=AUTH).json()
         return int(got["events"][0]["windows"]["7d"])
 
     assert window() == 2  # exactly 7 days ago is out, 1 ms less is in
@@ -358,7 +359,7 @@ def test_decay_is_exact_for_any_elapsed_time(api: httpx.Client, clock: FixedCloc
                                30 * 2 ** -(97631 / (14 * 86400))),
                               (dt.timedelta(days=3650), 30 * 2 ** (-3650 / 14))):
         clock.set(T0 + elapsed)
-        got = api.get("/v1/engagement", params={"lead_id": lead_id}).json()
+        got = api.get("/v1/engagement", params={"lead_id": lead_id}, headers=AUTH).json()
         (demo,) = got["contributions"]
         assert demo["decayed"] == round(expected, 4), elapsed
         assert demo["final"] == round(expected, 4)
@@ -373,12 +374,12 @@ def test_caps(api: httpx.Client, clock: FixedClock) -> None:
     for i in range(4):  # 4 webinars today: 40 raw, capped at 25
         post(api, {"email": "pat@big.example", "event": "webinar_attended",
                    "timestamp": iso(T0), "messageId": f"w{i}"})
-    got = api.get("/v1/engagement", params={"email": "pat@big.example"}).json()
+    got = api.get("/v1/engagement", params={"email": "pat@big.example"}, headers=AUTH).json()
     assert got["contributions"] == [{
         "event": "webinar_attended", "count": 4, "points": 10.0, "raw": 40.0, "decayed": 40.0,
         "cap": 25.0, "capped": True, "final": 25.0, "last_at": iso(T0)}]
     clock.set(T0 + 14 * DAY)  # 20 after decay: under the cap
-    got = api.get("/v1/engagement", params={"email": "pat@big.example"}).json()
+    got = api.get("/v1/engagement", params={"email": "pat@big.example"}, headers=AUTH).json()
     assert got["contributions"][0]["final"] == 20.0 and not got["contributions"][0]["capped"]
     decision = new_lead(api)
     assert engagement_of(decision)["engagement:webinar_attended"]["reason"] == (
@@ -453,7 +454,8 @@ def test_recycled_lead_requalifies(api: httpx.Client, clock: FixedClock) -> None
     lead_id = decision["lead_id"]
     post(api, {"lead_id": lead_id, "event": "demo_requested", "messageId": "d1"})
     owner = api.get(f"/v1/leads/{lead_id}").json()["assignment"]["owner"]
-    r = api.post(f"/v1/leads/{lead_id}/reject", json={"rep": owner, "reason": "not_ready"})
+    r = api.post(f"/v1/leads/{lead_id}/reject", json={"rep": owner, "reason": "not_ready"},
+                 headers=AUTH)  # the admin token acts for the owner
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "nurture"
     clock.set(T0 + 3 * DAY)
@@ -505,6 +507,33 @@ def test_erasing_a_person_erases_their_engagement(api: httpx.Client) -> None:
     r = api.delete("/v1/people/pat@big.example", headers=AUTH)
     assert r.status_code == 200, r.text
     assert r.json()["events"] == 2
-    assert_problem(api.get("/v1/engagement", params={"email": "pat@big.example"}), 404)
+    assert_problem(api.get("/v1/engagement", params={"email": "pat@big.example"},
+                           headers=AUTH), 404)
     # the anonymous id no longer leads to the person
     assert post(api, {"anonymousId": "v1", "event": "page_viewed"}).json()["seq"] == 1
+
+
+def test_engagement_shows_the_score_the_shipped_rules_give(
+        start_service: Callable[..., Any]) -> None:
+    # The shipped rules score engagement with windowed rules in the engagement group and have
+    # no decay section: GET /v1/engagement answered score 0 while the lead's engagement was 30.
+    # It now shows what the lead's decision adds up, rule by rule.
+    shipped = Path(__file__).resolve().parents[2] / "rules"
+    server = start_service(rules_dir=str(shipped))
+    with server.client() as client:
+        lead = client.post("/v1/leads", json={"email": "eng@bigco.example", "company": "BigCo"})
+        assert lead.status_code == 201, lead.text
+        lead_id = lead.json()["lead_id"]
+        event = client.post("/v1/events", json={"email": "eng@bigco.example",
+                                                 "event": "demo_requested"})
+        assert event.status_code < 300, event.text
+        decision = client.get(f"/v1/leads/{lead_id}", headers=AUTH).json()
+        assert decision["score"]["engagement"] == 30
+        got = client.get("/v1/engagement", params={"email": "eng@bigco.example"},
+                         headers=AUTH).json()
+        assert got["lead_id"] == lead_id
+        assert got["half_life"] is None and got["contributions"] == []  # no decay section
+        assert got["score"] == decision["score"]["engagement"] == 30
+        assert [(c["rule"], c["points"]) for c in got["rules"]] == [("eng.demo", 30.0)]
+        assert [c for c in decision["score"]["contributions"] if c["group"] == "engagement"] \
+            == got["rules"]

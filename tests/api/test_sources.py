@@ -23,13 +23,14 @@ from _intake import (
     segment_headers,
     standard_headers,
 )
-from _service import AUTH, assert_problem
+from _service import AUTH, Clock, assert_problem
 
 
 class Svc:
-    def __init__(self, client: httpx.Client, url: str) -> None:
+    def __init__(self, client: httpx.Client, url: str, clock: Clock) -> None:
         self.client = client
         self.url = url
+        self.clock = clock  # the app's: key expiry and rate limits judge by it
 
     def leads_of(self, email: str) -> list[str]:
         response = self.client.get(f"/v1/people/{email}", headers=AUTH)
@@ -51,9 +52,10 @@ def svc(start_service: Callable[..., Any], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> Iterator[Svc]:
     for name, value in SECRET_ENV.items():
         monkeypatch.setenv(name, value)
-    server = start_service(rules_dir=str(intake_rules(tmp_path / "rules")))
+    clock = Clock()
+    server = start_service(clock=clock, rules_dir=str(intake_rules(tmp_path / "rules")))
     with server.client() as client:
-        yield Svc(client, server.url)
+        yield Svc(client, server.url, clock)
 
 
 def test_hubspot_forms_payload_signed(svc: Svc) -> None:
@@ -182,15 +184,18 @@ def test_generic_json_with_api_keys_scopes_and_rotation(svc: Svc) -> None:
     assert {k["id"] for k in listed} >= {crm["id"], other["id"]}
     assert all("key" not in k for k in listed)
     # rotation: both keys work during the grace period; the old one stops after it
-    rotated = svc.client.post(f"/v1/admin/keys/{crm['id']}/rotate?grace=1",
+    rotated = svc.client.post(f"/v1/admin/keys/{crm['id']}/rotate?grace=60",
                               headers=AUTH).json()
     for key in (crm["key"], rotated["key"]):
         lead["contact"]["email"] = f"{key[-6:].lower()}@rotation.example"
         ok = svc.client.post("/v1/sources/crm", json=lead, headers={"X-API-Key": key})
         assert ok.status_code == 201, ok.text
-    time.sleep(1.1)
+    svc.clock.advance(seconds=60)  # the grace period is over: the old key stops, the new works
     assert_problem(svc.client.post("/v1/sources/crm", json=lead,
                                    headers={"X-API-Key": crm["key"]}), 401)
+    lead["contact"]["email"] = "after-grace@rotation.example"
+    ok = svc.client.post("/v1/sources/crm", json=lead, headers={"X-API-Key": rotated["key"]})
+    assert ok.status_code == 201, ok.text
     assert svc.client.delete(f"/v1/admin/keys/{rotated['id']}", headers=AUTH).status_code == 204
     assert_problem(svc.client.post("/v1/sources/crm", json=lead,
                                    headers={"X-API-Key": rotated["key"]}), 401)

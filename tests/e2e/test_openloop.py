@@ -95,10 +95,15 @@ def test_offers_rate_times_duration_at_the_offered_rate(server: Start) -> None:
     assert result.count == 2000
     assert result.status == {201: 2000}
     assert result.errors == 0
-    # Open loop: neither faster (sent all at once) nor slower (waiting for answers). The
-    # margin above is for a loaded machine; a closed loop would finish in ~0.2 s here.
-    assert 0.99 <= result.elapsed < 1.2, result.report()
-    assert result.achieved_rate == pytest.approx(2000, rel=0.15)
+    # Open loop, judged by the schedule rather than by how fast this machine is: never faster
+    # than offered (the last request is not sent before its intended time, 1999/2000 s in; a
+    # closed loop would finish in ~0.2 s here), and no slower than the schedule plus the
+    # measured latency: whatever held a request back (a busy server, a busy client, a full
+    # pool) shows in its latency from the intended send instead of stretching the run unseen.
+    schedule = (result.count - 1) / 2000
+    assert result.elapsed >= schedule, result.report()
+    assert result.achieved_rate <= 2000 * result.count / (result.count - 1)
+    assert result.elapsed <= schedule + result.latency_pct["max"] / 1000 + 1e-6, result.report()
     assert len(result.latencies_ms) == 2000
     assert result.latencies_ms == sorted(result.latencies_ms)
     assert result.latency_pct["max"] == result.latencies_ms[-1]
@@ -127,21 +132,29 @@ def test_a_server_stall_shows_in_the_latency_of_requests_scheduled_during_it(
     # scheduled during the stall; the one at its start waits ~200 ms, the one at its middle
     # ~100 ms. That holds whether they were written on time (large pool) or had to wait for a
     # connection (pool of 2): latency runs from the intended send time.
+    # Only bounds the stall sets are asserted: a busy machine adds latency everywhere (then
+    # more requests are slow), it never removes the stall's.
     result = openloop.run(server(stall_at=200, stall_ms=200), rate=500, duration=1.2,
                           bodies=BODIES, connections=connections)
     assert result.status == {201: 600}
     slow = [ms for ms in result.latencies_ms if ms > 100]
-    assert 40 <= len(slow) <= 65, result.report()
-    assert 190 <= result.latency_pct["max"] < 300
-    assert result.latency_pct["p50"] < 50  # outside the stall, answers are fast
+    assert len(slow) >= 40, result.report()  # the ~50 scheduled in the stall's first half
+    assert result.latency_pct["max"] >= 190  # the request that met the stall waited it out
+    # latency runs from the intended send, service time from the actual one: every request's
+    # latency is its service time plus its wait, so the latency percentiles dominate
+    assert all(result.latency_pct[p] >= result.service_pct[p] for p in result.latency_pct)
     if connections == 2:
-        # Measured from the actual send, only the requests in flight when the stall began look
-        # slow: a closed-loop tool would report this stall as one or two slow requests.
-        assert result.service_pct["p99"] < 100
+        # Measured from the actual send, only the requests in flight when the stall began
+        # waited for it; the ~100 scheduled during it waited for a connection instead, and
+        # show the stall in their latency (a closed-loop tool would report one or two).
         assert result.queued >= 90
         assert result.late_starts >= 90
+        assert result.send_lag_pct["max"] >= 100, result.report()
     else:
-        assert result.queued == 0, result.report()  # ~100 in flight during the stall
+        # Written on schedule whatever the server does: a request waits for a connection only
+        # when all 200 are in flight, sent over at least 199/500 s, so the oldest of them had
+        # waited ~400 ms for its answer (never here unless the server itself is that slow).
+        assert result.queued == 0 or result.service_pct["max"] >= 390, result.report()
 
 
 def test_cli_json_round_trips_to_a_result(server: Start) -> None:

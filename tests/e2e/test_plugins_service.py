@@ -183,7 +183,7 @@ class Slow:
 
     @hookimpl
     async def enrich(self, lead: Lead) -> dict[str, Any]:
-        await asyncio.sleep(3)
+        await asyncio.sleep(30)  # longer than any stall of a busy machine
         return {"industry": "too late"}
 
 
@@ -198,7 +198,9 @@ def test_raising_and_slow_plugins_do_not_fail_leads(serve: Callable[..., ThreadS
     with server.client() as client:
         start = time.perf_counter()
         response = client.post("/v1/leads", json=lead())
-        assert time.perf_counter() - start < 2
+        # answered while the plugin still sleeps (30 s): the budget (0.1 s) cut it off; the
+        # bound is the plugin's sleep, not how fast this machine answers
+        assert time.perf_counter() - start < 30
         assert response.status_code == 201, response.text
         d = response.json()
         assert d["score"]["total"] == 55  # the rules' own score

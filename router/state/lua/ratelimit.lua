@@ -1,10 +1,14 @@
 -- GCRA rate limit (a token bucket stored as one "theoretical arrival time"), atomic across
--- workers and replicas. KEYS[1] = the bucket; ARGV = limit, period_ms, cost.
--- Server time, so every worker judges by the same clock. Reply:
+-- workers and replicas. KEYS[1] = the bucket; ARGV = limit, period_ms, cost[, now_ms].
+-- Server time unless the caller gives now_ms (an app whose clock was injected: tests,
+-- replays), so every worker judges by the same clock. Reply:
 --   {allowed (1/0), remaining, reset_ms (until the bucket is full), retry_ms (0 if allowed)}
 local limit, period, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3] or '1')
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(ARGV[4] or '')
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local interval = period / limit
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
 if tat < now then tat = now end
