@@ -59,6 +59,15 @@ def _settings_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Settings:
     return settings
 
 
+def _keys_of(connection: ASGIConnection[Any, Any, Any, Any]) -> ApiKeys:
+    # Likewise the API keys, from the app's service holder (a 503 before the store is there);
+    # checked, so the guard never works on an untyped lookup.
+    keys = connection.app.state.services.keys
+    if not isinstance(keys, ApiKeys):
+        raise TypeError("app.state.services is not set — build the app with create_app")
+    return keys
+
+
 async def authorize(connection: ASGIConnection[Any, Any, Any, Any], settings: Settings,
                     keys: ApiKeys, scope: str, *, source: str = "*",
                     admin_token: bool = True) -> str:
@@ -101,7 +110,7 @@ async def admin_guard(connection: ASGIConnection[Any, Any, Any, Any],
                       kind="admin-disabled")
     if _is_admin(connection.headers.get("authorization", ""), settings.admin_token):
         return  # the common case needs no key lookup (nor the store)
-    await authorize(connection, settings, connection.app.state.services.keys, "admin")
+    await authorize(connection, settings, _keys_of(connection), "admin")
 
 
 async def admin_or_key(connection: ASGIConnection[Any, Any, Any, Any], settings: Settings,

@@ -161,8 +161,9 @@ def create_app(settings: Settings, *, rules: RulesManager | None = None,
         debug=False,
     )
     resolve_dependencies_in_order(app)
-    # Handlers use injection. Guards get no dependencies and read `settings`; the 503 handler
-    # reads `retry_after`; `services` is for tests and tools that inspect a running app.
+    # Handlers use injection. Guards get no dependencies and read `settings` and the API keys
+    # of `services` (router/api/auth.py, type-checked there); the 503 handler reads
+    # `retry_after`.
     app.state.services = services
     app.state.settings = settings
     app.state.retry_after = settings.retry_after_seconds
