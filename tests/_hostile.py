@@ -5,11 +5,13 @@ return items/leads or raise ``IntakeError`` (a 4xx naming the field) — never a
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Sequence
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from router.intake.mapping import Limits
+from router.intake.items import Item
+from router.intake.mapping import IntakeError, Limits
 
 HOSTILE = [
     "", " ", "\x00", "\x00\x01\x1b[31m", "\u202eevil", "\ufeff", "\ud7ff",
@@ -31,3 +33,14 @@ LIMITS = Limits(max_fields=50, max_value_chars=1000)
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 FAST = settings(max_examples=80, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def assert_items_or_4xx(adapter: Callable[[], Sequence[Item]]) -> None:
+    """An adapter given hostile JSON answers items (each fine or a 4xx) or raises a 4xx."""
+    try:
+        items = adapter()
+    except IntakeError as exc:
+        assert 400 <= exc.status < 500
+        return
+    for item in items:
+        assert item.error is None or 400 <= item.error.status < 500
