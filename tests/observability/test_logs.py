@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -27,18 +28,9 @@ def _line(message: str, *args: object, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def captured(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
+def captured(json_log: Callable[[str], io.StringIO]) -> io.StringIO:
     """What the service's own loggers write, as ``leadrouter serve`` formats it."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logs.JsonFormatter())
-    root = logging.getLogger("leadrouter")
-    monkeypatch.setattr(root, "handlers", [handler])
-    monkeypatch.setattr(root, "propagate", False)
-    monkeypatch.setattr(root, "level", logging.INFO)
-    monkeypatch.setattr(root.manager, "disable", 0)
-    root.manager._clear_cache()
-    return stream
+    return json_log("leadrouter")
 
 
 def test_ids_the_service_makes_are_logged_as_they_are(

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -79,16 +79,9 @@ def test_request_ids_are_honoured_or_generated(service: InThreadService) -> None
 
 @pytest.mark.parametrize("direct", [True, False], ids=["direct-write", "logging-module"])
 def test_one_json_access_line_per_request_without_personal_data(
-        service: InThreadService, monkeypatch: pytest.MonkeyPatch, direct: bool) -> None:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logs.JsonFormatter())
-    access = logging.getLogger("leadrouter.access")
-    monkeypatch.setattr(access, "handlers", [handler])
-    monkeypatch.setattr(access, "propagate", False)
-    monkeypatch.setattr(access, "level", logging.INFO)
-    monkeypatch.setattr(access.manager, "disable", 0)
-    access.manager._clear_cache()
+        service: InThreadService, monkeypatch: pytest.MonkeyPatch, direct: bool,
+        json_log: Callable[[str], io.StringIO]) -> None:
+    stream = json_log("leadrouter.access")
     monkeypatch.setattr(logs, "_access_stream", stream if direct else None)
     with httpx.Client(base_url=service.url, timeout=10) as client:
         posted = client.post("/v1/leads", json=LEAD, headers={"X-Request-ID": "trace-42"})
