@@ -158,6 +158,7 @@ class _Sections(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # intake (router/intake/config.py): HTML forms and machine sources, usually in intake.yaml
     forms: dict[str, object] | None = None
     sources: dict[str, object] | None = None
+    leads: dict[str, object] | None = None  # what every lead must bring, how repeats answer
 
 
 SECTIONS = tuple(_Sections.__struct_fields__)
@@ -166,7 +167,10 @@ _DURATION = re.compile(r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*
 
 
 def parse_duration(value: str | int) -> int:
-    """Seconds in ``30s``, ``5m``, ``4h``, ``2d``, ``1h30m`` (or a plain number of seconds)."""
+    """Seconds in ``30s``, ``5m``, ``4h``, ``2d``, ``1h30m``, or a plain number of seconds
+    (``3600``, also quoted: YAML and environment variables both give it as text)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
     if isinstance(value, int) and not isinstance(value, bool):
         if value <= 0:
             raise ValueError("a duration must be positive")

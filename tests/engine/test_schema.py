@@ -12,7 +12,8 @@ NINE_TO_FIVE = ((9 * 60, 17 * 60),)
 
 @pytest.mark.parametrize(("text", "seconds"), [
     ("30s", 30), ("5m", 300), ("4h", 14400), ("2d", 172800), ("1h30m", 5400),
-    ("1d 2h 3m 4s", 93784), (" 90m ", 5400), (3600, 3600), (45, 45)])
+    ("1d 2h 3m 4s", 93784), (" 90m ", 5400), (3600, 3600), (45, 45),
+    ("3600", 3600), (" 45 ", 45)])
 def test_durations(text: str | int, seconds: int) -> None:
     assert parse_duration(text) == seconds
 
@@ -21,6 +22,7 @@ def test_durations(text: str | int, seconds: int) -> None:
     ("5x", "'5x' is not a duration"), ("", "'' is not a duration"),
     ("m5", "'m5' is not a duration"), ("5m4h", "'5m4h' is not a duration"),
     ("0m", "a duration must be positive"), (0, "a duration must be positive"),
+    ("0", "a duration must be positive"),
     (-5, "a duration must be positive")])
 def test_bad_durations(text: str | int, message: str) -> None:
     with pytest.raises(ValueError) as info:
