@@ -75,12 +75,12 @@ def service_env(url: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def pinned_valkey(prefix: str) -> Iterator[tuple[str, Path]]:
+def pinned_valkey(prefix: str, *, port: int | None = None) -> Iterator[tuple[str, Path]]:
     """An embedded valkey-server in a fresh temporary directory, pinned to CPU 1 (beside the
     load generators, away from the server under test): its URL and the directory; stopped and
-    removed afterwards."""
+    removed afterwards. ``port``: TCP too (0: a free port), besides its Unix socket."""
     tmp = Path(tempfile.mkdtemp(prefix=prefix))
-    valkey = EmbeddedValkey(tmp / "valkey")
+    valkey = EmbeddedValkey(tmp / "valkey", port=port)
     url = valkey.start()
     try:
         subprocess.run(["taskset", "-p", "-c", "1", str(valkey.pid)], capture_output=True,

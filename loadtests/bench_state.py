@@ -148,7 +148,7 @@ def main() -> None:
         asyncio.run(bench(args.redis_url, args.leads, args.concurrency))
         return
     with tempfile.TemporaryDirectory() as tmp, EmbeddedValkey(tmp) as server:
-        print(f"embedded valkey-server on port {server.port}, loop {args.loop}")
+        print(f"embedded valkey-server ({server.connect_hint}), loop {args.loop}")
         asyncio.run(bench(server.url, args.leads, args.concurrency))
 
 

@@ -48,7 +48,7 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install wrk")
     write_bodies(5000)
-    with pinned_valkey("lr-transport-") as (url, tmp):
+    with pinned_valkey("lr-transport-", port=0) as (url, tmp):
         socket = tmp / "valkey" / "valkey.sock"
         if not url.startswith("unix://") or not socket.is_socket():
             sys.exit(f"the embedded Valkey did not open its socket ({url})")

@@ -37,7 +37,8 @@ def anyio_backend() -> str:
 @pytest.fixture(scope="session")
 def valkey_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedValkey]:
     """The session's real valkey-server (AOF on, as in production), stopped at the end."""
-    server = EmbeddedValkey(tmp_path_factory.mktemp("valkey"))
+    # TCP too (it listens on its socket only by default): the tests connect by port.
+    server = EmbeddedValkey(tmp_path_factory.mktemp("valkey"), port=0)
     server.start()
     try:
         yield server

@@ -12,7 +12,7 @@ from litestar.params import FromPath
 from router.api._body import decode_json
 from router.api.auth import admin_guard
 from router.api.errors import problem
-from router.api.openapi import json_body
+from router.api.openapi import json_body, problems
 from router.engine.functions import domain_of
 from router.services.directory import DirectoryService, UnknownRep
 
@@ -55,7 +55,8 @@ def _not_found(name: str) -> Exception:
     return problem(404, "Not found", f"no owner recorded for {name}", kind="account-not-found")
 
 
-@get("/v1/accounts/{domain:str}", tags=["accounts"], guards=[admin_guard])
+@get("/v1/accounts/{domain:str}", tags=["accounts"], guards=[admin_guard],
+     responses=problems(422))
 async def get_account(domain: FromPath[str],
                       directory: NamedDependency[DirectoryService]) -> dict[str, str]:
     name = _domain(domain)
@@ -65,7 +66,8 @@ async def get_account(domain: FromPath[str],
     return {"domain": name, "owner": owner}
 
 
-@delete("/v1/accounts/{domain:str}", tags=["accounts"], guards=[admin_guard], status_code=204)
+@delete("/v1/accounts/{domain:str}", tags=["accounts"], guards=[admin_guard], status_code=204,
+        responses=problems(422))
 async def delete_account(domain: FromPath[str],
                          directory: NamedDependency[DirectoryService]) -> Response[None]:
     name = _domain(domain)

@@ -32,7 +32,9 @@ _KEY_ID = Annotated[str, Parameter(max_length=63)]
 class NewKey(msgspec.Struct, forbid_unknown_fields=True):
     source: Annotated[str, msgspec.Meta(min_length=1, max_length=63,
                                         pattern=r"^(\*|[a-z0-9][a-z0-9_-]*)$")]
-    scopes: Annotated[list[str], msgspec.Meta(min_length=1, max_length=len(SCOPES))]
+    # The enum is published in the schema only: the handler names a wrong scope itself.
+    scopes: Annotated[list[Annotated[str, msgspec.Meta(extra_json_schema={"enum": SCOPES})]],
+                      msgspec.Meta(min_length=1, max_length=len(SCOPES))]
     name: Annotated[str, msgspec.Meta(max_length=200)] = ""
     rep: Annotated[str, msgspec.Meta(min_length=1, max_length=100,
                                      pattern=r"^[^\s,]+$")] | None = None

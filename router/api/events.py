@@ -19,13 +19,14 @@ import msgspec
 from leadrouter_sdk import Contribution as RuleContribution
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery
 from litestar.plugins.problem_details import ProblemDetailsException
 
 from router.api._body import decode_body, require_json
 from router.api.auth import admin_or_key, require_key
 from router.api.errors import problem, validation_problem
-from router.api.openapi import json_body
+from router.api.openapi import json_body, problems
 from router.engine.engagement import lines, windows
 from router.intake.events import EventIn, event_from_payload
 from router.services.engagement import EngagementService, EventResult
@@ -39,10 +40,12 @@ __all__ = ["handlers"]
 _MIN_BATCH = 500  # Segment sends up to 500 messages per batch
 
 
-def _failure(exc: Exception) -> ProblemDetailsException:
+def _failure(exc: Exception, tp: Any) -> ProblemDetailsException:
+    """404 for an unknown lead, else 422 naming the field (a misspelt one with the name it
+    probably meant: ``tp`` is the shape decoded, :class:`PlainEvent` or a list of them)."""
     if isinstance(exc, UnknownLead):
         return problem(404, "Lead not found", str(exc), kind="lead-not-found")
-    return validation_problem(exc, title="Invalid event")
+    return validation_problem(exc, title="Invalid event", tp=tp)
 
 
 class _Events(msgspec.Struct):
@@ -69,7 +72,8 @@ class PlainEvent(msgspec.Struct, kw_only=True):
     """One event. Who: ``email``, ``lead_id``, ``external_id`` (+ ``source``), ``userId`` or
     ``anonymousId`` (an ``identify`` links the last two to an email). Segment ``track`` and
     ``identify`` messages (``type``, ``context.traits.email``, ``traits``) are accepted as
-    they are; unknown keys are ignored. Send ``{"batch": [...]}`` or a JSON array for many."""
+    they are; unknown keys are ignored, except a misspelling of a missing one (``timestmp``:
+    422 with "did you mean `timestamp`?"). Send ``{"batch": [...]}`` or a JSON array for many."""
 
     type: str = "track"
     event: str | None = None
@@ -86,9 +90,19 @@ class PlainEvent(msgspec.Struct, kw_only=True):
     context: dict[str, Any] = {}
 
 
+class EventBatch(msgspec.Struct):
+    """Many events (Segment's batch); a bare JSON array of events is accepted too."""
+
+    batch: list[PlainEvent]
+
+
 @post("/v1/events", tags=["events"], status_code=202,
-      operation_class=json_body(PlainEvent, "One event, or {\"batch\": [...]} / a JSON array "
-                                "of them."))
+      responses={200: ResponseSpec(dict[str, Any], generate_examples=False,
+                                   description="A batch: one result or problem per item; one "
+                                   "event: status duplicate for a messageId seen before"),
+                 **problems(404, 415)},
+      operation_class=json_body((PlainEvent, EventBatch, list[PlainEvent]), "One event, or "
+                                "{\"batch\": [...]} / a JSON array of them.", name="Events"))
 async def post_events(request: Request[Any, Any, Any],
                       engagement: NamedDependency[EngagementService],
                       settings: NamedDependency[Settings],
@@ -107,7 +121,7 @@ async def post_events(request: Request[Any, Any, Any],
         try:
             result = await engagement.ingest(event_from_payload(msgspec.json.decode(body)))
         except (UnknownLead, msgspec.ValidationError, ValueError) as exc:
-            raise _failure(exc) from None
+            raise _failure(exc, PlainEvent) from None
         return Response(result, status_code=200 if result.status == "duplicate" else 202)
     limit = max(settings.batch_limit, _MIN_BATCH)
     if len(items) > limit:
@@ -128,7 +142,7 @@ async def post_events(request: Request[Any, Any, Any],
     for i in range(len(items)):
         got = outcome[i]
         if isinstance(got, Exception):
-            resp = _failure(got).to_response(request)
+            resp = _failure(got, list[PlainEvent]).to_response(request)
             results.append({"index": i, "status": "failed", "problem": resp.content})
         else:
             results.append({"index": i, **msgspec.to_builtins(got)})
@@ -167,7 +181,7 @@ class Engagement(msgspec.Struct, kw_only=True):
     events: list[TypeInfo]
 
 
-@get("/v1/engagement", tags=["events"])
+@get("/v1/engagement", tags=["events"], responses=problems(404, 422))
 async def get_engagement(request: Request[Any, Any, Any],
                          engagement: NamedDependency[EngagementService],
                          privacy: NamedDependency[PrivacyService],

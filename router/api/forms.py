@@ -23,6 +23,7 @@ from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Sche
 from litestar.params import Parameter
 
 from router.api.intake import intake_config, intake_problem, limits_of, route_lead
+from router.api.openapi import problems
 from router.intake.config import FormConfig, parse_rate
 from router.intake.form import parse_form, read_form
 from router.intake.mapping import IntakeError
@@ -114,20 +115,20 @@ async def _post(request: Request[Any, Any, Any], form_id: str, intake: _Intake) 
         raise
     limits = limits_of(settings)
     body = await request.body()
+    key = request.headers.get("idempotency-key")
+    key = key.strip()[:255] if key and key.strip() and key.isprintable() else None
     try:
         pairs = parse_form(body, request.headers.get("content-type", ""), limits)
         post = read_form(form, pairs, intake.clock(), limits)
-    except IntakeError as exc:
+        status, lead_id, _ = await route_lead(intake.leads, post.lead, body=body,
+                                              source=form.source, key=key, spam=post.spam,
+                                              retry_after=settings.retry_after_seconds)
+    except IntakeError as exc:  # a 422 from reading or routing (no contact): the error page
         exc.headers.update(headers)
         if form.error_url and not _wants_json(request) and exc.status == 422:
             url = _with_query(form.error_url, error=exc.kind, field=exc.field or "")
             return _see_other(url, headers)
         raise
-    key = request.headers.get("idempotency-key")
-    key = key.strip()[:255] if key and key.strip() and key.isprintable() else None
-    status, lead_id, _ = await route_lead(intake.leads, post.lead, body=body, source=form.source,
-                                          key=key, spam=post.spam,
-                                          retry_after=settings.retry_after_seconds)
     if _wants_json(request):
         return Response({"lead_id": lead_id, "redirect": post.redirect,
                          "duplicate": status == 200}, status_code=201 if status == 201 else 200,
@@ -159,7 +160,8 @@ def _form_op() -> type[Operation]:
     return _Op
 
 
-@post("/v1/forms/{form_id:str}", tags=["forms"], status_code=303, operation_class=_form_op())
+@post("/v1/forms/{form_id:str}", tags=["forms"], status_code=303, operation_class=_form_op(),
+      responses=problems(409, 415))
 async def post_form(request: Request[Any, Any, Any], form_id: _FORM_ID,
                     rules: NamedDependency[RulesManager], settings: NamedDependency[Settings],
                     clock: NamedDependency[Clock], rate_limits: NamedDependency[RateLimits],

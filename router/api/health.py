@@ -6,6 +6,7 @@ from typing import Any
 
 from litestar import Response, get
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 
 from router.services.health import Health
 
@@ -18,7 +19,9 @@ def livez() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/readyz", tags=["health"])
+@get("/readyz", tags=["health"], responses={503: ResponseSpec(
+    data_container=dict[str, Any], generate_examples=False,
+    description="Not ready (Redis down or no ruleset): the same body, status unavailable")})
 async def readyz(health: NamedDependency[Health]) -> Response[dict[str, Any]]:
     """Ready to take leads: Redis answers and a ruleset is loaded."""
     rules = health.rules

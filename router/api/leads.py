@@ -14,6 +14,7 @@ from leadrouter_sdk import Decision, Lead, decode_lead
 from litestar import Request, Response, get, post
 from litestar.datastructures import Headers
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 from litestar.plugins.problem_details import ProblemDetailsException
 
@@ -21,7 +22,9 @@ from router.api._body import decode_body, require_json
 from router.api.auth import require_intake_key
 from router.api.encoded import EncodedResponse
 from router.api.errors import problem
-from router.api.openapi import BatchRequest, json_body
+from router.api.intake import changed_problem, contact_problem, intake_config
+from router.api.openapi import BatchRequest, json_body, problems
+from router.intake.policy import missing_contact
 from router.services.keys import ApiKeys
 from router.services.leads import LeadService
 from router.settings import Settings
@@ -50,16 +53,21 @@ def _decode(body: bytes, prefix: str = "$") -> Lead:
 
 
 async def _route_one(service: LeadService, lead: Lead, body: bytes, key: str | None,
-                     retry_after: int) -> tuple[int, Any, dict[str, str]]:
+                     retry_after: int, prefix: str = "$") -> tuple[int, Any, dict[str, str]]:
+    missing = missing_contact(lead, intake_config(service.rules).leads)
+    if missing:
+        raise contact_problem(missing, prefix)
     outcome, decision, ref = await service.route(lead, body=body, idempotency_key=key)
     if outcome == "created":
         return 201, decision, {"Location": f"/v1/leads/{ref}"}
-    if outcome == "duplicate" and decision is not None:
+    if outcome in ("duplicate", "updated") and decision is not None:
         return 200, decision, {"Location": f"/v1/leads/{ref}"}
     if outcome == "mismatch":
         raise problem(422, "Idempotency key reused",
                       "this Idempotency-Key was already used with a different request body — "
                       "use a new key for a new lead", kind="idempotency-mismatch", lead_id=ref)
+    if outcome == "changed":
+        raise changed_problem(lead, ref)
     raise problem(409, "Request in progress",
                   "a request with the same Idempotency-Key or external_id is being processed — "
                   "retry shortly", kind="idempotency-in-flight",
@@ -67,6 +75,10 @@ async def _route_one(service: LeadService, lead: Lead, body: bytes, key: str | N
 
 
 @post("/v1/leads", tags=["leads"], status_code=201,
+      responses={200: ResponseSpec(Decision, generate_examples=False, description="A repeat "
+                                   "(Idempotency-Key or external_id): the first decision; "
+                                   "`updated: true`: an external_id update's new decision"),
+                 **problems(409, 415)},
       operation_class=json_body(Lead, "The lead's fields; unknown fields are refused."))
 async def create_lead(request: Request[Any, Any, Any], leads: NamedDependency[LeadService],
                       keys: NamedDependency[ApiKeys]) -> Response[Decision]:
@@ -102,7 +114,7 @@ def _batch_items(body: bytes) -> list[msgspec.Raw]:
     return _decode_batch(body).leads if body.lstrip()[:1] == b"{" else _decode_array(body)
 
 
-@post("/v1/leads:batch", tags=["leads"], status_code=200,
+@post("/v1/leads:batch", tags=["leads"], status_code=200, responses=problems(415),
       operation_class=json_body(BatchRequest, "Up to LEADROUTER_BATCH_LIMIT leads."))
 async def create_leads(request: Request[Any, Any, Any], leads: NamedDependency[LeadService],
                        settings: NamedDependency[Settings],
@@ -128,7 +140,8 @@ async def create_leads(request: Request[Any, Any, Any], leads: NamedDependency[L
             lead = _decode(item, prefix=f"$.leads[{i}]")
             status, decision, _ = await _route_one(leads, lead, item,
                                                    f"{key}:{i}" if key else None,
-                                                   settings.retry_after_seconds)
+                                                   settings.retry_after_seconds,
+                                                   prefix=f"$.leads[{i}]")
             return {"index": i, "status": status, "decision": decision}
         except ProblemDetailsException as exc:  # that item fails; anything else: the request
             resp = exc.to_response(request)
@@ -137,7 +150,9 @@ async def create_leads(request: Request[Any, Any, Any], leads: NamedDependency[L
     results = await asyncio.gather(*(one(i, raw) for i, raw in enumerate(items)))
     return {"results": results,
             "created": sum(1 for r in results if r["status"] == 201),
-            "duplicates": sum(1 for r in results if r["status"] == 200),
+            "duplicates": sum(1 for r in results
+                              if r["status"] == 200 and not r["decision"].updated),
+            "updated": sum(1 for r in results if r["status"] == 200 and r["decision"].updated),
             "failed": sum(1 for r in results if r["status"] >= 400)}
 
 

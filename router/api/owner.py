@@ -24,7 +24,7 @@ from litestar.params import PathParameter
 from router.api._body import decode_json, require_json
 from router.api.auth import acting_for
 from router.api.errors import problem
-from router.api.openapi import json_body
+from router.api.openapi import json_body, problems
 from router.services.keys import ApiKeys
 from router.services.records import UnknownLead
 from router.services.sla import Action, Conflict, SlaService, UnknownPool, UnknownReason
@@ -102,6 +102,7 @@ async def _act(caller: _Caller, lead_id: str, action: Action,
 
 
 @post("/v1/leads/{lead_id:str}/accept", tags=["sla"], status_code=200,
+      responses=problems(409, 415),
       operation_class=json_body(OwnerAction, "The acting rep, e.g. {\"rep\": \"alice\"}."))
 async def accept_lead(request: Request[Any, Any, Any], lead_id: LeadId,
                       sla: NamedDependency[SlaService], settings: NamedDependency[Settings],
@@ -112,6 +113,7 @@ async def accept_lead(request: Request[Any, Any, Any], lead_id: LeadId,
 
 
 @post("/v1/leads/{lead_id:str}/contacted", tags=["sla"], status_code=200,
+      responses=problems(409, 415),
       operation_class=json_body(OwnerAction, "The acting rep, e.g. {\"rep\": \"alice\"}."))
 async def contacted_lead(request: Request[Any, Any, Any], lead_id: LeadId,
                          sla: NamedDependency[SlaService], settings: NamedDependency[Settings],
@@ -121,6 +123,7 @@ async def contacted_lead(request: Request[Any, Any, Any], lead_id: LeadId,
 
 
 @post("/v1/leads/{lead_id:str}/reject", tags=["sla"], status_code=200,
+      responses=problems(409, 415),
       operation_class=json_body(RejectAction, "The acting rep and the reason, e.g. "
                                 "{\"rep\": \"alice\", \"reason\": \"no_budget\"}."))
 async def reject_lead(request: Request[Any, Any, Any], lead_id: LeadId,

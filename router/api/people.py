@@ -21,6 +21,7 @@ from litestar.params import Parameter
 
 from router.api.auth import admin_or_key
 from router.api.errors import problem
+from router.api.openapi import problems
 from router.services.keys import ApiKeys
 from router.services.privacy import Erasure, PrivacyService
 from router.services.records import UnknownLead
@@ -46,7 +47,7 @@ def _email(raw: str) -> str:
     return email
 
 
-@get("/v1/people/{email:str}", tags=["privacy"])
+@get("/v1/people/{email:str}", tags=["privacy"], responses=problems(422))
 async def get_person(request: Request[Any, Any, Any], email: _EMAIL,
                      settings: NamedDependency[Settings], keys: NamedDependency[ApiKeys],
                      privacy: NamedDependency[PrivacyService]) -> PersonLeads:
@@ -55,7 +56,7 @@ async def get_person(request: Request[Any, Any, Any], email: _EMAIL,
     return PersonLeads(leads=await privacy.lead_ids(_email(email)))
 
 
-@delete("/v1/people/{email:str}", tags=["privacy"], status_code=200)
+@delete("/v1/people/{email:str}", tags=["privacy"], status_code=200, responses=problems(422))
 async def erase_person(request: Request[Any, Any, Any], email: _EMAIL,
                        settings: NamedDependency[Settings], keys: NamedDependency[ApiKeys],
                        privacy: NamedDependency[PrivacyService]) -> Erasure:

@@ -9,12 +9,15 @@ import msgspec
 from leadrouter_sdk import Lead, decode_lead
 from litestar import Request, get, post
 from litestar.di import NamedDependency
+from litestar.params import FromQuery
 
 from router.api._body import decode_body, decode_json
 from router.api.auth import admin_guard
 from router.api.errors import problem
+from router.api.openapi import DryRunRequest, json_body, problems
 from router.engine.cases import CaseState
 from router.plugins.host import PluginHost
+from router.services.change_gate import ChangeLimit, parse_max_change
 from router.services.clock import Clock
 from router.services.decide import dry_run
 from router.services.rules import RulesManager
@@ -44,10 +47,18 @@ async def get_rules(rules: NamedDependency[RulesManager]) -> dict[str, Any]:
     return _status(rules)
 
 
-@post("/v1/admin/rules/reload", guards=[admin_guard], tags=["rules", "admin"], status_code=200)
-async def reload_rules(watcher: NamedDependency[RulesWatcher]) -> dict[str, Any]:
-    """Reload the rules directory now: all or nothing, and only if its test cases pass."""
-    result = watcher.rules.reload(reason="admin")
+@post("/v1/admin/rules/reload", guards=[admin_guard], tags=["rules", "admin"], status_code=200,
+      responses=problems(422))
+async def reload_rules(watcher: NamedDependency[RulesWatcher],
+                       max_change: FromQuery[str | None] = None) -> dict[str, Any]:
+    """Reload the rules directory now: all or nothing, and only if its test cases pass.
+    ``max_change`` (e.g. ``status:5%``; default LEADROUTER_RELOAD_MAX_CHANGE): refuse a change
+    that moves more than that share of the last 7 days' leads."""
+    result, gate = await watcher.reload("admin", _limits(max_change))
+    if gate is not None and not gate.ok:
+        raise problem(422, "Rules change refused", result.errors[0], kind="change-refused",
+                      version=result.version, attempted_version=result.attempted_version,
+                      refusals=[msgspec.structs.asdict(r) for r in gate.refusals])
     if not result.ok:
         raise problem(422, "Rules rejected",
                       f"the new rules were not loaded ({len(result.errors)} problem(s)); "
@@ -57,13 +68,29 @@ async def reload_rules(watcher: NamedDependency[RulesWatcher]) -> dict[str, Any]
     return {"ok": True, "changed": result.changed, **_status(watcher.rules)}
 
 
+def _limits(text: str | None) -> list[ChangeLimit] | None:
+    """The reload's limits: None (the service's default) when not given."""
+    if not text:
+        return None
+    try:
+        return parse_max_change(text)
+    except ValueError as exc:
+        raise problem(422, "Invalid max_change", str(exc), kind="validation") from None
+
+
+_EARLIEST = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+_LATEST = datetime.datetime(9999, 1, 1, tzinfo=datetime.UTC)
+
+
 class _DryRun(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     lead: msgspec.Raw
     state: CaseState = msgspec.field(default_factory=CaseState)
     now: datetime.datetime | None = None
 
 
-@post("/v1/rules/evaluate", tags=["rules"], status_code=200)
+@post("/v1/rules/evaluate", tags=["rules"], status_code=200,
+      operation_class=json_body((Lead, DryRunRequest), "A lead, or {\"lead\", \"state\", "
+                                "\"now\"} to try engagement and ownership.", name="Evaluate"))
 async def evaluate_lead(request: Request[Any, Any, Any], rules: NamedDependency[RulesManager],
                         clock: NamedDependency[Clock],
                         plugins: NamedDependency[PluginHost]) -> dict[str, Any]:
@@ -84,6 +111,10 @@ async def evaluate_lead(request: Request[Any, Any, Any], rules: NamedDependency[
     when = now or clock()
     if when.tzinfo is None:
         when = when.replace(tzinfo=datetime.UTC)
+    if not _EARLIEST <= when <= _LATEST:  # the events' clock (ms since 1970) must hold it
+        raise problem(422, "Invalid lead", f"$.now: {when.isoformat()} is out of range — "
+                      "give a time from 1970-01-01 to 9999-01-01, e.g. 2026-03-02T09:00:00Z",
+                      kind="validation", errors=[{"path": "$.now", "message": "out of range"}])
     # The same enrich → decide() path as real routing, so the dry run explains what the
     # service would decide (plugins included); only the Redis writes are skipped.
     plan = await dry_run(lead, state, when, ruleset, evaluator=rules.evaluator(ruleset),

@@ -10,6 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from router.api.errors import problem
+from router.api.openapi import problems
 from router.engine.schema import parse_duration
 from router.services.sla import SlaReport, SlaService
 
@@ -49,7 +50,7 @@ def _when(name: str, value: str | None, now: dt.datetime) -> dt.datetime | None:
         return _EPOCH
 
 
-@get("/v1/sla/report", tags=["sla"])
+@get("/v1/sla/report", tags=["sla"], responses=problems(422))
 async def sla_report(sla: NamedDependency[SlaService],
                      since: Annotated[str | None, QueryParameter(max_length=64)] = None,
                      until: Annotated[str | None, QueryParameter(max_length=64)] = None,

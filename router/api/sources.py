@@ -23,6 +23,7 @@ from litestar.params import Parameter
 from router.api._body import decode_body, require_json
 from router.api.auth import key_problem
 from router.api.intake import intake_config, intake_problem, limits_of, route_lead
+from router.api.openapi import problems
 from router.intake.config import SourceConfig, parse_rate
 from router.intake.generic import json_items
 from router.intake.hubspot import hubspot_items
@@ -154,9 +155,11 @@ class _Router:
         key = item.key
         if key is None and replay_id is not None:
             key = f"{replay_id}:{i}"[:255]
-        status, lead_id, _ = await route_lead(self.leads, item.lead, body=item.body,
-                                              source=source.source, key=key,
-                                              retry_after=self.retry_after)
+        status, lead_id, decision = await route_lead(self.leads, item.lead, body=item.body,
+                                                     source=source.source, key=key,
+                                                     retry_after=self.retry_after)
+        if decision is not None and decision.updated:  # external_id_repeat: update
+            return {"status": status, "lead_id": lead_id, "updated": True}
         return {"status": status, "lead_id": lead_id}
 
     async def all(self, source: SourceConfig, items: list[Item],
@@ -180,7 +183,9 @@ class _Router:
 def _summary(results: list[dict[str, Any]]) -> dict[str, Any]:
     return {"results": results,
             "created": sum(1 for r in results if r.get("status") == 201),
-            "duplicates": sum(1 for r in results if r.get("status") == 200),
+            "duplicates": sum(1 for r in results if r.get("status") == 200
+                              and not r.get("updated")),
+            "updated": sum(1 for r in results if r.get("updated")),
             "accepted_events": sum(1 for r in results if r.get("status") == 202),
             "skipped": sum(1 for r in results if r.get("status") == 204),
             "failed": sum(1 for r in results if r.get("status", 0) >= 400)}
@@ -195,7 +200,7 @@ class _SourceOperation(Operation):
 
 
 @post("/v1/sources/{source_id:str}", tags=["sources"], status_code=200,
-      operation_class=_SourceOperation)
+      operation_class=_SourceOperation, responses=problems(409, 415))
 async def post_source(request: Request[Any, Any, Any], source_id: _SOURCE_ID,
                       rules: NamedDependency[RulesManager], settings: NamedDependency[Settings],
                       clock: NamedDependency[Clock], keys: NamedDependency[ApiKeys],

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from leadrouter_sdk import lead_from_mapping
@@ -52,7 +52,8 @@ class Expect(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class PastEvent(msgspec.Struct, forbid_unknown_fields=True):
     event: str
-    days_ago: float = 0.0
+    # at most a century back: further is no event a rule can read, and overflows the clock
+    days_ago: Annotated[float, msgspec.Meta(ge=0, le=36500)] = 0.0
 
 
 class CaseState(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -19,6 +19,8 @@ from leadrouter_sdk import Lead
 
 from router.engine import Document, RuleError, Section
 from router.engine.schema import parse_duration
+from router.intake.policy import DEFAULT as DEFAULT_POLICY
+from router.intake.policy import LeadPolicy, compile_leads
 
 __all__ = [
     "SOURCE_TYPES",
@@ -109,6 +111,7 @@ class SourceSpec(_Item):
     unmapped: Literal["attributes", "ignore", "reject"] | None = None
     route_on: list[Name] = []
     events: bool = True
+    external_id_repeat: Literal["reject", "duplicate", "update"] | None = None
     description: str | None = None
 
 
@@ -154,11 +157,13 @@ class SourceConfig(msgspec.Struct, frozen=True, kw_only=True):
     unmapped: str
     route_on: frozenset[str]
     events: bool
+    external_id_repeat: str | None = None  # its own `leads.external_id_repeat` (policy.py)
 
 
 class IntakeConfig(msgspec.Struct, frozen=True, kw_only=True):
     forms: dict[str, FormConfig] = {}
     sources: dict[str, SourceConfig] = {}
+    leads: LeadPolicy = DEFAULT_POLICY  # the ``leads:`` section (router/intake/policy.py)
 
 
 EMPTY: Final = IntakeConfig()
@@ -306,11 +311,12 @@ def _source(doc: Document, path: tuple[str | int, ...], source_id: str, spec: So
         id=source_id, type=kind, auth=auth, secret_env=spec.secret_env, rate_limit=rate,
         tolerance=tolerance, source=spec.source or source_id, defaults=defaults, fields=fields,
         unmapped=spec.unmapped or ("ignore" if kind != "json" else "attributes"),
-        route_on=frozenset(spec.route_on), events=spec.events)
+        route_on=frozenset(spec.route_on), events=spec.events,
+        external_id_repeat=spec.external_id_repeat)
 
 
 def compile_intake(values: Mapping[str, Section], errors: list[RuleError]) -> IntakeConfig:
-    """Compile the ``forms`` and ``sources`` sections (as the rules loader read them).
+    """Compile the ``forms``, ``sources`` and ``leads`` sections (as the rules loader read them).
 
     The engine's :class:`~router.engine.SectionCompiler` for ``Ruleset.intake``: whoever loads
     rules for the service passes it to ``load_directory(..., intake=compile_intake)``.
@@ -344,4 +350,5 @@ def compile_intake(values: Mapping[str, Section], errors: list[RuleError]) -> In
                 source = None if spec is None else _source(doc, where, ident, spec, errors)
                 if source is not None:
                     sources[ident] = source
-    return IntakeConfig(forms=forms, sources=sources)
+    policy = compile_leads(*values["leads"], errors) if "leads" in values else DEFAULT_POLICY
+    return IntakeConfig(forms=forms, sources=sources, leads=policy)

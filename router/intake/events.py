@@ -7,6 +7,7 @@ fields. Shape checks only: what an event does to a person is router/services/eng
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -97,6 +98,41 @@ def _bad(path: str, message: str) -> msgspec.ValidationError:
     return msgspec.ValidationError(f"{message} - at `{path}`")
 
 
+# The top-level keys an event is read from, by lower-cased name, and the other keys Segment
+# sends (ignored). Any other key is ignored too, unless it looks like a misspelt key the event
+# is read from that is missing (`timestmp`, `emial`): then the event is refused, saying so,
+# rather than recorded without its time or its person.
+_GROUPS = (("type",), ("event",), ("email",), ("lead_id", "leadId"), ("external_id", "externalId"),
+           ("source",), ("userId", "user_id"), ("anonymousId", "anonymous_id"),
+           ("timestamp", "originalTimestamp"), ("messageId", "message_id"), ("properties",),
+           ("traits",), ("context",))
+_NAMES = frozenset(name for names in _GROUPS for name in names)
+_READ = {name.lower(): names[0] for names in _GROUPS for name in names}  # → its group
+_SEGMENT_KEYS = frozenset(k.lower() for k in (
+    "sentAt", "receivedAt", "channel", "integrations", "version", "writeKey", "projectId",
+    "_metadata", "category", "name", "groupId", "previousId", "requestId", "options"))
+
+
+def _misspelt(doc: Mapping[str, Any], path: str) -> None:
+    """Refuse an unknown key close to a key the event is read from and does not have."""
+    given: set[str] | None = None  # the groups of keys the event has
+    for key in doc:
+        name = str(key)
+        if name in _NAMES:
+            continue
+        low = name.lower()
+        if low in _SEGMENT_KEYS:
+            continue
+        close = [low] if low in _READ else difflib.get_close_matches(low, _READ, n=1,
+                                                                     cutoff=0.8)
+        if not close:
+            continue
+        if given is None:
+            given = {_READ[k.lower()] for k in map(str, doc) if k in _NAMES}
+        if _READ[close[0]] not in given:
+            raise _bad(path, f"Object contains unknown field `{key}`")
+
+
 def _text(doc: Mapping[str, Any], keys: Sequence[str], path: str, *, limit: int = _MAX_ID,
           numbers: bool = False) -> str | None:
     for key in keys:
@@ -154,6 +190,7 @@ def event_from_payload(doc: Any, path: str = "$") -> EventIn:
     Raises ``msgspec.ValidationError`` naming the field (``$.event``)."""
     if not isinstance(doc, Mapping):
         raise _bad(path, "Expected an event object")
+    _misspelt(doc, path)
     kind = doc.get("type", "track")
     if kind not in ("track", "identify"):
         raise _bad(f"{path}.type", f"Expected `track` or `identify`, got {str(kind)[:40]!r}")

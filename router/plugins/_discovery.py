@@ -4,6 +4,9 @@ An entry point in group ``leadrouter`` (``name = "package.module:Object"``) name
 a module named in ``LEADROUTER_PLUGINS`` (``package.module`` or ``package.module:Object``) is
 named by that text. The object loaded may be a module or an instance (registered as is) or a
 class (instantiated without arguments: plugins read their configuration from the environment).
+A module with no ``@hookimpl`` functions of its own stands for the one class in it whose methods
+are hook implementations (the way docs/plugins.md writes a plugin); with none or several such
+classes it fails, saying to name one: ``package.module:ClassName``.
 Nothing here raises for a broken plugin: each candidate carries its status and error.
 """
 
@@ -53,11 +56,49 @@ def instantiate(obj: Any) -> Any:
     return obj() if inspect.isclass(obj) else obj
 
 
+class _NotAPlugin(ValueError):
+    """A module named as a plugin that holds no plugin this code can pick by itself."""
+
+
+_MARK = f"{PROJECT}_impl"  # the attribute pluggy's ``hookimpl`` marker sets
+
+
+def _has_hookimpls(obj: Any) -> bool:
+    return any(callable(value) and hasattr(value, _MARK)
+               for value in (getattr(obj, n, None) for n in dir(obj) if not n.startswith("__")))
+
+
+def _resolve_module(candidate: Candidate, module: Any) -> Any:
+    """``module`` itself if it has hook implementations, else the one class defined in it (or
+    in its package) that has some; raises _NotAPlugin saying what to write instead."""
+    if _has_hookimpls(module):
+        return module
+    name = module.__name__
+    classes = sorted({cls for _, cls in inspect.getmembers(module, inspect.isclass)
+                      if (cls.__module__ == name or cls.__module__.startswith(name + "."))
+                      and _has_hookimpls(cls)}, key=lambda c: c.__name__)
+    text = candidate.target.partition(":")[0]
+    if len(classes) == 1:
+        candidate.target = f"{text}:{classes[0].__name__}"
+        return classes[0]
+    if classes:
+        names = " or ".join(f"`{text}:{c.__name__}`" for c in classes)
+        raise _NotAPlugin(f"module {text} has several plugin classes: name one, write {names}")
+    raise _NotAPlugin(f"module {text} has no @hookimpl functions or classes with @hookimpl "
+                      "methods: mark its hooks with leadrouter_sdk.hookimpl, or name the "
+                      f"plugin object, `{text}:ClassName`")
+
+
 def _load(candidate: Candidate, loader: Any) -> Candidate:
     try:
-        candidate.obj = instantiate(loader())
+        obj = loader()
+        if inspect.ismodule(obj):
+            obj = _resolve_module(candidate, obj)
+        candidate.obj = instantiate(obj)
     except PluginDisabled as exc:
         candidate.status, candidate.error = "disabled", str(exc) or "disabled"
+    except _NotAPlugin as exc:
+        candidate.status, candidate.error = "failed", str(exc)
     except Exception as exc:
         candidate.status, candidate.error = "failed", _failure(exc)
     return candidate

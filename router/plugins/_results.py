@@ -23,8 +23,8 @@ def _finite(x: float) -> bool:
 
 
 def check_contributions(value: Any) -> tuple[tuple[Contribution, ...], str | None]:
-    """A scorer's result (one contribution or an iterable of them) as a tuple, or what is wrong
-    with it."""
+    """A scorer's result (one contribution or an iterable of them) as a tuple with float points,
+    or what is wrong with it."""
     items = (value,) if isinstance(value, Contribution) else value
     try:
         items = tuple(items)
@@ -33,7 +33,9 @@ def check_contributions(value: Any) -> tuple[tuple[Contribution, ...], str | Non
     for c in items:
         if type(c) is not Contribution or not _finite(c.points):
             return (), f"returned {c!r}, not a Contribution with finite points"
-    return items, None
+    # Points are floats in a decision, as the rules' are: a scorer's `points=7` becomes 7.0.
+    return tuple(c if type(c.points) is float
+                 else msgspec.structs.replace(c, points=float(c.points)) for c in items), None
 
 
 def check_override(value: Any, ruleset: Ruleset) -> str | None:

@@ -45,10 +45,25 @@ class Record(msgspec.Struct, kw_only=True):
 # One encoder and one decoder for the whole process: msgspec builds them once per type.
 encode = msgspec.json.Encoder().encode
 decode_record = msgspec.json.Decoder(Record).decode
+_decode_step = msgspec.json.Decoder(Step).decode
+
+
+def _live_explanation(stored: StoredLead, steps: tuple[Step, ...]) -> tuple[Step, ...]:
+    """The stored decision's steps with those a later move replaced (a reject, an SLA
+    escalation, a re-route: router/state/lua/_sla.lua ``explain_move``): the assignment step
+    says why the lead is where it is now, the qualification step why it has its status now."""
+    if stored.route_step is None and stored.status_step is None:
+        return steps  # never moved since the commit (most leads): nothing to decode
+    live = {step.stage: step for step in map(_decode_step, filter(None, (
+        stored.route_step, stored.status_step)))}
+    shown = tuple(live.pop(step.stage, step) for step in steps)
+    return (*shown, *live.values())  # a stage the decision did not explain comes last
 
 
 def from_stored(stored: StoredLead, *, duplicate: bool = False) -> Decision:
-    """The public decision of a stored lead: the record plus its live fields and history."""
+    """The public decision of a stored lead: the record plus its live fields and history. The
+    live fields win: the owner, queue, status and reason a move after the commit set, and the
+    explanation steps it left; the history keeps every earlier one."""
     record = decode_record(stored.decision)
     # pending, met, late, breached, stopped (router/services/sla.py)
     sla_state = stored.sla_state or None
@@ -68,4 +83,4 @@ def from_stored(stored: StoredLead, *, duplicate: bool = False) -> Decision:
         sla=Sla(policy=stored.sla_policy, due_at=stored.due_at, state=sla_state),
         rules_version=record.rules_version, duplicate=duplicate,
         created_at=record.created_at, matched=record.matched,
-        explanation=record.explanation, history=history)
+        explanation=_live_explanation(stored, record.explanation), history=history)

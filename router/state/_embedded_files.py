@@ -34,8 +34,8 @@ class DataDir:
         self.portfile = path / "valkey.port"
         # The service reaches its own server through a Unix socket when the path fits in
         # sun_path: no TCP stack on either side of every round trip (a few % of a lead's CPU
-        # at most on the benchmark VM, within its noise; docs/BENCHMARKS.md). TCP stays on
-        # for the tools.
+        # at most on the benchmark VM, within its noise; docs/BENCHMARKS.md). TCP only when
+        # asked for (or when the path is too long): tools use `valkey-cli -s <socket>`.
         self.socket = path / "valkey.sock"
         self.socket_ok = len(os.fsencode(self.socket)) <= _SUN_PATH_MAX
 
@@ -49,7 +49,8 @@ class DataDir:
             yield
 
     def prepare(self, port: int) -> None:
-        """Write the config and the port file for a server about to start on ``port``."""
+        """Write the config and the port file for a server about to start on ``port`` (0: no
+        TCP, the Unix socket only)."""
         self.conf.write_text(self.config_text(port))
         tmp = self.portfile.with_suffix(".port.tmp")
         tmp.write_text(f"{port}\n")
@@ -74,7 +75,7 @@ appendfsync everysec
 save ""
 # Routing state must never be evicted silently: refuse writes instead.
 maxmemory-policy noeviction
-""" + (f"""# The service's way in (this user only); the TCP port stays for tools.
+""" + (f"""# The service's way in (this user only), and the tools' (valkey-cli -s <this path>).
 unixsocket {_quote(self.socket)}
 unixsocketperm 700
 """ if self.socket_ok else "")

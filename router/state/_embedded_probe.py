@@ -53,7 +53,7 @@ def resp_call(port: int | Path, *args: str, timeout: float = 1.0) -> bytes | Non
             return rest
 
 
-def server_info(port: int) -> dict[str, str]:
+def server_info(port: int | Path) -> dict[str, str]:
     text = (resp_call(port, "INFO", "server") or b"").decode(errors="replace")
     return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
 

@@ -108,6 +108,7 @@ class Requalify(msgspec.Struct, frozen=True, kw_only=True):
     chain: tuple[PoolPlan, ...] = ()
     due_at: dt.datetime | None = None
     due_by_rep: dict[str, dt.datetime] = {}
+    update: bool = False  # new lead data (an external_id repeat), not an event: no seq check
 
 
 class _Expect(msgspec.Struct):
@@ -132,6 +133,7 @@ class _RequalifyArg(LeadWriteArg, kw_only=True):
     due_wall: int
     dueby: dict[str, int]
     entry: dict[str, Any]
+    update: bool = False
 
 
 def _script(name: str) -> Script:
@@ -270,7 +272,8 @@ class EngagementScripts:
             sla=plan.sla_policy or "", queue=plan.queue,
             pools=plan.chain if plan.mode == "route" and plan.kind == "pool" else (),
             due_wall=ms(plan.due_at) if plan.due_at else -1,
-            dueby={rep: ms(when) for rep, when in plan.due_by_rep.items()}, entry=plan.entry)
+            dueby={rep: ms(when) for rep, when in plan.due_by_rep.items()}, entry=plan.entry,
+            update=plan.update)
         status, owner, state, pool, queue, due = await self._run(
             "requalify", keys, [encode(arg), plan.decision])
         return RequalifyResult(status=status.decode(), owner=text(owner), state=text(state),

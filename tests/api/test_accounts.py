@@ -30,7 +30,8 @@ def test_account_ownership_crud_and_routing(api: httpx.Client) -> None:
     assert stored["assignment"]["owner"] == "owner1"
     assert stored["history"][-1]["detail"]["owner"] == "owner1"
     # the company domain counts even when the person writes from elsewhere... (website field)
-    via_domain = api.post("/v1/leads", json=lead(email=None, domain="https://acme-corp.example/x"))
+    via_domain = api.post("/v1/leads", json=lead(email=None, phone="+1 415 555 0100",
+                                                 domain="https://acme-corp.example/x"))
     assert via_domain.json()["assignment"]["owner"] == "owner1"
     # ...and junk from the account still goes to review, per the rules
     junk = api.post("/v1/leads", json=lead(campaign="junk")).json()

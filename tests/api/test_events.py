@@ -147,6 +147,21 @@ def test_plain_segment_track_and_batch_shapes(api: httpx.Client) -> None:
                               "windows": {}}]
 
 
+def test_a_misspelt_field_gets_a_did_you_mean(api: httpx.Client) -> None:
+    """Issue 21, item 11: a misspelt event field was dropped without a word (`timestmp`: the
+    event recorded as of now). Now 422 naming it and the field meant, alone and in a batch."""
+    problem = assert_problem(post(api, {"email": "pat@big.example", "event": "x",
+                                        "timestmp": iso(T0)}), 422)
+    assert problem["errors"] == [{"path": "$.timestmp", "message": (
+        "Object contains unknown field `timestmp` — did you mean `timestamp`?")}]
+    batch = post(api, {"batch": [{"emial": "pat@big.example", "event": "x"},
+                                 {"email": "pat@big.example", "event": "x", "sentAt": iso(T0)}]})
+    results = batch.json()["results"]
+    assert [r["status"] for r in results] == ["failed", "recorded"]
+    assert results[0]["problem"]["errors"][0]["path"] == "$[0].emial"
+    assert "did you mean `email`?" in results[0]["problem"]["detail"]
+
+
 def test_an_external_id_finds_its_lead(api: httpx.Client) -> None:
     """The plain shape the Segment source adapter hands over: a userId as external_id."""
     lead_id = new_lead(api, external_id="crm-42")["lead_id"]

@@ -172,6 +172,28 @@ def test_invalid_values_name_the_field(service: httpx.Client) -> None:
     assert "field=email" in location
 
 
+def test_a_lead_nobody_can_reach_is_refused(service: httpx.Client) -> None:
+    """Issue 21, item 8: no email and no phone is a 422 naming `email` (browsers: the error
+    page); a spam post without them still just sees the thank-you page."""
+    json_client = {"Accept": "application/json", "Origin": "https://www.example.com"}
+    response = service.post("/v1/forms/contact", data=web_to_lead(email="", phone=""),
+                            headers=json_client)
+    body = assert_problem(response, 422)
+    assert body["type"].endswith("/contact-required") and body["field"] == "email"
+    response = service.post("/v1/forms/contact", headers=BROWSER, content=urllib.parse.urlencode(
+        web_to_lead(email="", phone="")))
+    assert response.status_code == 303
+    assert response.headers["location"] == (
+        "https://www.example.com/contact?bad=1&error=contact-required&field=email")
+    bot = service.post("/v1/forms/contact", headers=BROWSER, content=urllib.parse.urlencode(
+        web_to_lead(email="", phone="", website_url="http://cheap.example")))
+    assert bot.status_code == 303
+    assert bot.headers["location"] == "https://www.example.com/thanks"
+    ok = service.post("/v1/forms/contact", data=web_to_lead(email="", phone="+1 555 0100"),
+                      headers=json_client)
+    assert ok.status_code == 201, ok.text
+
+
 def test_refusals_are_problems(service: httpx.Client) -> None:
     assert assert_problem(service.post("/v1/forms/nope", data={"email": "a@b.example"}),
                           404)["type"].endswith("unknown-form")

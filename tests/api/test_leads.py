@@ -7,14 +7,17 @@ are the small deterministic set of ``tests/_service.py`` (reps on duty around th
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
 import pytest
 import redis
-from _service import JSON, assert_problem, lead
+from _service import JSON, assert_problem, lead, write_rules
 
 REPS_RR = {"r1", "r2", "r3"}
 
@@ -322,12 +325,67 @@ def test_external_id_dedupes_retries(api: httpx.Client, redis_client: redis.Redi
     assert again.status_code == 200
     assert again.json()["lead_id"] == first.json()["lead_id"]
     assert again.json()["duplicate"] is True
-    # an updated form post for the same external id is still the same lead, not a second one
+    # the same external id with other data is refused like a reused Idempotency-Key: it says
+    # which id, which lead holds it and how to fix it (issue 21, item 9) — no second lead
     updated = api.post("/v1/leads", json=lead(external_id="crm-123", title="CTO"))
-    assert updated.status_code == 200
-    assert updated.json()["lead_id"] == first.json()["lead_id"]
+    problem = assert_problem(updated, 422)
+    assert problem["type"].endswith("/idempotency-mismatch")
+    assert problem["lead_id"] == first.json()["lead_id"] and problem["field"] == "external_id"
+    assert "'crm-123'" in problem["detail"] and "new external_id" in problem["detail"]
     other = api.post("/v1/leads", json=lead(external_id="crm-124"))
     assert other.status_code == 201
+    assert len(_lead_keys(redis_client)) == 2
+
+
+def test_a_lead_nobody_can_reach_is_refused(api: httpx.Client,
+                                            redis_client: redis.Redis) -> None:
+    """Issue 21, item 8: ``{}`` was a 201 nurture lead. Now 422 naming email and phone, for one
+    lead and for a batch item; one of them is enough."""
+    for body in ({}, {"first_name": "Ann", "company": "Acme", "phone": "  "}):
+        problem = assert_problem(api.post("/v1/leads", json=body), 422)
+        assert problem["type"].endswith("/contact-required")
+        assert problem["fields"] == ["email", "phone"]
+        assert [e["path"] for e in problem["errors"]] == ["$.email", "$.phone"]
+        assert "`email`, `phone`" in problem["detail"] and "require_any_of" in problem["detail"]
+    assert _lead_keys(redis_client) == []
+    assert api.post("/v1/leads", json=lead(email=None, phone="+1 555 0100")).status_code == 201
+    out = api.post("/v1/leads:batch", json={"leads": [{"company": "Acme"}, lead()]}).json()
+    assert [r["status"] for r in out["results"]] == [422, 201]
+    assert [e["path"] for e in out["results"][0]["problem"]["errors"]] == [
+        "$.leads[0].email", "$.leads[0].phone"]
+
+
+def test_the_leads_section_configures_both_checks(start_service: Callable[..., Any],
+                                                   tmp_path: Path) -> None:
+    rules = write_rules(tmp_path / "rules", {"intake.yaml": (
+        "leads:\n  require_any_of: [phone]\n  external_id_repeat: duplicate\n")})
+    with start_service(rules_dir=str(rules)).client() as client:
+        problem = assert_problem(client.post("/v1/leads", json=lead()), 422)
+        assert problem["fields"] == ["phone"]
+        first = client.post("/v1/leads", json=lead(phone="+1 555 0100", external_id="e-1"))
+        assert first.status_code == 201, first.text
+        changed = client.post("/v1/leads", json=lead(phone="+1 555 0199", external_id="e-1"))
+        assert changed.status_code == 200 and changed.json()["duplicate"] is True
+        assert changed.json()["lead_id"] == first.json()["lead_id"]
+
+
+def test_the_same_lead_written_differently_is_a_retry(api: httpx.Client,
+                                                      redis_client: redis.Redis) -> None:
+    """Idempotency compares the decoded lead: key order, spacing and number spelling are no
+    change, for an external_id and for an Idempotency-Key."""
+    first = api.post("/v1/leads", json=lead(external_id="crm-900"))
+    assert first.status_code == 201, first.text
+    fields = lead(external_id="crm-900", employees="5,000")
+    respelt = json.dumps(dict(reversed(list(fields.items()))), indent=3).encode()
+    again = api.post("/v1/leads", content=respelt, headers=JSON)
+    assert again.status_code == 200, again.text
+    assert again.json()["lead_id"] == first.json()["lead_id"] and again.json()["duplicate"]
+    keyed = {"Idempotency-Key": "respelt-1"}
+    one = api.post("/v1/leads", json=lead(), headers=keyed)
+    body = json.dumps(dict(reversed(list(lead().items()))), indent=2).encode()
+    two = api.post("/v1/leads", content=body, headers={**keyed, **JSON})
+    assert (one.status_code, two.status_code) == (201, 200), two.text
+    assert two.json()["lead_id"] == one.json()["lead_id"]
     assert len(_lead_keys(redis_client)) == 2
 
 

@@ -240,3 +240,22 @@ def test_dry_run_errors(api: httpx.Client) -> None:
     assert_problem(api.post("/v1/rules/evaluate", content=b"{", headers=JSON), 400)
     body = assert_problem(api.post("/v1/rules/evaluate", json=lead(colour="red")), 422)
     assert body["errors"][0]["path"] == "$.colour"
+
+
+def test_dry_run_times_out_of_range_are_422_not_500(api: httpx.Client) -> None:
+    # found by schemathesis (tests/api/test_openapi_fuzz.py): these overflowed the clock (500)
+    for days_ago in (1e20, -1):
+        body = assert_problem(api.post("/v1/rules/evaluate", json={
+            "lead": lead(), "state": {"events": [{"event": "demo_requested",
+                                                  "days_ago": days_ago}]}}), 422)
+        assert body["errors"][0]["path"] == "$.state.events[0].days_ago"
+    for now in ("0001-01-02T00:00:00Z", "9999-12-31T23:00:00Z"):
+        body = assert_problem(api.post("/v1/rules/evaluate", json={
+            "lead": lead(), "now": now,
+            "state": {"events": [{"event": "demo_requested", "days_ago": 10}]}}), 422)
+        assert body["errors"][0]["path"] == "$.now"
+        assert "2026-03-02T09:00:00Z" in body["detail"]  # how to fix it
+    ok = api.post("/v1/rules/evaluate", json={
+        "lead": lead(), "now": "2026-03-02T09:00:00Z",
+        "state": {"events": [{"event": "demo_requested", "days_ago": 36500}]}})
+    assert ok.status_code == 200, ok.text

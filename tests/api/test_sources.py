@@ -144,6 +144,39 @@ def test_segment_identify_track_and_replay(svc: Svc) -> None:
     assert response.json()["accepted_events"] == 1 and response.json()["skipped"] == 1
 
 
+def test_segment_contact_and_changed_identity(svc: Svc) -> None:
+    """Issue 21, items 8 and 9 through a source: an identify nobody can reach is refused, and
+    the same userId (external_id) with changed traits updates the lead (Segment sources default
+    to ``external_id_repeat: update``: a 422 would be retried forever), not silently a
+    duplicate and not a second lead."""
+    def post(message: dict[str, Any]) -> httpx.Response:
+        body = dumps(message)
+        return svc.client.post("/v1/sources/segment", content=body,
+                               headers=segment_headers(body))
+
+    anonymous = post({**SEGMENT_IDENTIFY, "messageId": "m-no-contact", "userId": "u-nc",
+                      "traits": {"firstName": "Nobody", "company": {"name": "Nowhere"}}})
+    problem = assert_problem(anonymous, 422)
+    assert problem["type"].endswith("/contact-required") and problem["field"] == "email"
+    first = post(SEGMENT_IDENTIFY)
+    assert first.status_code == 201, first.text
+    [lead_id] = svc.leads_of("peter@initech.example")
+    moved = post({**SEGMENT_IDENTIFY, "messageId": "m-moved", "traits": {
+        **SEGMENT_IDENTIFY["traits"], "title": "CTO"}})
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["updated"] == 1 and moved.json()["duplicates"] == 0
+    assert moved.json()["results"][0]["lead_id"] == lead_id
+    assert moved.json()["results"][0]["updated"] is True
+    assert svc.leads_of("peter@initech.example") == [lead_id]
+    stored = svc.client.get(f"/v1/leads/{lead_id}").json()
+    assert stored["history"][-1]["event"] == "updated"
+    assert stored["history"][-1]["detail"]["changed"] == ["title"]
+    again = post({**SEGMENT_IDENTIFY, "messageId": "m-moved-again", "traits": {
+        **SEGMENT_IDENTIFY["traits"], "title": "CTO"}})
+    assert again.status_code == 200 and again.json()["duplicates"] == 1, again.text
+    assert "updated" not in again.json()["results"][0]
+
+
 def test_segment_bad_signature_and_bad_messages(svc: Svc) -> None:
     body = dumps(SEGMENT_IDENTIFY)
     assert_problem(svc.client.post("/v1/sources/segment", content=body,

@@ -30,7 +30,14 @@ def _queried_series() -> set[str]:
 
 
 def _service(tmp_path: Path, redis_url: str, workers: int) -> ServiceProcess:
-    return ServiceProcess(rules_dir=write_example_rules(tmp_path / "rules"),
+    rules = write_example_rules(tmp_path / "rules")
+    # The lead must be assigned whatever the hour and the weekday the suite runs at (the
+    # example reps work mon-fri 08:00-18:00): the reps of this copy work around the clock.
+    reps = rules / "reps.yaml"
+    text = reps.read_text()
+    assert text.count('{mon-fri: "08:00-18:00"}') == 3, text
+    reps.write_text(text.replace('{mon-fri: "08:00-18:00"}', '{mon-sun: "00:00-24:00"}'))
+    return ServiceProcess(rules_dir=rules,
                           log_path=tmp_path / "serve.log", redis_url=redis_url,
                           data_dir=tmp_path / "data", workers=workers,
                           env={"LEADROUTER_METRICS_FLUSH_SECONDS": "0.2",

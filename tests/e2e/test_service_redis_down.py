@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def own_valkey(tmp_path: Path) -> Any:
-    server = EmbeddedValkey(tmp_path / "valkey")
+    server = EmbeddedValkey(tmp_path / "valkey", port=0)  # comes back on the same port
     server.start()
     yield server
     server.stop()

@@ -291,6 +291,32 @@ def test_the_refusals_say_what_is_expected() -> None:
         "$.type", "Expected `track` or `identify`, got 'alias'")
 
 
+@pytest.mark.parametrize(("doc", "key"), [
+    ({"email": "a@b.example", "event": "x", "timestmp": "2024-05-01T12:00:00Z"}, "timestmp"),
+    ({"emial": "a@b.example", "event": "x"}, "emial"),
+    ({"email": "a@b.example", "evnt": "x"}, "evnt"),
+    ({"email": "a@b.example", "event": "x", "TimeStamp": 1_700_000_000}, "TimeStamp"),
+    ({"userid": "u-1", "event": "x"}, "userid"),
+])
+def test_a_misspelt_key_is_refused_rather_than_ignored(doc: dict[str, Any], key: str) -> None:
+    # the API adds "did you mean" (tests/api/test_events.py); here: which key, at which object
+    assert refusal(doc) == ("$", f"Object contains unknown field `{key}`")
+    assert refusal(doc, "$[2]")[0] == "$[2]"
+
+
+@pytest.mark.parametrize("doc", [
+    # Segment's own keys, keys far from any, and a near miss of a key the event has
+    {"email": "a@b.example", "event": "x", "sentAt": "2024-05-01T12:00:00Z",
+     "receivedAt": "2024-05-01T12:00:01Z", "channel": "server", "integrations": {},
+     "version": 2, "writeKey": "k", "groupId": "g", "_metadata": {}, "category": None},
+    {"email": "a@b.example", "event": "x", "plan": "pro", "utm": "spring"},
+    {"email": "a@b.example", "event": "x", "timestamp": T0.isoformat(), "timestmp": "junk",
+     "originalTimestampz": 1},
+])
+def test_other_unknown_keys_are_still_ignored(doc: dict[str, Any]) -> None:
+    assert event_from_payload(doc).email == "a@b.example"
+
+
 # --- hostile input -------------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from leadrouter_sdk import (
     Contribution,
@@ -265,6 +266,17 @@ def test_functions_work_through_the_harness(leadrouter: Any) -> None:
     h = leadrouter(Tld(), rules={"r.yaml": RULES})
     assert h.evaluate(make_lead(email="a@b.io")).status == "mql"
     assert h.evaluate(make_lead(email="a@b.com")).status == "nurture"
+
+
+def test_plugin_points_are_floats_like_rule_points(leadrouter: Any) -> None:
+    """A scorer's ``points=7`` is 7.0 in the decision, as a rule's 30 is 30.0: one number type
+    (the JSON shows ``7.0``, never ``7`` beside ``30.0``)."""
+    result = leadrouter(Scorer(points=7)).evaluate(make_lead(employees=5000))
+    points = {c.rule: c.points for c in result.contributions()}
+    assert points == {"fit.big": 30.0, "scorer.flat": 7.0}
+    assert {type(p) for p in points.values()} == {float}
+    encoded = msgspec.json.encode(result.score.contributions)
+    assert b'"points":7.0' in encoded and b'"points":30.0' in encoded
 
 
 # -- isolation ------------------------------------------------------------------------------

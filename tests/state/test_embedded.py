@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -65,12 +66,8 @@ def test_start_answers_ping_and_writes_aof(data_dir: Path) -> None:
     with EmbeddedValkey(data_dir) as server:
         elapsed = time.perf_counter() - started
         assert server.url == f"unix://{data_dir.resolve()}/valkey.sock?db=0"
-        assert server.tcp_url == f"redis://127.0.0.1:{server.port}/0"
-        with redis.Redis.from_url(server.tcp_url) as tcp:
-            assert tcp.ping()
         assert server.is_running() and server.owned
         assert (data_dir / "valkey.pid").read_text().strip() == str(server.pid)
-        assert (data_dir / "valkey.port").read_text().strip() == str(server.port)
         with redis.Redis.from_url(server.url) as client:
             assert client.ping()
             client.set("lead:1", "alice")
@@ -90,8 +87,52 @@ def test_start_answers_ping_and_writes_aof(data_dir: Path) -> None:
         assert (data_dir / "valkey.log").read_text()
     print(f"embedded valkey-server ready in {elapsed * 1000:.0f} ms")
     assert not server.is_running()
+    assert not (data_dir / "valkey.sock").exists()
     assert not (data_dir / "valkey.pid").exists()
     assert not (data_dir / "valkey.port").exists()
+
+
+def _listening_tcp_ports(pid: int) -> set[int]:
+    """The TCP ports ``pid`` listens on (from /proc: its socket inodes in state LISTEN)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def test_it_listens_on_its_socket_only_unless_a_port_is_asked_for(data_dir: Path) -> None:
+    socket_path = data_dir.resolve() / "valkey.sock"
+    with EmbeddedValkey(data_dir) as server:
+        assert _listening_tcp_ports(server.pid) == set()
+        assert (data_dir / "valkey.port").read_text().strip() == "0"
+        assert server.connect_hint == f"valkey-cli -s {socket_path}"
+        with pytest.raises(EmbeddedValkeyError, match="LEADROUTER_EMBEDDED_PORT"):
+            _ = server.port
+        with redis.Redis.from_url(server.url) as client:
+            assert client.config_get("port")["port"] == "0"
+        # A process asking for TCP cannot get it from this server: said, not ignored.
+        with pytest.raises(EmbeddedValkeyError, match=r"its socket .* only"):
+            EmbeddedValkey(data_dir, port=0).start()
+    with EmbeddedValkey(data_dir, port=0) as server:
+        assert _listening_tcp_ports(server.pid) == {server.port}
+        assert server.url == f"unix://{socket_path}?db=0"  # the service still uses the socket
+        assert server.tcp_url == f"redis://127.0.0.1:{server.port}/0"
+        assert (data_dir / "valkey.port").read_text().strip() == str(server.port)
+        assert server.connect_hint == (f"valkey-cli -s {socket_path} or "
+                                       f"valkey-cli -h 127.0.0.1 -p {server.port}")
+        with redis.Redis.from_url(server.tcp_url) as tcp:
+            assert tcp.ping()
+        again = EmbeddedValkey(data_dir)  # no port asked for: reusing a TCP one is fine
+        assert again.start() == server.url and not again.owned
 
 
 def test_a_data_dir_too_deep_for_a_unix_socket_is_served_over_tcp(tmp_path: Path) -> None:
@@ -105,7 +146,7 @@ def test_a_data_dir_too_deep_for_a_unix_socket_is_served_over_tcp(tmp_path: Path
 
 def test_a_reused_server_without_the_socket_is_reached_over_tcp(data_dir: Path) -> None:
     """A server an older leadrouter started (no socket in its config) keeps being reused."""
-    with EmbeddedValkey(data_dir) as first:
+    with EmbeddedValkey(data_dir, port=0) as first:
         (data_dir / "valkey.sock").unlink()  # as if it had never listened there
         second = EmbeddedValkey(data_dir)
         assert second.start() == first.tcp_url
@@ -126,7 +167,7 @@ def test_second_instance_reuses_running_server(data_dir: Path) -> None:
     with EmbeddedValkey(data_dir) as first:
         second = EmbeddedValkey(data_dir)
         assert second.start() == first.url
-        assert (second.port, second.pid) == (first.port, first.pid)
+        assert (second.url, second.pid) == (first.url, first.pid)
         assert first.owned and not second.owned
         second.stop()  # not its server: must leave it running
         assert first.is_running()
@@ -136,7 +177,7 @@ def test_second_instance_reuses_running_server(data_dir: Path) -> None:
 
 
 def test_reuse_refuses_a_different_fixed_port(data_dir: Path) -> None:
-    with EmbeddedValkey(data_dir) as server:
+    with EmbeddedValkey(data_dir, port=0) as server:
         other_port = server.port + 1 if server.port < 65535 else server.port - 1
         with pytest.raises(EmbeddedValkeyError, match="already served by valkey-server"):
             EmbeddedValkey(data_dir, port=other_port).start()
@@ -147,7 +188,7 @@ def test_lost_pidfile_still_reuses_running_server(data_dir: Path) -> None:
         (data_dir / "valkey.pid").unlink()
         second = EmbeddedValkey(data_dir)
         second.start()
-        assert (second.port, second.pid, second.owned) == (first.port, first.pid, False)
+        assert (second.url, second.pid, second.owned) == (first.url, first.pid, False)
 
 
 @pytest.mark.parametrize("stale_pid", ["dead", "not-valkey", "garbage"])
@@ -165,12 +206,12 @@ def test_stale_pidfile_is_recovered(data_dir: Path, stale_pid: str) -> None:
 def test_pidfile_of_another_data_dirs_server_is_stale(data_dir: Path, tmp_path: Path) -> None:
     # Pids get reused, and a test run has many valkey-servers: a stale pid file can name a live
     # valkey-server that serves some other data dir. It must not be reused (nor stopped).
-    with EmbeddedValkey(tmp_path / "other") as other:
+    with EmbeddedValkey(tmp_path / "other", port=0) as other:
         data_dir.mkdir()
         (data_dir / "valkey.pid").write_text(f"{other.pid}\n")
         (data_dir / "valkey.port").write_text(f"{other.port}\n")
         with EmbeddedValkey(data_dir) as server:
-            assert server.owned and server.pid != other.pid and server.port != other.port
+            assert server.owned and server.pid != other.pid and server.url != other.url
         assert other.is_running()
 
 
@@ -183,7 +224,7 @@ while not go.exists():
     time.sleep(0.001)
 server = EmbeddedValkey(sys.argv[1])
 server.start()
-print(json.dumps({"port": server.port, "pid": server.pid, "owned": server.owned}))
+print(json.dumps({"url": server.url, "pid": server.pid, "owned": server.owned}))
 """
 
 
@@ -208,7 +249,7 @@ def test_concurrent_processes_share_one_server(data_dir: Path, tmp_path: Path) -
         results.append(json.loads(out))
     # The owner exited without stop(): the server outlives it (its own session) for reuse.
     assert sum(r["owned"] for r in results) == 1
-    assert len({(r["port"], r["pid"]) for r in results}) == 1
+    assert len({(r["url"], r["pid"]) for r in results}) == 1
     assert _valkey_pids_serving(data_dir) == [results[0]["pid"]]
     reuse = EmbeddedValkey(data_dir)
     reuse.start()

@@ -45,11 +45,25 @@ async def test_release_lets_the_retry_through(store: Store) -> None:
     await guard.release("crm", "never-seen")  # harmless
 
 
-async def test_the_window_ends_by_itself(store: Store) -> None:
+def _server_ms(client: redis.Redis) -> int:
+    seconds, micros = client.time()
+    return seconds * 1000 + micros // 1000
+
+
+async def test_the_window_ends_by_itself(store: Store, redis_client: redis.Redis) -> None:
+    """The window is Valkey's own expiry, on Valkey's clock: the claim's deadline is the time of
+    the claim plus the window, and once that clock passes it the id is free again (no sleep:
+    the deadline is moved to the past instead of waiting for it)."""
     guard = ReplayGuard(store)
+    key = store.keys.webhook("crm", "m1")
+    before = _server_ms(redis_client)
     assert await guard.claim("crm", "m1", "fp", 1) is None
-    assert await guard.claim("crm", "m1", "fp", 1) == "F|fp"
-    await asyncio.sleep(1.1)
+    after = _server_ms(redis_client)
+    deadline = redis_client.pexpiretime(key)
+    assert before + 1000 <= deadline <= after + 1000  # ends 1 s after the claim, by itself
+    assert await guard.claim("crm", "m1", "fp", 1) == "F|fp"  # within the window
+    assert redis_client.pexpiretime(key) == deadline  # a refused claim does not extend it
+    assert redis_client.pexpireat(key, _server_ms(redis_client) - 1)  # Valkey's clock passes it
     assert await guard.claim("crm", "m1", "fp", 1) is None
 
 

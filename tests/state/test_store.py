@@ -296,7 +296,7 @@ async def test_history_left_behind_is_trimmed_to_the_cap(store: Store,
 
 
 async def test_state_unavailable_and_recovery(tmp_path: Path) -> None:
-    server = EmbeddedValkey(tmp_path / "valkey")
+    server = EmbeddedValkey(tmp_path / "valkey", port=0)
     server.start()
     port = server.port
     store = await Store.connect(server.url)
@@ -310,6 +310,9 @@ async def test_state_unavailable_and_recovery(tmp_path: Path) -> None:
         # Back on the same port (the AOF kept the data; scripts are gone: NOSCRIPT reload).
         server = EmbeddedValkey(tmp_path / "valkey", port=port)
         server.start()
+        # failed reconnects back off (doubling, at most 1 s: wire.py); then the next call
+        # reconnects by itself
+        await asyncio.sleep(1.0)
         before = store.round_trips
         assert (await store.commit(plan("L2"))).owner == "b"
         assert store.round_trips - before == 3  # EVALSHA, SCRIPT LOAD, EVALSHA

@@ -76,28 +76,58 @@ local function sla_keep(a, due)
   extend_ttl(KEYS[4], ttl)
 end
 
+-- The lead's live explanation of where it is now, as HSET field/value pairs appended to
+-- `fields`: `reason` (the assignment's reason) and `route_step`, the explanation's assignment
+-- step; with `status`, also `status_step`, the step explaining the status the move set.
+-- router/services/records.py (from_stored) shows them over the stored decision's steps; the
+-- history keeps every earlier reason. `rule`: the rule that asked for the move ('' = none).
+local function explain_move(fields, outcome, rule, reason, status)
+  local step = {stage = 'assignment', outcome = outcome, detail = reason}
+  if rule ~= '' then step.rule = rule end
+  fields[#fields + 1] = 'reason'; fields[#fields + 1] = reason
+  fields[#fields + 1] = 'route_step'; fields[#fields + 1] = cjson.encode(step)
+  if status then
+    step.stage, step.outcome = 'qualification', status
+    fields[#fields + 1] = 'status_step'; fields[#fields + 1] = cjson.encode(step)
+  end
+  return fields
+end
+
+-- Who held the lead when something happened to it: 'rep r1' or 'queue triage'.
+local function holder(cur)
+  if cur.owner ~= '' then return 'rep ' .. cur.owner end
+  if cur.queue ~= '' then return 'queue ' .. cur.queue end
+  return 'nobody'
+end
+
 -- Put the lead in the target queue a.queue (KEYS[8]) without an owner and record `etype` with
 -- `entry` (history + outbox); the SLA clock stops (no owner to hold to it). `state` = 'queued'
--- (escalated / rerouted) or 'recycled' (back to nurture: status nurture).
-local function sla_to_queue(a, cur, state, sla_state, etype, entry)
+-- (escalated / rerouted) or 'recycled' (back to nurture: status nurture). `why` = {rule,
+-- reason}: the move's live explanation (explain_move).
+local function sla_to_queue(a, cur, state, sla_state, etype, entry, why)
   sla_release(a, cur)
   redis.call('ZADD', KEYS[8], a.now, a.id)
   redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', '(' .. fmt_int(a.now - a.ret))
   redis.call('PEXPIRE', KEYS[8], a.ret)
   redis.call('ZREM', KEYS[4], a.id)
-  local status = {}
-  if state == 'recycled' then status = {'status', 'nurture'} end
-  redis.call('HSET', KEYS[1], 'state', state, 'owner', '', 'pool', '', 'queue', a.queue,
-             'strategy', '', 'updated_at', fmt_int(a.now), 'sla_state', sla_state,
-             unpack(status))
+  local fields = {'state', state, 'owner', '', 'pool', '', 'queue', a.queue, 'strategy', '',
+                  'updated_at', fmt_int(a.now), 'sla_state', sla_state}
+  local status = nil
+  if state == 'recycled' then
+    status = 'nurture'
+    fields[#fields + 1] = 'status'; fields[#fields + 1] = status
+  end
+  explain_move(fields, 'queue:' .. a.queue, why[1], why[2], status)
+  redis.call('HSET', KEYS[1], unpack(fields))
   lead_event(a, etype, entry, '', '', a.queue, -1, state)
 end
 
 -- Re-pick a rep in the chain a.pools (keys from KEYS[9]), excluding every earlier owner (and
 -- a.exclude), and hand the lead to them with a fresh SLA deadline. Returns the new owner, pool,
 -- strategy, reason and due; the owner is nil when nobody is eligible (the lead has not moved:
--- the caller sends it to the chain's queue, with the pick's reason).
-local function sla_repick(a, cur)
+-- the caller sends it to the chain's queue, with the pick's reason). `why` = {rule, sentence}:
+-- the live reason is `sentence(owner, pool)` followed by the pick's own reason.
+local function sla_repick(a, cur, why)
   local exclude = {}
   for rep in string.gmatch(cur.owners, '[^,]+') do exclude[rep] = true end
   for _, rep in ipairs(a.exclude or {}) do exclude[rep] = true end
@@ -118,11 +148,14 @@ local function sla_repick(a, cur)
   end
   local due_s, sla_state = '', ''
   if due >= 0 then due_s, sla_state = fmt_int(due), 'pending' end
-  redis.call('HSET', KEYS[1], 'state', 'assigned', 'owner', owner, 'pool', pool or '',
-             'queue', '', 'strategy', strategy or '', 'reason', reason or '',
-             'owners', owners, 'reassignments', fmt_int(cur.reassignments + 1),
-             'owner_since', fmt_int(a.now), 'updated_at', fmt_int(a.now), 'due_at', due_s,
-             'sla_state', sla_state)
+  local live = why[2](owner, pool)
+  if reason then live = live .. '; ' .. reason end
+  redis.call('HSET', KEYS[1], unpack(explain_move(
+    {'state', 'assigned', 'owner', owner, 'pool', pool or '', 'queue', '',
+     'strategy', strategy or '', 'owners', owners,
+     'reassignments', fmt_int(cur.reassignments + 1), 'owner_since', fmt_int(a.now),
+     'updated_at', fmt_int(a.now), 'due_at', due_s, 'sla_state', sla_state},
+    'pool:' .. (pool or ''), why[1], live)))
   sla_keep(a, due)
   return owner, pool, strategy, reason, due
 end

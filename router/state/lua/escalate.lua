@@ -53,9 +53,14 @@ end
 
 -- What every move's event carries besides its own fields.
 local moved = {from = nz(cur.owner), policy = cur.policy, action = a.label}
+-- The live reason of the move (the assignment's, shown by GET /v1/leads/{id}).
+local breach = 'after SLA breach of ' .. cur.policy .. ' by ' .. holder(cur)
+local to_queue = 'escalated to queue ' .. a.queue .. ' ' .. breach
 
 if a.how == 'pick' then
-  local owner, pool, strategy, reason, due = sla_repick(a, cur)
+  local owner, pool, strategy, reason, due = sla_repick(a, cur, {cur.policy, function(o, p)
+    return 'reassigned to ' .. o .. ' in ' .. p .. ' ' .. breach
+  end})
   if owner then
     lead_event(a, 'lead.reassigned',
                {event = 'reassigned', owner = owner, pool = pool, strategy = strategy,
@@ -66,8 +71,11 @@ if a.how == 'pick' then
               'queue', cur.queue, 'owner', cur.owner, 'to', owner, 'to_pool', pool or ''})
     return {'reassigned', owner, pool or '', '', due}
   end
+  local live = to_queue
+  if reason then live = live .. '; ' .. reason end
   sla_to_queue(a, cur, 'queued', 'breached', 'lead.requeued',
-               {event = 'requeued', queue = a.queue, reason = reason, data = moved})
+               {event = 'requeued', queue = a.queue, reason = reason, data = moved},
+               {cur.policy, live})
   return {'queued', '', '', a.queue, -1}
 end
 
@@ -75,13 +83,14 @@ if a.how == 'queue' then
   sla_to_queue(a, cur, 'queued', 'breached', 'lead.requeued',
                {event = 'requeued', queue = a.queue,
                 reason = 'SLA ' .. cur.policy .. ' breached: moved to queue ' .. a.queue,
-                data = moved})
+                data = moved}, {cur.policy, to_queue})
   return {'queued', '', '', a.queue, -1}
 end
 
 -- nurture
 sla_to_queue(a, cur, 'recycled', 'breached', 'lead.recycled',
-             {event = 'recycled', queue = a.queue, reason = 'sla_breach', data = moved})
+             {event = 'recycled', queue = a.queue, reason = 'sla_breach', data = moved},
+             {cur.policy, 'recycled to nurture (queue ' .. a.queue .. ') ' .. breach})
 sla_fact(KEYS[5], a.now, a.fmax, a.ret,
          {'t', 'recycle', 'lead', a.id, 'policy', cur.policy, 'pool', cur.pool,
           'queue', cur.queue, 'owner', cur.owner, 'reason', 'sla_breach'})

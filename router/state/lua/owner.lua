@@ -38,6 +38,8 @@ if a.action == 'accept' or a.action == 'contacted' then
     fields[#fields + 1] = 'queue'; fields[#fields + 1] = ''
     fields[#fields + 1] = 'owners'; fields[#fields + 1] = owners
     fields[#fields + 1] = 'owner_since'; fields[#fields + 1] = now_s
+    explain_move(fields, 'owner:' .. a.rep, '',
+                 'taken from queue ' .. cur.queue .. ' by rep ' .. a.rep)
   end
   local in_time = nil
   if running then
@@ -75,9 +77,13 @@ sla_fact(KEYS[5], a.now, a.fmax, a.ret,
 local stopped = cur.sla_state
 if running then stopped = 'stopped' end
 local base = {from = nz(cur.owner), note = note, policy = nz(cur.policy), via = nz(a.via)}
+-- The live reason of the move (the assignment's, shown by GET /v1/leads/{id}).
+local rejected = 'rejected by ' .. a.rep .. ': ' .. a.reason
 
 if a.how == 'pick' then
-  local owner, pool, strategy, why, due = sla_repick(a, cur)
+  local owner, pool, strategy, why, due = sla_repick(a, cur, {'', function(o, p)
+    return rejected .. ' → rerouted to ' .. o .. ' in ' .. p
+  end})
   if owner then
     lead_event(a, 'lead.rerouted',
                {event = 'rerouted', owner = owner, pool = pool, strategy = strategy,
@@ -89,11 +95,15 @@ if a.how == 'pick' then
 end
 
 if a.how == 'pick' or a.how == 'queue' then
+  local live = rejected .. ' → rerouted to queue ' .. a.queue
+  if base.pick then live = live .. '; ' .. base.pick end
   sla_to_queue(a, cur, 'queued', stopped, 'lead.rerouted',
-               {event = 'rerouted', queue = a.queue, reason = a.reason, by = a.rep, data = base})
+               {event = 'rerouted', queue = a.queue, reason = a.reason, by = a.rep, data = base},
+               {'', live})
   return {'ok', '', 'queued', '', a.queue, -1}
 end
 
 sla_to_queue(a, cur, 'recycled', stopped, 'lead.recycled',
-             {event = 'recycled', queue = a.queue, reason = a.reason, by = a.rep, data = base})
+             {event = 'recycled', queue = a.queue, reason = a.reason, by = a.rep, data = base},
+             {'', rejected .. ' → nurture (queue ' .. a.queue .. ')'})
 return {'ok', '', 'recycled', '', a.queue, -1}

@@ -9,7 +9,8 @@
 --       facts, 6 current owner's open set, 7 current queue, 8 target queue, 9.. the pools of
 --       the route's chain) then, for owner routes, the new owner's day counter and open set.
 -- ARGV[1] = {id, now, ret, hmax, omax, fmax, seq, mode, status, expect {owner, state, queue,
---            status}, kind, target, why, rule, sla, queue, pools, due_wall, dueby, entry}
+--            status}, kind, target, why, rule, sla, queue, pools, due_wall, dueby, entry,
+--            update (true: new lead data, router/services/engagement.py update(): no seq check)}
 --   mode: 'seq' (nothing the lead shows changed: only remember seq), 'rescore' (new score or a
 --         lower status: nothing is reassigned), 'keep' (status rose while a rep has the lead:
 --         the rep keeps it; a lead still waiting for acceptance gets the new SLA deadline if
@@ -28,7 +29,10 @@ local function reply(status, due)
   return {status, cur.owner, cur.state, cur.pool, cur.queue, due or cur.due}
 end
 local f = redis.call('HMGET', KEYS[1], 'eng_seq', 'status', 'decision')
-if (tonumber(f[1] or '0') or 0) >= a.seq then return reply('stale') end
+local eng_seq = tonumber(f[1] or '0') or 0
+-- An update (new lead data under its external_id: a.update) is no engagement evaluation: the
+-- expected fields below alone guard it.
+if not a.update and eng_seq >= a.seq then return reply('stale') end
 local status = f[2]
 if not status and f[3] then status = cjson.decode(f[3]).status end
 local e = a.expect
@@ -38,9 +42,14 @@ if cur.owner ~= e.owner or cur.state ~= e.state or cur.queue ~= e.queue
 end
 
 local now_s = fmt_int(a.now)
-redis.call('HSET', KEYS[1], 'eng_seq', fmt_int(a.seq))
+if a.seq > eng_seq then redis.call('HSET', KEYS[1], 'eng_seq', fmt_int(a.seq)) end
 if a.mode == 'seq' then return reply('unchanged') end
 redis.call('HSET', KEYS[1], 'decision', ARGV[2], 'status', a.status, 'updated_at', now_s)
+-- The new decision explains the status now (an earlier move's status step is history); its
+-- assignment step is the current one's (engagement.py keeps it when the lead stays put) unless
+-- an earlier move left a live one (`route_step`, _sla.lua explain_move), which stays until the
+-- lead is routed again here.
+redis.call('HDEL', KEYS[1], 'status_step')
 
 -- A lead that changes is kept for the retention from now (longer while a deadline runs).
 local function keep_alive(due)
@@ -130,6 +139,7 @@ redis.call('HSET', KEYS[1], 'state', state, 'owner', owner or '', 'pool', pool o
            'route', a.kind, 'sla', a.sla, 'due_at', due_s, 'sla_state', sla_state,
            'assigned_at', now_s, 'accepted_at', '', 'owners', owners)
 if owner then redis.call('HSET', KEYS[1], 'owner_since', now_s) end
+redis.call('HDEL', KEYS[1], 'route_step')  -- routed like a new lead: the decision explains it
 entry.owner, entry.pool, entry.queue, entry.strategy, entry.reason = owner, pool, queue,
   strategy, reason
 if a.rule ~= '' then entry.rule = a.rule end

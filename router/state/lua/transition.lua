@@ -15,6 +15,28 @@ if #a.states > 0 then
 end
 local now_s = fmt_int(a.now)
 redis.call('HSET', KEYS[1], 'state', a.state, 'updated_at', now_s, unpack(a.fields))
+-- A move (owner / queue in `fields`) or a new status explains itself as the SLA moves do
+-- (_sla.lua explain_move): the entry's reason becomes the live one, shown by GET /v1/leads.
+local set = {}
+for i = 1, #a.fields - 1, 2 do set[a.fields[i]] = a.fields[i + 1] end
+if a.entry.reason and (set.owner or set.queue or set.status) then
+  local now_f = redis.call('HMGET', KEYS[1], 'owner', 'pool', 'queue')
+  local where = 'queue:' .. (now_f[3] or '')
+  if (now_f[1] or '') ~= '' then
+    where = 'owner:' .. now_f[1]
+    if (now_f[2] or '') ~= '' then where = 'pool:' .. now_f[2] end
+  end
+  local step = {stage = 'assignment', outcome = where, detail = a.entry.reason}
+  local live = {}
+  if set.owner or set.queue then
+    live = {'reason', a.entry.reason, 'route_step', cjson.encode(step)}
+  end
+  if set.status then
+    step.stage, step.outcome = 'qualification', set.status
+    live[#live + 1] = 'status_step'; live[#live + 1] = cjson.encode(step)
+  end
+  redis.call('HSET', KEYS[1], unpack(live))
+end
 a.entry.at = a.now
 -- The history and the lead hash share one TTL set at commit; RPUSH/HSET keep it.
 redis.call('RPUSH', KEYS[2], cjson.encode(a.entry))
