@@ -20,7 +20,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.plugins.problem_details import ProblemDetailsException
 
 from router.intake.form import WEB_TO_LEAD
-from router.state.errors import StateUnavailable
+from router.state.errors import ReplicasBehind, StateUnavailable
 
 __all__ = ["exception_handlers", "problem", "validation_problem"]
 
@@ -137,8 +137,11 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
 
 def _unavailable(request: Request[Any, Any, Any], exc: StateUnavailable) -> Response[Any]:
     retry = str(getattr(request.app.state, "retry_after", 2))
-    return problem(503, "Service unavailable",
-                   "the state store (Redis) is unreachable; nothing was written — retry later",
+    detail = ("the lead is stored, but fewer Redis replicas than LEADROUTER_REDIS_WAIT_REPLICAS "
+              "confirmed it in time — retry with the same Idempotency-Key (or external_id) to "
+              "get it" if isinstance(exc, ReplicasBehind) else
+              "the state store (Redis) is unreachable; nothing was written — retry later")
+    return problem(503, "Service unavailable", detail,
                    kind="state-unavailable", headers={"Retry-After": retry}).to_response(request)
 
 

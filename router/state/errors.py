@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from types import TracebackType
 
-from router.state.wire import ReplyError
+from router.state.wire import ReplyError, Wire
 
-__all__ = ["StateError", "StateUnavailable", "check_reply", "translate_errors"]
+__all__ = ["ReplicasBehind", "StateError", "StateUnavailable", "check_replicas", "check_reply",
+           "confirm_replicas", "translate_errors"]
 
 
 class StateError(RuntimeError):
@@ -68,3 +69,31 @@ class translate_errors:
             raise StateUnavailable(f"Redis unavailable during {self.what}: {exc}") from exc
         if isinstance(exc, ReplyError):
             raise _translate(self.what, exc) from exc
+
+
+class ReplicasBehind(StateUnavailable):
+    """The commit is stored on the primary, but fewer replicas than asked confirmed it in time
+    (LEADROUTER_REDIS_WAIT_REPLICAS): answered 503; a retry with the same key returns it."""
+
+
+def check_replicas(acked: int, wanted: int, timeout_ms: int) -> None:
+    """LEADROUTER_REDIS_WAIT_REPLICAS: a commit that fewer replicas than asked confirmed in
+    time is stored on the primary but not acknowledged — "try again later" (503)."""
+    if acked < wanted:
+        raise ReplicasBehind(
+            f"the commit reached {acked} of {wanted} replica(s) within {timeout_ms} ms "
+            "(LEADROUTER_REDIS_WAIT_REPLICAS); it is stored on the primary — retry with the "
+            "same Idempotency-Key to get it")
+
+
+async def confirm_replicas(wire: Wire, replicas: int, timeout_ms: int) -> int:
+    """WAIT after a commit (on the connection that wrote it); :class:`ReplicasBehind` when
+    fewer than ``replicas`` confirm within ``timeout_ms``. Returns the round trips used (1)."""
+    try:
+        with translate_errors("commit (WAIT)"):
+            acked = await wire.wait_replicas(replicas, timeout_ms)
+    except StateUnavailable as exc:  # the commit is in: say so, not "nothing was written"
+        raise ReplicasBehind(f"{exc}; the commit is stored on the primary — retry with the "
+                             "same Idempotency-Key to get it") from exc
+    check_replicas(acked, replicas, timeout_ms)
+    return 1

@@ -17,7 +17,21 @@ Failure handling: a waiter whose caller was cancelled still consumes its reply (
 aligned) and drops it. A call that times out means the server stopped answering: the connection
 is aborted, every pending waiter fails with ``ConnectionError``, and the next call reconnects.
 Never send blocking commands (BLPOP, XREAD BLOCK, ...) here: they would stall every other
-caller; background loops that need them open their own :class:`Wire`.
+caller; background loops that need them open their own :class:`Wire`. The one exception is
+``WAIT`` (:meth:`Wire.wait_replicas`, LEADROUTER_REDIS_WAIT_REPLICAS): it must run on the
+connection that wrote, bounded by its own timeout, and callers of one flush share one WAIT.
+
+Connection modes (docs/operations.md, "Redis high availability"): ``redis://``/``unix://``;
+``rediss://`` over asyncio's TLS (``_tls.py``: CA, client certificate, server name); ACL users
+(``AUTH user password``); ``redis+sentinel://`` (``_sentinel.py``: the primary's address is
+asked of the sentinels in turn on every (re)connect, and checked with ``ROLE``). A
+``READONLY``/``LOADING``/``MASTERDOWN`` reply means the server is no longer (or not yet) the
+primary: the connection is dropped so the next call reconnects — to whatever the URL or the
+sentinels name then. Failed reconnects back off (50 ms doubling to 1 s); meanwhile calls fail at
+once with ``ConnectionError`` (the store's "Redis unavailable": 503 + Retry-After), instead of
+queueing behind connection attempts. Why the project keeps its own connection for all of this
+rather than redis-py's Sentinel/TLS support: the client CPU per round trip above; the modes
+only change how a connection is made, never the per-call path.
 """
 
 from __future__ import annotations
@@ -32,7 +46,11 @@ from typing import Any, cast
 
 import hiredis
 
-__all__ = ["Arg", "ReplyError", "Wire", "bulk"]
+from router.state._sentinel import SCHEMES as SENTINEL_SCHEMES
+from router.state._sentinel import SentinelTarget, ask_sentinels, parse_sentinel_url
+from router.state._tls import TlsOptions, make_context, tls_options
+
+__all__ = ["Arg", "ReplyError", "SetupError", "TlsOptions", "Wire", "bulk", "tls_options"]
 
 Arg = str | bytes | int | float
 
@@ -46,6 +64,16 @@ def bulk(value: str | bytes) -> bytes:
 
 class ReplyError(Exception):
     """An error reply from the server (``-ERR ...``), returned inline by the reader."""
+
+
+class SetupError(ConnectionError):
+    """The server is there but refuses this client: wrong password or user, a certificate that
+    does not verify. A configuration problem, not an outage (start-up stops on it)."""
+
+
+# Replies after which this connection no longer talks to the primary: reconnect.
+_DEMOTED = ("READONLY", "LOADING", "MASTERDOWN")
+_BACKOFF_FIRST, _BACKOFF_MAX = 0.05, 1.0
 
 
 class _Batch:
@@ -67,6 +95,8 @@ class _Protocol(asyncio.Protocol):
         self.outgoing: list[bytes] = []
         self.timeout = timeout
         self.watchdog: asyncio.TimerHandle | None = None
+        self.demoted = False  # answered READONLY & co.: no longer the primary
+        self.last_wait: tuple[int, asyncio.Future[list[Any]]] | None = None
 
     def expect(self, future: asyncio.Future[list[Any]], count: int) -> None:
         """Queue a waiter for ``count`` replies, due within the timeout.
@@ -107,6 +137,7 @@ class _Protocol(asyncio.Protocol):
 
     def flush(self) -> None:
         data, self.outgoing = self.outgoing, []
+        self.last_wait = None
         if self.lost or self.transport is None:
             return  # connection_lost already failed their waiters
         self.transport.write(data[0] if len(data) == 1 else b"".join(data))
@@ -122,6 +153,8 @@ class _Protocol(asyncio.Protocol):
             if not pending:  # a reply nobody asked for: the stream is corrupt
                 self.abort(ConnectionError("unexpected reply from Redis"))
                 return
+            if reply.__class__ is ReplyError and str(reply).startswith(_DEMOTED):
+                self.demoted = True
             batch = pending[0]
             batch.replies.append(reply)
             batch.remaining -= 1
@@ -129,6 +162,11 @@ class _Protocol(asyncio.Protocol):
                 pending.popleft()
                 if not batch.future.done():  # done = the caller was cancelled
                     batch.future.set_result(batch.replies)
+        if self.demoted and not self.lost:
+            # Later replies on this connection would be the same refusals: fail them now, and
+            # let the next call reconnect to the primary.
+            self.abort(ConnectionError("Redis is no longer the primary (READONLY, LOADING or "
+                                       "MASTERDOWN); reconnecting"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -153,26 +191,46 @@ class _Protocol(asyncio.Protocol):
 class Wire:
     """A lazily (re)connected, multiplexed connection to the server at ``url``.
 
-    ``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` for TLS,
-    ``unix:///path/to.sock?db=N``. Errors: ``ConnectionError``/``TimeoutError`` (builtins, both
-    OSError) when the server cannot be reached or answered too late; error replies come back as
-    :class:`ReplyError` values inside the reply list of :meth:`batch` and are raised by
-    :meth:`call`.
+    ``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` for TLS (``tls``: CA, client
+    certificate, server name), ``unix:///path/to.sock?db=N``,
+    ``redis+sentinel://[[user]:password@]h1[:port],h2,.../master_name[/db]``. Errors:
+    ``ConnectionError``/``TimeoutError`` (builtins, both OSError) when the server cannot be
+    reached or answered too late (:class:`SetupError` when it refuses this client); error
+    replies come back as :class:`ReplyError` values inside the reply list of :meth:`batch` and
+    are raised by :meth:`call`. Counters for metrics: ``reconnects`` (connections made after
+    the first), ``failovers`` (a new primary address, or a server that stopped being primary),
+    ``wait_timeouts`` (WAIT answered fewer replicas than asked).
     """
 
-    def __init__(self, url: str, *, timeout: float = 2.0, connect_timeout: float = 1.0) -> None:
+    def __init__(self, url: str, *, timeout: float = 2.0, connect_timeout: float = 1.0,
+                 tls: TlsOptions | None = None) -> None:
         self.url = url
         self.timeout = timeout
         self.connect_timeout = connect_timeout
+        self.tls = tls or TlsOptions()
+        self.sentinel: SentinelTarget | None = None
         self._parse(url)
         self._proto: _Protocol | None = None
         self._lock = asyncio.Lock()
+        self._address: tuple[str, int] | None = None
+        self._backoff = 0.0
+        self._retry_at = 0.0
+        self._last_error: OSError | None = None
+        self.reconnects = self.failovers = self.wait_timeouts = 0
 
     def _parse(self, url: str) -> None:
+        scheme = url.partition("://")[0]
+        if scheme in SENTINEL_SCHEMES:
+            self.sentinel = target = parse_sentinel_url(url)
+            self.unix_path, self.host, self.port = None, "", 0
+            self.db, self.username, self.password = target.db, target.username, target.password
+            self.ssl = make_context(self.tls) if target.tls else None
+            return
         u = urllib.parse.urlsplit(url)
         query = urllib.parse.parse_qs(u.query)
         if u.scheme not in ("redis", "rediss", "unix", "valkey", "valkeys"):
-            raise ValueError(f"unsupported Redis URL scheme in {url!r}")
+            raise ValueError(f"unsupported Redis URL scheme in {url!r} (redis://, rediss://, "
+                             "unix://, redis+sentinel://)")
         self.unix_path = u.path if u.scheme == "unix" else None
         self.host = u.hostname or "127.0.0.1"
         self.port = u.port or 6379
@@ -180,17 +238,35 @@ class Wire:
         self.db = int(query.get("db", [path_db or "0"])[0])
         self.username = urllib.parse.unquote(u.username) if u.username else None
         self.password = urllib.parse.unquote(u.password) if u.password else None
-        self.ssl = ssl.create_default_context() if u.scheme in ("rediss", "valkeys") else None
+        self.ssl = make_context(self.tls) if u.scheme in ("rediss", "valkeys") else None
+
+    async def _open(self, make: Any, host: str, port: int) -> _Protocol:
+        loop = asyncio.get_running_loop()
+        if self.unix_path:
+            _, proto = await loop.create_unix_connection(make, self.unix_path)
+            return cast(_Protocol, proto)
+        server_name = (self.tls.server_name or host) if self.ssl else None
+        try:
+            _, proto = await loop.create_connection(make, host, port, ssl=self.ssl,
+                                                    server_hostname=server_name)
+        except ssl.SSLCertVerificationError as exc:
+            raise SetupError(f"the TLS certificate of Redis at {host}:{port} does not verify "
+                             f"({exc.verify_message}) — set LEADROUTER_REDIS_TLS_CA_FILE to the "
+                             "CA that signed it, or LEADROUTER_REDIS_TLS_SERVER_NAME to the "
+                             "name it was issued for") from None
+        return cast(_Protocol, proto)
 
     async def _connect(self) -> _Protocol:
-        loop = asyncio.get_running_loop()
         make = functools.partial(_Protocol, self.timeout)
+        host, port = self.host, self.port
+        if self.sentinel is not None:  # each sentinel gets the connect timeout of its own
+            host, port = await ask_sentinels(self.sentinel, timeout=self.connect_timeout,
+                                             context=self.ssl)
+            if self._address is not None and (host, port) != self._address:
+                self.failovers += 1
+            self._address = (host, port)
         async with asyncio.timeout(self.connect_timeout):
-            if self.unix_path:
-                _, proto = await loop.create_unix_connection(make, self.unix_path)
-            else:
-                _, proto = await loop.create_connection(
-                    make, self.host, self.port, ssl=self.ssl)
+            proto = await self._open(make, host, port)
         handshake: list[tuple[Arg, ...]] = []
         if self.password is not None:
             auth: tuple[Arg, ...] = ("AUTH", self.password)
@@ -198,11 +274,20 @@ class Wire:
                                                                  self.password))
         if self.db:
             handshake.append(("SELECT", self.db))
+        if self.sentinel is not None:
+            handshake.append(("ROLE",))
         if handshake:
-            for reply in await self._send(proto, handshake):
+            replies = await self._send(proto, handshake)
+            for reply in replies:
                 if isinstance(reply, ReplyError):
                     proto.abort(ConnectionError(str(reply)))
-                    raise ConnectionError(f"Redis refused the connection setup: {reply}")
+                    fix = (" — check the user name and password in LEADROUTER_REDIS_URL"
+                           if str(reply).startswith(("WRONGPASS", "NOAUTH", "NOPERM")) else "")
+                    raise SetupError(f"Redis refused the connection setup: {reply}{fix}")
+            if self.sentinel is not None and replies[-1][0] != b"master":
+                proto.abort(ConnectionError("not the primary"))
+                raise ConnectionError(f"the sentinels named {self._address} as primary, but "
+                                      "it is a replica (failover in progress)")
         return proto
 
     async def _protocol(self) -> _Protocol:
@@ -210,8 +295,26 @@ class Wire:
         if proto is not None and not proto.lost:
             return proto
         async with self._lock:  # concurrent callers share one reconnect attempt
-            if self._proto is None or self._proto.lost:
+            if self._proto is not None and not self._proto.lost:
+                return self._proto
+            loop = asyncio.get_running_loop()
+            if loop.time() < self._retry_at and self._last_error is not None:
+                # Backing off: fail now rather than queue every caller behind attempts.
+                raise ConnectionError(f"Redis unavailable (retrying): {self._last_error}")
+            had = self._proto is not None
+            demoted = self._proto is not None and self._proto.demoted
+            try:
                 self._proto = await self._connect()
+            except OSError as exc:  # TimeoutError and SetupError included
+                self._backoff = min(max(self._backoff * 2, _BACKOFF_FIRST), _BACKOFF_MAX)
+                self._retry_at = loop.time() + self._backoff
+                self._last_error = exc
+                raise
+            if had or self._last_error is not None:
+                self.reconnects += 1
+            if demoted and self.sentinel is None:
+                self.failovers += 1  # (with sentinels: counted when the address changes)
+            self._backoff, self._last_error = 0.0, None
             return self._proto
 
     async def _send(self, proto: _Protocol, commands: Sequence[Sequence[Arg]]) -> list[Any]:
@@ -227,7 +330,10 @@ class Wire:
         return await future
 
     async def batch(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:
-        """Send ``commands`` in one write; their replies (ReplyError values inline), in order."""
+        """Send ``commands`` in one write; their replies (ReplyError values inline), in order.
+        No commands, no write: nothing would ever answer an empty write."""
+        if not commands:
+            return []
         return await self._send(await self._protocol(), commands)
 
     async def call(self, *args: Arg) -> Any:
@@ -243,6 +349,26 @@ class Wire:
         if isinstance(reply, ReplyError):
             raise reply
         return reply
+
+    async def wait_replicas(self, replicas: int, timeout_ms: int) -> int:
+        """``WAIT replicas timeout_ms`` on this connection: how many replicas have every write
+        sent on it so far. Callers whose WAITs would go out back to back in one flush share
+        one (it covers the writes of all of them)."""
+        proto = await self._protocol()
+        shared = proto.last_wait
+        if shared is not None and shared[0] == len(proto.outgoing):
+            future = shared[1]
+        else:
+            future = asyncio.get_running_loop().create_future()
+            proto.expect(future, 1)
+            proto.send(hiredis.pack_command(("WAIT", replicas, timeout_ms)))  # type: ignore[arg-type]
+            proto.last_wait = (len(proto.outgoing), future)
+        (reply,) = await asyncio.shield(future)
+        if isinstance(reply, ReplyError):
+            raise reply
+        if int(reply) < replicas:
+            self.wait_timeouts += 1
+        return int(reply)
 
     async def close(self) -> None:
         proto, self._proto = self._proto, None

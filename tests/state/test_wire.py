@@ -85,3 +85,18 @@ async def test_a_server_that_stops_answering_times_out_every_waiter(redis_url: s
         await admin.call("CLIENT", "UNPAUSE")
         await wire.close()
         await admin.close()
+
+
+async def test_an_empty_batch_answers_at_once_and_writes_nothing(redis_url: str) -> None:
+    # An empty write is never answered: before the fix this raised "did not answer in time".
+    wire = Wire(redis_url, timeout=0.5)
+    try:
+        await wire.call("PING")
+        proto = await wire._protocol()
+        counting = _CountingTransport(proto.transport)
+        proto.transport = counting  # type: ignore[assignment]
+        assert await wire.batch([]) == []
+        assert counting.writes == 0
+        assert await wire.call("ECHO", "after") == b"after"  # replies still line up
+    finally:
+        await wire.close()

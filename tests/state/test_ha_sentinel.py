@@ -1,0 +1,207 @@
+"""Sentinel failover under load, all real: a valkey primary, two replicas and three sentinels
+on loopback, ``leadrouter serve`` with 2 workers on ``redis+sentinel://`` and
+LEADROUTER_REDIS_WAIT_REPLICAS=1, a steady stream of leads over HTTP — and ``kill -9`` of the
+primary. Every lead acknowledged (201, or 200 for a retry) must be readable afterwards, no
+Idempotency-Key may produce two leads, no answer may be a 5xx other than 503, and the service
+must answer 201 again after the promotion without a restart (the time is printed; the only
+bound is a generous "did not recover").
+
+Two replicas, not one: with WAIT 1, the promoted replica needs a replica of its own for commits
+to be acknowledged again (with one, every lead after the failover would be a 503 until the old
+primary came back). ``-m "not failover"`` skips this test locally (README, "Tests").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from _ha import Server, replicas_acking, sentinel_primary, valkey_binary
+from _service import RawClient, ServiceProcess, lead, write_rules
+
+pytestmark = [pytest.mark.slow, pytest.mark.failover]
+
+MASTER = "leadmaster"
+RATE = 200  # leads per second, bounded
+KILL_AFTER = 3.0  # seconds of load before the kill
+KEEP_AFTER_RECOVERY = 2.0
+GIVE_UP = 25.0  # "did not recover"
+
+
+def _topology(tmp_path: Path) -> tuple[Server, list[Server], list[Server]]:
+    binary = valkey_binary()
+    primary = Server(binary, tmp_path / "primary", ["maxmemory-policy noeviction"])
+    primary.wait_listening()
+    replicas = [Server(binary, tmp_path / f"replica{i}",
+                       [f"replicaof 127.0.0.1 {primary.port}", "maxmemory-policy noeviction"])
+                for i in range(2)]
+    sentinels = [Server(binary, tmp_path / f"sentinel{i}", [
+        f"sentinel monitor {MASTER} 127.0.0.1 {primary.port} 2",
+        f"sentinel down-after-milliseconds {MASTER} 500",
+        f"sentinel failover-timeout {MASTER} 5000"], sentinel=True) for i in range(3)]
+    for server in (*replicas, *sentinels):
+        server.wait_listening()
+    deadline = time.monotonic() + 20
+    while True:  # replicas in sync, sentinels know the replicas and each other
+        info = primary.client().info("replication")
+        online = sum(1 for i in range(2) if info.get(f"slave{i}", {}).get("state") == "online")
+        fields = [s.client().sentinel_master(MASTER) for s in sentinels]
+        if online == 2 and all(int(f["num-slaves"]) == 2 and int(f["num-other-sentinels"]) == 2
+                               for f in fields):
+            replicas_acking(primary, 2)
+            return primary, replicas, sentinels
+        assert time.monotonic() < deadline, f"topology not ready: {online} {fields}"
+        time.sleep(0.1)
+
+
+class Load:
+    """Leads at RATE/s, each with its own Idempotency-Key, retried (same key) until acknowledged."""
+
+    def __init__(self, client: RawClient) -> None:
+        self.client = client
+        self.acked: dict[str, set[str]] = {}  # key -> lead ids answered for it
+        self.statuses: dict[int, int] = {}
+        self.bad: list[str] = []
+        self.transport_errors = 0
+        self.killed_at: float | None = None
+        self.recovered_at: float | None = None
+
+    async def one(self, key: str, body: dict[str, Any]) -> None:
+        give_up = time.monotonic() + GIVE_UP
+        while time.monotonic() < give_up:
+            started = time.monotonic()
+            try:
+                response = await self.client.post("/v1/leads", json=body,
+                                                  headers={"Idempotency-Key": key})
+            except (OSError, asyncio.IncompleteReadError, RuntimeError):
+                self.transport_errors += 1
+                await asyncio.sleep(0.1)
+                continue
+            status = response.status_code
+            self.statuses[status] = self.statuses.get(status, 0) + 1
+            if status in (200, 201):
+                self.acked.setdefault(key, set()).add(response.json()["lead_id"])
+                if (status == 201 and self.killed_at is not None and self.recovered_at is None
+                        and started > self.killed_at):
+                    self.recovered_at = time.monotonic()
+                return
+            if status != 503:
+                self.bad.append(f"{status} {response.content[:300]!r}")
+                return
+            assert response.headers.get("retry-after"), response.headers
+            await asyncio.sleep(0.2)  # a sender's retry (sooner than Retry-After, to load it)
+        self.bad.append(f"{key}: not acknowledged within {GIVE_UP}s")
+
+
+async def _run(service: ServiceProcess, primary: Server, sentinels: list[Server],
+               load: Load) -> dict[str, float]:
+    tasks: list[asyncio.Task[None]] = []
+    ready: list[tuple[float, int]] = []
+    marks: dict[str, float] = {}
+    start = time.monotonic()
+    i = 0
+    async with httpx.AsyncClient(base_url=service.url, timeout=5) as probe:
+        while True:
+            now = time.monotonic()
+            if load.killed_at is None and now - start >= KILL_AFTER:
+                primary.proc.send_signal(signal.SIGKILL)
+                primary.proc.wait()
+                load.killed_at = marks["kill"] = time.monotonic()
+            if load.killed_at is not None:
+                if "promoted" not in marks and i % 20 == 0 and \
+                        sentinel_primary(sentinels[0], MASTER) not in (None, ("127.0.0.1",
+                                                                            primary.port)):
+                    marks["promoted"] = time.monotonic()
+                if i % 20 == 0 and load.recovered_at is None:
+                    ready.append((now, (await probe.get("/readyz")).status_code))
+                if load.recovered_at is not None and \
+                        now - load.recovered_at >= KEEP_AFTER_RECOVERY:
+                    break
+                if now - load.killed_at > GIVE_UP:
+                    break
+            key = f"ha-{i}"
+            tasks.append(asyncio.create_task(load.one(key, lead(email=f"p{i}@ha.example"))))
+            i += 1
+            await asyncio.sleep(max(0.0, start + i / RATE - time.monotonic()))
+        await asyncio.gather(*tasks)
+    marks["ready_503"] = sum(1 for _, s in ready if s == 503)
+    return marks
+
+
+def test_kill_9_of_the_primary_loses_no_acknowledged_lead(tmp_path: Path) -> None:
+    primary, replicas, sentinels = _topology(tmp_path)
+    url = "redis+sentinel://" + ",".join(f"127.0.0.1:{s.port}" for s in sentinels) + f"/{MASTER}"
+    service = ServiceProcess(
+        rules_dir=write_rules(tmp_path / "rules"), log_path=tmp_path / "service.log",
+        redis_url=url, workers=2,
+        env={"LEADROUTER_REDIS_WAIT_REPLICAS": "1", "LEADROUTER_REDIS_WAIT_TIMEOUT_MS": "1000",
+             "LEADROUTER_RETRY_AFTER_SECONDS": "1", "LEADROUTER_ACCESS_LOG": "false",
+             "LEADROUTER_METRICS_FLUSH_SECONDS": "0.2"})
+    try:
+        service.start()
+
+        async def main() -> tuple[Load, dict[str, float]]:
+            client = RawClient("127.0.0.1", service.port, connections=64)
+            load = Load(client)
+            try:
+                return load, await _run(service, primary, sentinels, load)
+            finally:
+                await client.aclose()
+
+        load, marks = asyncio.run(main())
+        assert load.recovered_at is not None and load.killed_at is not None, \
+            f"did not recover within {GIVE_UP}s: {load.statuses} {load.bad[:5]}\n" \
+            f"{service.log_tail()}"
+        after_kill = load.recovered_at - load.killed_at
+        after_promotion = load.recovered_at - marks.get("promoted", load.recovered_at)
+        print(f"\nfailover: 201s again {after_kill:.2f}s after kill -9 of the primary, "
+              f"{after_promotion:.2f}s after the sentinels named the new one; "
+              f"{sum(load.statuses.values())} answers {load.statuses}, "
+              f"{load.transport_errors} transport errors, {len(load.acked)} leads")
+
+        assert load.bad == [], load.bad[:10]  # no 5xx other than 503, every lead acknowledged
+        assert set(load.statuses) <= {200, 201, 503}, load.statuses
+        assert load.statuses.get(503, 0) > 0  # the kill was felt
+        assert marks["ready_503"] > 0  # /readyz said not ready during the failover
+        twice = {k: ids for k, ids in load.acked.items() if len(ids) != 1}
+        assert twice == {}, f"keys answered with different leads: {list(twice.items())[:5]}"
+        acknowledged = {next(iter(ids)) for ids in load.acked.values()}
+
+        new = sentinel_primary(sentinels[0], MASTER)
+        assert new is not None and new[1] != primary.port
+        now_primary = redis.Redis(host=new[0], port=new[1], socket_timeout=10)
+        stored = {k.decode()[len("lr:{lead:"):-1]
+                  for k in now_primary.scan_iter(match="lr:{lead:*", count=5000)
+                  if k.endswith(b"}")}
+        assert acknowledged - stored == set(), "acknowledged leads lost"
+        assert stored - acknowledged == set(), "leads stored that nobody was answered"
+
+        async def read_back() -> list[int]:
+            client = RawClient("127.0.0.1", service.port, connections=16)
+            try:
+                ids = sorted(acknowledged)
+                sem = asyncio.Semaphore(16)
+
+                async def get(lead_id: str) -> int:
+                    async with sem:
+                        return (await client.get(f"/v1/leads/{lead_id}")).status_code
+                return list(await asyncio.gather(*(get(x) for x in ids)))
+            finally:
+                await client.aclose()
+
+        assert set(asyncio.run(read_back())) == {200}
+        time.sleep(0.5)
+        text = httpx.get(f"{service.url}/metrics", timeout=10).text
+        failovers = re.search(r"^leadrouter_redis_failovers_total (\S+)$", text, re.M)
+        assert failovers and float(failovers.group(1)) >= 1, text[:2000]
+    finally:
+        service.kill()
+        for server in (*sentinels, *replicas, primary):
+            server.stop()
