@@ -54,6 +54,11 @@ class Breaker:
             self.state = "closed"
             self.trial = False
 
+    def neutral(self) -> None:
+        """A call that proved nothing either way (a sink refused one event for good): the
+        failure count stays, a half-open trial slot is freed for the next call."""
+        self.trial = False
+
     def failure(self) -> bool:
         """Record a failure; True when this one opened the breaker."""
         self.failures += 1

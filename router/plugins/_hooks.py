@@ -15,8 +15,8 @@ from leadrouter_sdk.hookspecs import HookSpecs
 from router.plugins._breaker import Breaker
 from router.plugins._metrics import NULL_SERIES, Series, series
 
-__all__ = ["HOOKS", "SPEC_ARGS", "DeliveryFailed", "Impl", "PluginError", "PluginInfo",
-           "accepted", "hook_signatures", "short"]
+__all__ = ["HOOKS", "SPEC_ARGS", "DeliveryFailed", "DeliveryRejected", "Impl", "PluginError",
+           "PluginInfo", "accepted", "hook_signatures", "short"]
 
 HOOKS = ("enrich", "score", "register_functions", "route", "on_decision", "on_event")
 
@@ -98,3 +98,8 @@ def short(exc: BaseException) -> str:
 
 class DeliveryFailed(Exception):
     """A sink did not take an event (raised, timed out, or is switched off)."""
+
+
+class DeliveryRejected(DeliveryFailed):
+    """A sink refused an event for good (it raised ``PermanentDeliveryError``): the outbox
+    dead-letters it at once, with this message as the reason."""

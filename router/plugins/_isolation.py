@@ -16,9 +16,16 @@ import time
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any
 
-from leadrouter_sdk import Contribution, RouteOverride, Step
+from leadrouter_sdk import Contribution, Event, PermanentDeliveryError, RouteOverride, Step
 
-from router.plugins._hooks import Impl, PluginError, PluginInfo, short
+from router.plugins._hooks import (
+    DeliveryFailed,
+    DeliveryRejected,
+    Impl,
+    PluginError,
+    PluginInfo,
+    short,
+)
 
 __all__ = ["STAGE", "Isolation"]
 
@@ -139,3 +146,44 @@ class Isolation:
             return False, ("raised", f"raised {short(exc)}")
         impl.series.duration.observe(time.perf_counter() - start)
         return True, value
+
+    async def _call_sink(self, impl: Impl, event: Event, budget: float) -> None:
+        """One ``on_event`` call through the breaker and within ``budget``. Returns when the
+        sink took the event; raises :class:`DeliveryRejected` when it raised
+        ``PermanentDeliveryError`` (counted ``rejected``, the breaker untouched) and
+        :class:`DeliveryFailed` for anything else (a failure, like any hook's)."""
+        what = "it will be delivered again"
+        if not impl.breaker.allow():
+            notes: list[Step] = []
+            self._skip(impl, notes, what)
+            raise DeliveryFailed(notes[0].detail)
+        impl.series.calls.inc()
+        start = time.perf_counter()
+        failed: tuple[str, str] | None = None
+        try:
+            value = impl.fn(**({"event": event} if impl.names else {}))
+            if value is not None and inspect.isawaitable(value):
+                limit = asyncio.timeout(max(0.0, budget - (time.perf_counter() - start)))
+                try:
+                    async with limit:
+                        await value
+                except TimeoutError:
+                    if not limit.expired():
+                        raise
+                    failed = ("timeout", f"ran past its {budget * 1000:.0f} ms budget")
+            elif (elapsed := time.perf_counter() - start) > budget:
+                failed = ("timeout", f"took {elapsed * 1000:.0f} ms, past its "
+                          f"{budget * 1000:.0f} ms budget")
+        except PermanentDeliveryError as exc:
+            impl.series.duration.observe(time.perf_counter() - start)
+            self._count(impl, "rejected")
+            impl.breaker.neutral()
+            raise DeliveryRejected(str(exc) or type(exc).__name__) from exc
+        except Exception as exc:
+            failed = ("raised", f"raised {short(exc)}")
+        impl.series.duration.observe(time.perf_counter() - start)
+        if failed is not None:
+            notes = []
+            self._fail(impl, failed[0], failed[1], notes, what)
+            raise DeliveryFailed(notes[0].detail)
+        self._ok(impl)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["NULL_SERIES", "Series", "series"]
+__all__ = ["NULL_SERIES", "Series", "notifications", "series"]
 
 
 class _Null:
@@ -52,3 +52,13 @@ def series(plugin: str, hook: str) -> Series:
     return Series(_metric("PLUGIN_CALLS").labels(plugin, hook),
                   _metric("PLUGIN_ERRORS").labels(plugin, hook),
                   _metric("PLUGIN_DURATION").labels(plugin, hook))
+
+
+OUTCOMES = ("delivered", "retried", "dead")
+
+
+def notifications(plugin: str, metrics: bool = True) -> dict[str, Any]:
+    """``leadrouter_notifications_total`` children of one sink, by outcome (the channel label
+    is the plugin's name: never anything from the event)."""
+    family = _metric("NOTIFICATIONS") if metrics else _NULL
+    return {outcome: family.labels(plugin, outcome) for outcome in OUTCOMES}

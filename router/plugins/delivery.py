@@ -8,9 +8,16 @@ One :class:`Delivery` per service process runs one loop per sink. Each round the
    ``max_attempts`` times goes to the dead-letter stream instead;
 2. reads new entries and delivers them in order;
 
-acknowledging each entry only once the sink returned. While a sink's circuit breaker is open
-the loop claims nothing for it (entries wait in the stream). When there is nothing to do it
-sleeps ``poll`` seconds. Redis being down pauses delivery; nothing is lost.
+acknowledging each entry only once the sink returned. A sink that raises
+``PermanentDeliveryError`` (the SDK) refuses the event for good: it goes to the dead-letter
+stream at once, its message as the reason, without retries, backoff or a breaker failure.
+While a sink's circuit breaker is open the loop claims nothing for it (entries wait in the
+stream). When there is nothing to do it sleeps ``poll`` seconds. Redis being down pauses
+delivery; nothing is lost.
+
+``leadrouter_notifications_total{channel,outcome}`` counts every delivery attempt by its end:
+``delivered`` (acked), ``retried`` (failed, will be tried again), ``dead`` (dead-lettered,
+refused for good or out of attempts); ``channel`` is the plugin's name.
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from router.plugins.host import DeliveryFailed, PluginHost
+from router.plugins._metrics import notifications
+from router.plugins.host import DeliveryFailed, DeliveryRejected, PluginHost
 from router.state.errors import StateError
 from router.state.outbox import Outbox, OutboxEntry
 from router.state.store import Store
@@ -59,6 +67,7 @@ class Delivery:
         self.dead = 0
         self.last_error: dict[str, str] = {}
         self._ready: set[str] = set()
+        self._counted = {plugin: notifications(plugin, host.metrics) for plugin in host.sinks}
 
     def backoff_ms(self, deliveries: int) -> int:
         """How long an entry delivered ``deliveries`` times waits before the next attempt."""
@@ -131,28 +140,53 @@ class Delivery:
             await self._deliver(plugin, entry, 1)
         return busy
 
+    def _count(self, plugin: str, outcome: str) -> None:
+        counted = self._counted.get(plugin)
+        if counted is None:
+            counted = self._counted[plugin] = notifications(plugin, self.host.metrics)
+        counted[outcome].inc()
+
     async def _deliver(self, plugin: str, entry: OutboxEntry, attempt: int) -> bool:
         try:
             await self.host.deliver(plugin, entry.event(attempt))
+        except DeliveryRejected as exc:
+            self.last_error.pop(entry.id, None)
+            await self._dead_letter(plugin, entry, attempt, str(exc))
+            return False
         except DeliveryFailed as exc:
             self.last_error[entry.id] = str(exc)
             if len(self.last_error) > 10_000:
                 self.last_error.clear()
+            if attempt < self.max_attempts:  # the last one is counted when dead-lettered
+                self._count(plugin, "retried")
             log.info("outbox: %s did not take %s (attempt %d): %s", plugin, entry.id,
                      attempt, exc)
             return False
         await self.outbox.ack(group_name(plugin), [entry.id])
         self.last_error.pop(entry.id, None)
         self.delivered += 1
+        self._count(plugin, "delivered")
         return True
 
-    async def _dead_letter(self, plugin: str, entry: OutboxEntry, attempts: int) -> None:
-        error = self.last_error.pop(entry.id, "delivery failed (error not seen by this process)")
+    async def _dead_letter(self, plugin: str, entry: OutboxEntry, attempts: int,
+                           refused: str | None = None) -> None:
+        """Move ``entry`` to the dead-letter stream: ``refused`` (the sink's reason) when it
+        refused the event for good, else after ``attempts`` failed deliveries."""
+        if refused is not None:
+            error = refused
+        else:
+            error = self.last_error.pop(entry.id,
+                                        "delivery failed (error not seen by this process)")
         await self.outbox.dead_letter(group_name(plugin), entry, attempts=attempts, error=error,
-                                      now=self.now())
+                                      now=self.now(), permanent=refused is not None)
         self.dead += 1
-        log.error("outbox: %s gave up on %s after %d attempts, moved to the dead-letter "
-                  "stream: %s", plugin, entry.id, attempts, error)
+        self._count(plugin, "dead")
+        if refused is not None:
+            log.error("outbox: %s refused %s for good (attempt %d), moved to the dead-letter "
+                      "stream: %s", plugin, entry.id, attempts, error)
+        else:
+            log.error("outbox: %s gave up on %s after %d attempts, moved to the dead-letter "
+                      "stream: %s", plugin, entry.id, attempts, error)
 
 
 @contextlib.asynccontextmanager

@@ -57,6 +57,7 @@ from router.plugins._hooks import (
     HOOKS,
     SPEC_ARGS,
     DeliveryFailed,
+    DeliveryRejected,
     Impl,
     PluginError,
     PluginInfo,
@@ -67,8 +68,8 @@ from router.plugins._hooks import (
 from router.plugins._isolation import STAGE
 from router.plugins._results import check_contributions, check_override, merge
 
-__all__ = ["HOOKS", "DeliveryFailed", "PluginError", "PluginHost", "PluginInfo",
-           "hook_signatures"]
+__all__ = ["HOOKS", "DeliveryFailed", "DeliveryRejected", "PluginError", "PluginHost",
+           "PluginInfo", "hook_signatures"]
 
 log = logging.getLogger("leadrouter.plugins")
 
@@ -359,13 +360,10 @@ class PluginHost(FunctionTable):
 
     async def deliver(self, plugin: str, event: Event) -> None:
         """Hand ``event`` to ``plugin``'s ``on_event``; raises :class:`DeliveryFailed` unless
-        it returned within the event budget (the outbox then keeps it for a retry)."""
+        it returned within the event budget (the outbox then keeps it for a retry), and
+        :class:`DeliveryRejected` when the plugin refused it for good
+        (``PermanentDeliveryError``: the outbox dead-letters it at once)."""
         impl = next((i for i in self._impls["on_event"] if i.plugin == plugin), None)
         if impl is None:
             raise DeliveryFailed(f"no plugin {plugin!r} with on_event")
-        notes: list[Step] = []
-        results = await self._call_all((impl,), {"event": event}, self.event_budget, notes,
-                                       "it will be delivered again")
-        if not results:
-            raise DeliveryFailed(notes[0].detail if notes else "not delivered")
-        self._ok(impl)
+        await self._call_sink(impl, event, self.event_budget)

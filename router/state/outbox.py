@@ -14,9 +14,14 @@ never holds the others back. Delivery is at least once:
   another worker is not taken from it). ``XCLAIM`` with that same minimum idle time takes it
   over atomically, so of several workers exactly one retries it, and an entry whose consumer
   died (its process was killed) is picked up by another process or by the next start.
-* after ``max_attempts`` deliveries an entry is copied to the dead-letter stream
-  ``{outbox}:dead`` (bounded) with the sink, the attempts and the last error, and acked, in one
-  ``MULTI``.
+* after ``max_attempts`` deliveries, or at once when the sink refused it for good
+  (``PermanentDeliveryError``), an entry is copied to the dead-letter stream ``{outbox}:dead``
+  (bounded) with the sink, the attempts, the last error (the sink's reason) and ``permanent``
+  (``1`` when refused, ``0`` when out of attempts), and acked, in one ``MULTI``.
+
+:meth:`OutboxEntry.event` lifts what a receiver needs to find the lead in its own system out of
+the stored decision the entry carries (``external_id``, ``email``, ``source``): the event alone
+is enough, in any worker, after any restart.
 
 A new group starts at the end of the stream (``$``): installing a sink does not replay history.
 Entries trimmed away by ``MAXLEN`` before a sink read them are lost to that sink: the outbox
@@ -63,10 +68,29 @@ class OutboxEntry(msgspec.Struct, frozen=True, kw_only=True):
                 data[key] = from_ms(value)
             else:
                 data[key] = value
+        _lift_lead_keys(data)
         at = f.get("at", "")
         when = from_ms(at) if at.isdigit() else from_ms(self.id.split("-", 1)[0])
         return Event(id=self.id, type=f.get("type", ""), lead_id=f.get("lead_id", ""), at=when,
                      attempt=attempt, data=data)
+
+
+def _lift_lead_keys(data: dict[str, Any]) -> None:
+    """``external_id``, ``email`` (from the decision's lead) and ``source`` (the intake) at the
+    top of ``data``, unless the entry has them itself. Nothing new is stored: the outbox entry
+    already carries the decision, lead included (and erasure deletes the lead's entries)."""
+    record = data.get("decision")
+    if not isinstance(record, dict):
+        return
+    lead = record.get("lead")
+    if isinstance(lead, dict):
+        for key in ("external_id", "email"):
+            value = lead.get(key)
+            if isinstance(value, str) and value:
+                data.setdefault(key, value)
+    source = record.get("source")
+    if isinstance(source, str) and source:
+        data.setdefault("source", source)
 
 
 class Pending(msgspec.Struct, frozen=True, kw_only=True):
@@ -157,13 +181,15 @@ class Outbox:
         return int(await self._call("outbox ack", "XACK", self.key, group, *ids))
 
     async def dead_letter(self, group: str, entry: OutboxEntry, *, attempts: int,
-                          error: str, now: dt.datetime) -> None:
-        """Copy ``entry`` to the dead-letter stream and ack it, atomically."""
+                          error: str, now: dt.datetime, permanent: bool = False) -> None:
+        """Copy ``entry`` to the dead-letter stream and ack it, atomically. ``permanent``:
+        the sink refused it for good (else it ran out of attempts)."""
         flat: list[Any] = []
         for key, value in entry.fields.items():
             flat += (key, value)
         flat += ("outbox_id", entry.id, "sink", group, "attempts", attempts,
-                 "error", error[:1000], "dead_at", int(now.timestamp() * 1000))
+                 "error", error[:1000], "permanent", int(permanent),
+                 "dead_at", int(now.timestamp() * 1000))
         with translate_errors("outbox dead letter"):
             self.store.round_trips += 1
             replies = await self.store.wire.batch([

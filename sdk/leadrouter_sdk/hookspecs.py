@@ -32,6 +32,7 @@ __all__ = [
     "ExpressionFunction",
     "Fields",
     "HookSpecs",
+    "PermanentDeliveryError",
     "PluginDisabled",
     "RouteOverride",
     "RouteProposal",
@@ -53,6 +54,14 @@ class PluginDisabled(Exception):
     """Raise from a plugin's constructor when it is installed but not configured (no data
     file, no URL): the plugin is listed as ``disabled`` with your message and skipped, never
     treated as a failure, even in strict mode."""
+
+
+class PermanentDeliveryError(Exception):
+    """Raise from ``on_event`` when delivering *this* event can never succeed (a rep missing
+    from your mapping, a record or field the receiver refuses): the event goes to the
+    dead-letter stream at once, with your message as its reason (so say what to fix, without
+    personal data), instead of being retried with backoff. It does not count toward the
+    plugin's circuit breaker. Any other exception means "try again later"."""
 
 
 class ScoreContext(msgspec.Struct, frozen=True, kw_only=True):
@@ -137,7 +146,10 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     ``lead.recycled``... ``id`` is the outbox entry id: the same on every delivery attempt of
     this event (use it to drop duplicates, delivery is at least once), increasing with time.
     ``attempt`` counts deliveries to this sink, from 1. ``data`` holds the event's other
-    fields (owner, pool, queue, due_at, the stored decision...).
+    fields (owner, pool, queue, due_at, the stored decision...); an event that carries the
+    stored decision also has what a receiver needs to find the lead's record in its own
+    system, taken from it: ``external_id`` and ``email`` (when the lead came with them) and
+    ``source`` (the intake it came through: ``api``, ``hubspot``, a form's name...).
     """
 
     id: str
@@ -209,6 +221,7 @@ class HookSpecs:
 
         Return to acknowledge it. Raise (or run past the event budget) and it is delivered
         again later, with exponential backoff, also after a restart; after the configured
-        number of attempts it is moved to the dead-letter stream. Each plugin gets every
-        event independently of the others.
+        number of attempts it is moved to the dead-letter stream. Raise
+        :class:`PermanentDeliveryError` when retrying cannot help: the event is dead-lettered
+        at once with your message. Each plugin gets every event independently of the others.
         """

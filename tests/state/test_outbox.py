@@ -1,15 +1,18 @@
 """Outbox delivery to on_event sinks against a real Valkey: ack on return, retry with backoff,
-dead letters, independent sinks, several consumers, a consumer that died, the breaker."""
+dead letters (at once for a refused event), independent sinks, several consumers, a consumer
+that died, the breaker, the notification counts, the lead's keys in the event."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from typing import Any
 
 import pytest
-from leadrouter_sdk import Event, hookimpl
+from leadrouter_sdk import Event, PermanentDeliveryError, hookimpl
 
+from router.observability import metrics
 from router.plugins.delivery import Delivery, group_name
 from router.plugins.host import PluginHost
 from router.state.outbox import Outbox
@@ -19,24 +22,27 @@ pytestmark = pytest.mark.anyio
 
 
 class Sink:
-    def __init__(self, name: str, fail: int = 0) -> None:
+    def __init__(self, name: str, fail: int = 0, refuse: frozenset[str] = frozenset()) -> None:
         self.name = name
         self.fail = fail  # fail this many deliveries first
+        self.refuse = refuse  # lead ids refused for good
         self.events: list[Event] = []
         self.attempts: list[tuple[str, int]] = []
 
     @hookimpl
     async def on_event(self, event: Event) -> None:
         self.attempts.append((event.id, event.attempt))
+        if event.lead_id in self.refuse:
+            raise PermanentDeliveryError(f"rep r1 has no CRM owner id (lead {event.lead_id})")
         if self.fail > 0:
             self.fail -= 1
             raise ConnectionError("receiver down")
         self.events.append(event)
 
 
-def _host(*sinks: Sink, threshold: int = 100) -> PluginHost:
+def _host(*sinks: Sink, threshold: int = 100, counted: bool = False) -> PluginHost:
     host = PluginHost(event_budget=0.2, breaker_threshold=threshold, breaker_cooldown=0.3,
-                      metrics=False)
+                      metrics=counted)
     for sink in sinks:
         host.register(sink, sink.name)
     return host
@@ -133,6 +139,7 @@ async def test_after_max_attempts_an_event_goes_to_the_dead_letter_stream(store:
     assert dead.fields["sink"] == "sink:broken"
     assert dead.fields["attempts"] == "3"
     assert "receiver down" in dead.fields["error"]
+    assert dead.fields["permanent"] == "0"  # out of attempts, not refused
     assert dead.fields["lead_id"] == "ld_0"
     stats = await outbox.stats(group_name("broken"))
     assert stats is not None and stats.pending == 0
@@ -207,3 +214,63 @@ async def test_an_open_breaker_pauses_the_sink_and_loses_nothing(store: Store) -
     assert stats is not None and stats.pending + (stats.lag or 0) == 10  # all kept
     await _until(lambda: len(sink.events) == 10, delivery, "tripped")  # after the cool-down
     assert len({e.id for e in sink.events}) == 10
+
+
+def _counted(channel: str) -> dict[str, float]:
+    return {o: metrics.sample_value("leadrouter_notifications_total",
+                                    {"channel": channel, "outcome": o})
+            for o in ("delivered", "retried", "dead")}
+
+
+async def test_a_refused_event_is_dead_lettered_at_once_without_tripping_the_breaker(
+        store: Store) -> None:
+    sink = Sink("refusing", refuse=frozenset({"ld_0", "ld_1"}))
+    host = _host(sink, threshold=1, counted=True)  # one failure would open the breaker
+    delivery = _delivery(store, host, max_attempts=25, retry_base=60, retry_max=600)
+    before = _counted("refusing")
+    await delivery.ensure_groups()
+    ids = await _publish(store, 4)
+    await _until(lambda: delivery.dead == 2 and len(sink.events) == 2, delivery, "refusing")
+    assert sink.attempts == [(i, 1) for i in ids]  # each tried once: no retry, no backoff
+    assert host.sink_ready("refusing") and host.plugins()[0].breakers == {}
+    dead = {d.fields["lead_id"]: d for d in await Outbox(store).dead_letters()}
+    assert sorted(dead) == ["ld_0", "ld_1"]
+    for lead_id, d in dead.items():
+        assert d.fields["error"] == f"rep r1 has no CRM owner id (lead {lead_id})"
+        assert (d.fields["attempts"], d.fields["permanent"]) == ("1", "1")
+        assert d.fields["sink"] == "sink:refusing"
+    stats = await Outbox(store).stats(group_name("refusing"))
+    assert stats is not None and stats.pending == 0
+    assert host.counts[("refusing", "on_event", "rejected")] == 2
+    after = _counted("refusing")
+    assert {o: after[o] - before[o] for o in after} == {"delivered": 2, "retried": 0, "dead": 2}
+
+
+async def test_a_retried_event_is_counted_retried_then_delivered(store: Store) -> None:
+    sink = Sink("flaky-counted", fail=1)
+    delivery = _delivery(store, _host(sink, counted=True))
+    before = _counted("flaky-counted")
+    await delivery.ensure_groups()
+    await _publish(store, 1)
+    await _until(lambda: len(sink.events) == 1, delivery, "flaky-counted")
+    after = _counted("flaky-counted")
+    assert {o: after[o] - before[o] for o in after} == {"delivered": 1, "retried": 1, "dead": 0}
+    assert [a for _, a in sink.attempts] == [1, 2]
+
+
+async def test_events_carry_the_lead_keys_of_the_stored_decision(store: Store) -> None:
+    sink = Sink("keys")
+    delivery = _delivery(store, _host(sink))
+    await delivery.ensure_groups()
+    record = {"status": "mql", "source": "hubspot",
+              "lead": {"email": "ann@acme.example", "external_id": "hubspot:1:501"}}
+    for decision in (json.dumps(record), json.dumps({"status": "mql", "lead": {}}), ""):
+        await store.wire.call("XADD", store.keys.outbox, "*", "type", "lead.assigned",
+                              "lead_id", "ld_k", "owner", "r1", "decision", decision)
+    await _until(lambda: len(sink.events) == 3, delivery, "keys")
+    full, bare, none = (e.data for e in sink.events)
+    assert (full["external_id"], full["email"], full["source"]) == (
+        "hubspot:1:501", "ann@acme.example", "hubspot")
+    assert full["decision"]["lead"]["email"] == "ann@acme.example"  # lifted, not moved
+    for data in (bare, none):
+        assert not {"external_id", "email", "source"} & set(data)

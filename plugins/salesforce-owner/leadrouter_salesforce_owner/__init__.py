@@ -1,0 +1,228 @@
+"""leadrouter plugin: write the assigned rep into the Salesforce Lead's ``OwnerId``.
+
+On ``lead.assigned`` and ``lead.reassigned`` (from the durable outbox, at least once) it
+
+1. maps the rep to a Salesforce user id (``LEADROUTER_SALESFORCE_OWNERS``: ``alice=005...``);
+2. gets an access token with the OAuth 2.0 client credentials flow
+   (``POST {LEADROUTER_SALESFORCE_LOGIN_URL}/services/oauth2/token``), cached until an API call
+   answers 401 ``INVALID_SESSION_ID``: then it fetches a new one and repeats the call once;
+3. finds the Lead: its Salesforce id (the lead's external id ``salesforce:<id>`` or a bare
+   ``00Q...`` id), else, with ``LEADROUTER_SALESFORCE_EXTERNAL_ID_FIELD``, ``GET
+   /services/data/vXX.X/sobjects/Lead/{field}/{value}?fields=Id`` with the lead's external id
+   (or its leadrouter lead id);
+4. ``PATCH /services/data/vXX.X/sobjects/Lead/{id}`` with ``{"OwnerId": "005..."}`` (204);
+5. optionally (``LEADROUTER_SALESFORCE_TASKS=true``) ``POST .../sobjects/Task``: a follow-up
+   for the owner on the Lead (``WhoId``), ``ActivityDate`` the SLA deadline's date (UTC) and a
+   reminder (``IsReminderSet``, ``ReminderDateTime``) at the deadline.
+
+429, 5xx, 403 ``REQUEST_LIMIT_EXCEEDED``, network errors and token failures are retried
+through the outbox's backoff, honouring ``Retry-After``; a rep missing from the map, 404 and
+400 (a field Salesforce refuses, e.g. an OwnerId that is no active user) are permanent: logged
+with the rep or field to fix and dead-lettered at once (the SDK's ``PermanentDeliveryError``).
+The Lead is found from the event alone (its ``external_id``), so any worker can deliver it.
+See docs/notifications.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final
+
+import httpx
+from leadrouter_sdk import Event, PluginDisabled
+
+from leadrouter_salesforce_owner import _writeback
+from leadrouter_salesforce_owner._writeback import (
+    LeadKeys,
+    PermanentError,
+    RetryableError,
+    due_at,
+    parse_map,
+    scrub,
+)
+
+__all__ = ["PermanentError", "RetryableError", "SalesforceOwnerPlugin", "lead_id_of"]
+__version__ = "0.1.0"
+
+_LEAD_ID: Final = re.compile(r"00Q[A-Za-z0-9]{12}(?:[A-Za-z0-9]{3})?")
+_FIELD: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+def lead_id_of(external_id: str | None) -> str | None:
+    """The Salesforce Lead id in an external id (``salesforce:00Q...`` or ``00Q...``)."""
+    text = (external_id or "").removeprefix("salesforce:")
+    return text if _LEAD_ID.fullmatch(text) else None
+
+
+def _flag(text: str | None) -> bool:
+    return (text or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _split(text: str | None) -> list[str]:
+    return [p.strip() for p in (text or "").split(",") if p.strip()]
+
+
+def _errors(response: httpx.Response) -> tuple[set[str], set[str], str]:
+    """Salesforce's error body ``[{"message", "errorCode", "fields"}]``: codes, fields, text."""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        return set(), set(), f"HTTP {response.status_code}"
+    items = body if isinstance(body, list) else [body] if isinstance(body, dict) else []
+    codes = {str(i.get("errorCode") or i.get("error") or "") for i in items
+             if isinstance(i, dict)} - {""}
+    fields = {str(f) for i in items if isinstance(i, dict) for f in i.get("fields") or ()}
+    text = "; ".join(f"{i.get('errorCode') or i.get('error')}: "
+                     f"{i.get('message') or i.get('error_description') or ''}"
+                     for i in items if isinstance(i, dict))
+    return codes, fields, scrub(f"HTTP {response.status_code} {text}")
+
+
+class SalesforceOwnerPlugin(_writeback.WriteBack):
+    """The plugin. Arguments default to the ``LEADROUTER_SALESFORCE_*`` environment variables."""
+
+    name = "salesforce-owner"
+    channel = "salesforce"
+    owners_setting = "LEADROUTER_SALESFORCE_OWNERS"
+
+    def __init__(self, login_url: str | None = None, client_id: str | None = None,
+                 client_secret: str | None = None, owners: Mapping[str, str] | None = None, *,
+                 api_version: str | None = None, external_id_field: str | None = None,
+                 tasks: bool | None = None, events: Iterable[str] | None = None,
+                 timeout: float | None = None, inline_wait: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        env = os.environ
+        self.login_url = (login_url or env.get("LEADROUTER_SALESFORCE_LOGIN_URL", "")).rstrip("/")
+        self.client_id = client_id or env.get("LEADROUTER_SALESFORCE_CLIENT_ID", "")
+        self.client_secret = client_secret or env.get("LEADROUTER_SALESFORCE_CLIENT_SECRET", "")
+        if not (self.login_url and self.client_id and self.client_secret):
+            raise PluginDisabled("not configured: set LEADROUTER_SALESFORCE_LOGIN_URL (your My "
+                                 "Domain URL), LEADROUTER_SALESFORCE_CLIENT_ID and "
+                                 "LEADROUTER_SALESFORCE_CLIENT_SECRET")
+        if not self.login_url.startswith(("https://", "http://")):
+            raise ValueError("LEADROUTER_SALESFORCE_LOGIN_URL must be a URL, e.g. "
+                             "https://acme.my.salesforce.com")
+        mapping = owners if owners is not None else parse_map(
+            env.get("LEADROUTER_SALESFORCE_OWNERS"))
+        if not mapping:
+            raise PluginDisabled("no owner map: set LEADROUTER_SALESFORCE_OWNERS=rep=005...,...")
+        self.api_version = (api_version or env.get("LEADROUTER_SALESFORCE_API_VERSION")
+                            or "60.0").removeprefix("v")
+        field = external_id_field if external_id_field is not None else env.get(
+            "LEADROUTER_SALESFORCE_EXTERNAL_ID_FIELD", "")
+        if field and not _FIELD.fullmatch(field):
+            raise ValueError(f"LEADROUTER_SALESFORCE_EXTERNAL_ID_FIELD {field!r} is not a field "
+                             "API name (e.g. Leadrouter_Id__c)")
+        self.external_id_field = field or None
+        self.tasks = tasks if tasks is not None else _flag(env.get("LEADROUTER_SALESFORCE_TASKS"))
+        self._token: tuple[str, str] | None = None  # (access token, instance URL)
+        self.token_fetches = 0
+        super().__init__(
+            owners=mapping,
+            events=events if events is not None else _split(
+                env.get("LEADROUTER_SALESFORCE_EVENTS")),
+            timeout=timeout if timeout is not None else float(
+                env.get("LEADROUTER_SALESFORCE_TIMEOUT") or 5.0),
+            inline_wait=inline_wait if inline_wait is not None else float(
+                env.get("LEADROUTER_SALESFORCE_INLINE_WAIT") or 2.0),
+            clock=clock)
+
+    async def token(self) -> tuple[str, str]:
+        """(access token, instance URL): cached, else the client credentials flow."""
+        if self._token is not None:
+            return self._token
+        response = await self.send(
+            "POST", f"{self.login_url}/services/oauth2/token", "token request",
+            data={"grant_type": "client_credentials", "client_id": self.client_id,
+                  "client_secret": self.client_secret})
+        self.token_fetches += 1
+        if response.status_code != 200:
+            _, _, text = _errors(response)
+            raise RetryableError(
+                f"token request: {text}: check LEADROUTER_SALESFORCE_CLIENT_ID / _CLIENT_SECRET "
+                "and that the connected app enables the client credentials flow with a run-as "
+                "user")
+        body = response.json()
+        self._token = (str(body["access_token"]),
+                       str(body.get("instance_url") or self.login_url).rstrip("/"))
+        return self._token
+
+    async def _call(self, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:
+        """A REST call under ``/services/data/vXX.X``; on 401 a new token and one more try."""
+        for attempt in (1, 2):
+            access, instance = await self.token()
+            response = await self.send(
+                method, f"{instance}/services/data/v{self.api_version}{path}", what,
+                headers={"authorization": f"Bearer {access}"}, **kwargs)
+            if response.status_code != 401:
+                break
+            self._token = None  # INVALID_SESSION_ID: expired or revoked
+            if attempt == 2:
+                raise RetryableError(f"{what}: {_errors(response)[2]} right after a new token")
+        codes, _, text = _errors(response)
+        if response.status_code == 403 and "REQUEST_LIMIT_EXCEEDED" in codes:
+            raise RetryableError(f"{what}: {text}")
+        return response
+
+    async def find_lead(self, event: Event, keys: LeadKeys) -> str:
+        known = lead_id_of(keys.external_id)
+        if known:
+            return known
+        field = self.external_id_field
+        if not field:
+            raise PermanentError(f"lead {event.lead_id} has no Salesforce Lead id (external id "
+                                 "salesforce:00Q... ) and LEADROUTER_SALESFORCE_EXTERNAL_ID_FIELD "
+                                 "is not set")
+        value = urllib.parse.quote(keys.external_id or event.lead_id, safe="")
+        response = await self._call("GET", f"/sobjects/Lead/{field}/{value}", "lead lookup",
+                                    params={"fields": "Id"})
+        if response.status_code != 200:
+            raise PermanentError(f"no single Lead with {field} = the external id of lead "
+                                 f"{event.lead_id}: {_errors(response)[2]}")
+        return str(response.json()["Id"])
+
+    async def write(self, event: Event, rep: str) -> str:
+        owner_id = self.owner_ref(rep)
+        # with an external id field, a lead without identifiers is looked up by its lead id
+        keys = self.keys(event, required=not self.external_id_field)
+        lead = await self.find_lead(event, keys)
+        if self.once(event, "owner"):
+            response = await self._call("PATCH", f"/sobjects/Lead/{lead}", "lead update",
+                                        json={"OwnerId": owner_id})
+            _, fields, text = _errors(response)
+            if response.status_code == 404:
+                raise PermanentError(f"Salesforce Lead {lead} (lead {event.lead_id}) does not "
+                                     f"exist: {text}")
+            if response.status_code not in (200, 204):
+                named = ", ".join(sorted(fields)) or "OwnerId"
+                raise PermanentError(
+                    f"Salesforce refused {named} (OwnerId={owner_id}, rep {rep!r}) on Lead "
+                    f"{lead}: {text}; check the rep's user id in LEADROUTER_SALESFORCE_OWNERS "
+                    "and that the integration user may edit Lead.OwnerId")
+            self.did(event, "owner")
+        summary = f"Lead {lead} OwnerId {owner_id} (rep {rep})"
+        due = due_at(event)
+        if self.tasks and due is not None and self.once(event, "task"):
+            task = await self.create_task(event, lead, owner_id, due)
+            self.did(event, "task")
+            summary += f", Task {task}"
+        return summary
+
+    async def create_task(self, event: Event, lead: str, owner_id: str, due: dt.datetime) -> str:
+        body = {"Subject": "Follow up on your new lead", "WhoId": lead, "OwnerId": owner_id,
+                "ActivityDate": due.date().isoformat(), "IsReminderSet": True,
+                "ReminderDateTime": due.isoformat(timespec="milliseconds").replace(
+                    "+00:00", "Z"),
+                "Status": "Not Started", "Priority": "High",
+                "Description": f"Routed by leadrouter (lead {event.lead_id}); contact the lead "
+                               "before the SLA deadline."}
+        response = await self._call("POST", "/sobjects/Task", "task create", json=body)
+        if response.status_code != 201:
+            raise PermanentError(f"Salesforce refused the follow-up Task on Lead {lead}: "
+                                 f"{_errors(response)[2]}")
+        return str(response.json().get("id", "?"))

@@ -1,0 +1,177 @@
+"""salesforce-owner against a local Salesforce (tests/_crm.py: real HTTP, the documented OAuth
+token endpoint and REST v60.0 sobjects shapes, 400 for anything else): the client credentials
+token cached and renewed after 401 INVALID_SESSION_ID, OwnerId by id and by an external id field,
+the follow-up Task, retries and permanent failures."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from typing import Any
+
+import pytest
+from _crm import Salesforce
+from leadrouter_salesforce_owner import (
+    PermanentError,
+    RetryableError,
+    SalesforceOwnerPlugin,
+    lead_id_of,
+)
+from leadrouter_sdk import PermanentDeliveryError, PluginDisabled
+
+LEAD_A, LEAD_B = "00Q5e00000AbCdEAAA", "00Q5e00000XyZzYAAA"
+ALICE, BOB = "0055e000001AbCdAAA", "0055e000001XyZzAAA"
+DUE = dt.datetime(2024, 5, 1, 23, 30, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def salesforce() -> Any:
+    crm = Salesforce("3MVG9-client", "s3cr3t", users={ALICE, BOB},
+                     leads={LEAD_A: {"Leadrouter_Id__c": "ld_ext_a"},
+                            LEAD_B: {"Leadrouter_Id__c": "crm-42"}})
+    with crm.api:
+        yield crm
+
+
+def _plugin(crm: Salesforce, secret: str = "s3cr3t", **kw: Any) -> SalesforceOwnerPlugin:
+    kw.setdefault("owners", {"alice": ALICE, "bob": BOB, "carol": "0055e000009NoNoAAA"})
+    return SalesforceOwnerPlugin(crm.api.url, "3MVG9-client", secret, timeout=2, **kw)
+
+
+def test_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("LOGIN_URL", "CLIENT_ID", "CLIENT_SECRET", "OWNERS", "TASKS", "API_VERSION",
+                "EXTERNAL_ID_FIELD", "EVENTS"):
+        monkeypatch.delenv(f"LEADROUTER_SALESFORCE_{var}", raising=False)
+    with pytest.raises(PluginDisabled, match="LEADROUTER_SALESFORCE_LOGIN_URL"):
+        SalesforceOwnerPlugin()
+    monkeypatch.setenv("LEADROUTER_SALESFORCE_LOGIN_URL", "https://acme.my.salesforce.com/")
+    monkeypatch.setenv("LEADROUTER_SALESFORCE_CLIENT_ID", "id")
+    monkeypatch.setenv("LEADROUTER_SALESFORCE_CLIENT_SECRET", "secret")
+    with pytest.raises(PluginDisabled, match="LEADROUTER_SALESFORCE_OWNERS"):
+        SalesforceOwnerPlugin()
+    monkeypatch.setenv("LEADROUTER_SALESFORCE_OWNERS", f"alice={ALICE}")
+    monkeypatch.setenv("LEADROUTER_SALESFORCE_EXTERNAL_ID_FIELD", "bad field")
+    with pytest.raises(ValueError, match="field API name"):
+        SalesforceOwnerPlugin()
+    monkeypatch.setenv("LEADROUTER_SALESFORCE_EXTERNAL_ID_FIELD", "Leadrouter_Id__c")
+    monkeypatch.setenv("LEADROUTER_SALESFORCE_API_VERSION", "v61.0")
+    plugin = SalesforceOwnerPlugin()
+    assert plugin.login_url == "https://acme.my.salesforce.com"
+    assert (plugin.api_version, plugin.external_id_field) == ("61.0", "Leadrouter_Id__c")
+    assert plugin.owners == {"alice": ALICE} and not plugin.tasks
+
+
+def test_lead_id_of() -> None:
+    assert lead_id_of(f"salesforce:{LEAD_A}") == LEAD_A
+    assert lead_id_of(LEAD_A[:15]) == LEAD_A[:15]
+    assert lead_id_of("0035e00000AbCdEAAA") is None  # a Contact id, not a Lead
+    assert lead_id_of("hubspot:1:2") is None and lead_id_of(None) is None
+
+
+def test_owner_and_task_with_one_cached_token(salesforce: Salesforce, leadrouter: Any,
+                                              make_event: Any) -> None:
+    plugin = _plugin(salesforce, tasks=True)
+    h = leadrouter(plugin)
+    h.deliver(make_event("lead.assigned", id="1-0", lead_id="ld_1", owner="alice",
+                         due_at=DUE, external_id=f"salesforce:{LEAD_A}"))
+    h.deliver(make_event("lead.reassigned", id="2-0", lead_id="ld_1", owner="bob",
+                         external_id=f"salesforce:{LEAD_A}"))
+    (token,) = salesforce.api.calls("POST", "/services/oauth2/token")
+    assert token.form() == {"grant_type": "client_credentials", "client_id": "3MVG9-client",
+                            "client_secret": "s3cr3t"}
+    assert token.headers["content-type"] == "application/x-www-form-urlencoded"
+    patches = salesforce.api.calls("PATCH", f"/services/data/v60.0/sobjects/Lead/{LEAD_A}")
+    assert [(r.json(), r.status) for r in patches] == [({"OwnerId": ALICE}, 204),
+                                                       ({"OwnerId": BOB}, 204)]
+    assert salesforce.leads[LEAD_A]["OwnerId"] == BOB
+    (task,) = salesforce.tasks  # the reassignment carried no due_at
+    assert task["WhoId"] == LEAD_A and task["OwnerId"] == ALICE
+    assert task["ActivityDate"] == "2024-05-01" and task["IsReminderSet"] is True
+    assert task["ReminderDateTime"] == "2024-05-01T23:30:00.000Z"
+    assert plugin.token_fetches == 1
+
+
+def test_expired_token_is_renewed_after_401(salesforce: Salesforce, leadrouter: Any,
+                                            make_event: Any) -> None:
+    plugin = _plugin(salesforce)
+    h = leadrouter(plugin)
+    event = make_event(lead_id="ld_1", owner="alice", external_id=LEAD_A)
+    h.deliver(event)
+    salesforce.revoke_tokens()
+    h.deliver(make_event(id="2-0", lead_id="ld_1", owner="bob", external_id=LEAD_A))
+    assert [r.status for r in salesforce.api.requests] == [200, 204, 401, 200, 204]
+    auth = [r.headers["authorization"] for r in salesforce.api.calls("PATCH", "/services/")]
+    assert auth[1] == auth[0] != auth[2]  # the 401 call used the old token, the retry a new
+    assert plugin.token_fetches == 2 and salesforce.leads[LEAD_A]["OwnerId"] == BOB
+
+
+def test_lead_found_by_external_id_field(salesforce: Salesforce, leadrouter: Any,
+                                         make_event: Any) -> None:
+    h = leadrouter(_plugin(salesforce, external_id_field="Leadrouter_Id__c"))
+    h.deliver(make_event(lead_id="ld_9", owner="bob", external_id="crm-42"))
+    (lookup,) = salesforce.api.calls("GET", "/services/data/v60.0/sobjects/Lead/")
+    assert lookup.path.endswith("/Lead/Leadrouter_Id__c/crm-42")
+    assert lookup.query == {"fields": "Id"}
+    assert salesforce.leads[LEAD_B]["OwnerId"] == BOB
+    # no identifiers known at all: looked up by the leadrouter lead id
+    h.deliver(make_event(id="2-0", lead_id="ld_ext_a", owner="alice"))
+    assert salesforce.leads[LEAD_A]["OwnerId"] == ALICE
+
+
+def test_rate_limits_are_retried(salesforce: Salesforce, leadrouter: Any,
+                                 make_event: Any) -> None:
+    from router.plugins.host import DeliveryFailed
+
+    plugin = _plugin(salesforce, inline_wait=1.5)
+    h = leadrouter(plugin)
+    h.deliver(make_event(id="0-0", lead_id="ld_0", owner="bob", external_id=LEAD_B))
+    event = make_event(lead_id="ld_1", owner="alice", external_id=LEAD_A)
+    salesforce.api.fail_next(1, 403, {}, [{"message": "TotalRequests Limit exceeded.",
+                                           "errorCode": "REQUEST_LIMIT_EXCEEDED"}])
+    with pytest.raises(DeliveryFailed, match="REQUEST_LIMIT_EXCEEDED"):
+        h.deliver(event)
+    salesforce.api.fail_next(1, 429, {"Retry-After": "1"})
+    h.deliver(event)
+    first, second = salesforce.api.calls("PATCH", "/services/data/")[-2:]
+    assert (first.status, second.status) == (429, 204)
+    assert second.at - first.at >= 0.95  # Retry-After honoured
+    salesforce.api.fail_next(1, 503, {}, [{"message": "down", "errorCode": "SERVER_UNAVAILABLE"}])
+    with pytest.raises(DeliveryFailed, match="HTTP 503"):
+        h.deliver(make_event(id="2-0", lead_id="ld_1", owner="bob", external_id=LEAD_A))
+    counts = {k[2]: n for k, n in h.host.counts.items() if k[:2] == ("salesforce-owner",
+                                                                       "on_event")}
+    assert counts == {"raised": 2, "ok": 2}
+    assert plugin.token_fetches == 1
+
+
+def test_bad_mappings_are_permanent_and_name_what_to_fix(
+        salesforce: Salesforce, make_event: Any, caplog: pytest.LogCaptureFixture) -> None:
+    plugin = _plugin(salesforce)
+    caplog.set_level(logging.INFO, "leadrouter.plugins.salesforce")
+
+    def deliver(**data: Any) -> str:
+        with pytest.raises(PermanentError) as info:
+            asyncio.run(plugin.on_event(event=make_event(**data)))
+        return str(info.value)
+
+    assert "add `dave=<id>` to LEADROUTER_SALESFORCE_OWNERS" in deliver(
+        id="1-0", lead_id="ld_1", owner="dave", external_id=LEAD_A)
+    text = deliver(id="2-0", lead_id="ld_2", owner="carol", external_id=LEAD_A)
+    assert "refused OwnerId (OwnerId=0055e000009NoNoAAA, rep 'carol')" in text
+    assert "FIELD_INTEGRITY_EXCEPTION" in text
+    assert "does not exist" in deliver(id="3-0", lead_id="ld_3", owner="alice",
+                                       external_id="00Q5e00000GoNeXAAA")
+    assert "EXTERNAL_ID_FIELD is not set" in deliver(id="4-0", lead_id="ld_4", owner="alice",
+                                                     email="ann@acme-corp.example")
+    assert "neither an external id nor an email" in deliver(id="5-0", lead_id="ld_5",
+                                                            owner="alice")
+    assert issubclass(PermanentError, PermanentDeliveryError)  # the outbox dead-letters it
+    assert "rep 'carol'" in caplog.text and "@" not in caplog.text
+
+
+def test_wrong_client_secret_is_retried(salesforce: Salesforce, make_event: Any) -> None:
+    plugin = _plugin(salesforce, secret="wrong")
+    with pytest.raises(RetryableError, match=r"invalid_client.*CLIENT_SECRET"):
+        asyncio.run(plugin.on_event(event=make_event(owner="alice", external_id=LEAD_A)))
+    assert salesforce.leads[LEAD_A]["OwnerId"] != ALICE
