@@ -40,7 +40,21 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     rules_dir: str = "rules"
     # No URL: start (or reuse) an embedded valkey-server with AOF persistence in data_dir.
     redis_url: str | None = None
+    # rediss:// (docs/operations.md, "Redis high availability"): the CA bundle that signs the
+    # server's certificate (default: the system's), a client certificate and key (servers with
+    # tls-auth-clients), and the name to verify when it differs from the URL's host.
+    redis_tls_ca_file: str | None = None
+    redis_tls_cert_file: str | None = None
+    redis_tls_key_file: str | None = None
+    redis_tls_server_name: str | None = None
+    # After each commit, WAIT until this many replicas have it (0: answer once the primary has
+    # it), at most redis_wait_timeout_ms; on a timeout the lead is stored but answered 503.
+    redis_wait_replicas: Annotated[int, msgspec.Meta(ge=0, le=16)] = 0
+    redis_wait_timeout_ms: Annotated[int, msgspec.Meta(ge=1, le=60_000)] = 500
     data_dir: str = ".leadrouter"
+    # The embedded valkey-server listens on <data_dir>/valkey.sock only; a port here opens TCP
+    # on 127.0.0.1 too, for tools that cannot use a Unix socket (0: a free port, logged).
+    embedded_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] | None = None
     key_prefix: str = "lr:"
     # Bearer token for admin endpoints (rules reload, reps, accounts); unset disables them.
     admin_token: str | None = None
@@ -55,6 +69,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1_048_576
     reload_poll_seconds: Annotated[float, msgspec.Meta(ge=0)] = 2.0
     require_rules_tests: bool = True
+    # Shadow mode (docs/rules.md, "Before you publish a change"): a candidate rules directory
+    # evaluated beside the live rules on every live lead, never acted on.
+    shadow_rules: str | None = None
+    # The reload gate, e.g. "status:5%,owner:10%": a rules reload that changes more than that
+    # share of the last 7 days' leads is refused (unset: off).
+    reload_max_change: str | None = None
     retry_after_seconds: Seconds = 2
     # Plugins (docs/plugins.md): installed entry points (group `leadrouter`) are loaded, plus
     # these modules ("pkg.mod" or "pkg.mod:Object", comma-separated), minus the blocked names

@@ -19,8 +19,10 @@ from router.api import (
     leads,
     owner,
     people,
+    replay,
     reps,
     rules,
+    shadow,
     sla,
     sources,
     status,
@@ -30,6 +32,7 @@ __all__ = ["ROUTE_HANDLERS"]
 
 ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     health.livez, health.readyz, rules.get_rules, rules.reload_rules, rules.evaluate_lead,
+    replay.replay_rules, shadow.shadow_rules_report,
     *leads.handlers, *events.handlers, *reps.handlers, *accounts.handlers, *status.handlers,
     *forms.handlers, *sources.handlers, *admin_keys.handlers, *people.handlers,
     *owner.handlers, *sla.handlers,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import functools
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -21,6 +22,7 @@ from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetail
 from router import __version__
 from router.api import ROUTE_HANDLERS
 from router.api.errors import exception_handlers
+from router.api.openapi import complete_allow, declare_problems
 from router.app.services import Connected, Services, resolve_dependencies_in_order
 from router.engine.ruleset import Ruleset
 from router.observability import metrics
@@ -35,13 +37,16 @@ from router.services.keys import ApiKeys
 from router.services.leads import LeadService
 from router.services.privacy import PrivacyService
 from router.services.ratelimit import RateLimits, WebhookReplays
+from router.services.replay import backfill_at_start
 from router.services.retention import log_warnings
 from router.services.rules import RulesManager
 from router.services.sla import SlaService
+from router.services.updates import update_lead
 from router.settings import Settings
 from router.state.engagement import EngagementLimits, EngagementStore
 from router.state.errors import StateError
 from router.state.store import Store
+from router.state.wire import tls_options
 
 __all__ = ["app_from_env", "build_services", "create_app"]
 
@@ -57,7 +62,8 @@ def build_services(services: Services, store: Store) -> Connected:
     engagement = EngagementService(state=engagement_state, rules=rules, clock=clock,
                                    plugins=plugins)
     leads = LeadService(store=store, rules=rules, settings=settings, clock=clock,
-                        plugins=plugins, engagement=limits, rescore=engagement.after_commit)
+                        plugins=plugins, engagement=limits, rescore=engagement.after_commit,
+                        update=functools.partial(update_lead, engagement))
     return Connected(
         store=store, leads=leads, engagement=engagement,
         sla=SlaService(store=store, rules=rules, settings=settings, clock=clock),
@@ -73,6 +79,11 @@ async def _connect(settings: Settings) -> Store:
     # now if possible, else on first use (EVALSHA falls back on NOSCRIPT).
     store = await InstrumentedStore.connect(
         settings.redis_url or "", prefix=settings.key_prefix, verify=False,
+        tls=tls_options(settings),
+        # a WAIT holds the connection up to its timeout: the call timeout must outlast it
+        timeout=max(2.0, settings.redis_wait_timeout_ms / 1000 + 1.0),
+        wait_replicas=settings.redis_wait_replicas,
+        wait_timeout_ms=settings.redis_wait_timeout_ms,
         retention=datetime.timedelta(seconds=settings.decision_retention),
         inflight_ttl=datetime.timedelta(seconds=settings.inflight_timeout),
         idempotency_retention=datetime.timedelta(seconds=settings.idempotency_retention),
@@ -102,7 +113,7 @@ def _lifespan(services: Services, store: Store | None) -> Callable[[Litestar], A
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         connected = store or await _connect(settings)
-        metrics.ROUND_TRIP_SOURCE.attach(connected)
+        metrics.attach_store(connected)
         services.connect(build_services(services, connected))
 
         def retention_check(ruleset: Ruleset) -> None:  # at start and after every reload
@@ -115,8 +126,13 @@ def _lifespan(services: Services, store: Store | None) -> Callable[[Litestar], A
         tasks = [asyncio.create_task(services.watcher.run(), name="rules-watcher"),
                  asyncio.create_task(_flush_metrics(settings.metrics_flush_seconds),
                                      name="metrics-flush")]
+        if services.shadow is not None:  # shadow mode (router/services/shadow.py)
+            await services.shadow.attach(connected)
+            tasks.append(asyncio.create_task(services.shadow.run(), name="shadow-rules"))
         if settings.sla_poll_seconds > 0:  # breach worker (router/services/sla.py)
             tasks.append(asyncio.create_task(services.sla.run(), name="sla-worker"))
+        # Older leads into the replay's arrival index: once per deployment, in the background.
+        tasks.append(asyncio.create_task(backfill_at_start(connected), name="arrivals-backfill"))
         _settle_collector(settings.gc_threshold)
         try:
             async with run_sinks(connected, services.plugins, settings):  # outbox → on_event
@@ -160,6 +176,10 @@ def create_app(settings: Settings, *, rules: RulesManager | None = None,
                                      description="Lead scoring and routing service."),
         debug=False,
     )
+    # The published contract: every operation's problem responses, OPTIONS' full Allow
+    # (router/api/openapi.py).
+    declare_problems(app, store_backed=Connected._fields)
+    complete_allow(app)
     resolve_dependencies_in_order(app)
     # Handlers use injection. Guards get no dependencies and read `settings` and the API keys
     # of `services` (router/api/auth.py, type-checked there); the 503 handler reads

@@ -85,15 +85,32 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
         else:
             print(exc.summary())
         return 1
+    code, gate = _gate(args, ruleset)
+    if code == 2 or isinstance(gate, str):  # bad --max-change, or Redis: one line, no report
+        print(f"leadrouter: {gate}", file=sys.stderr)
+        return code
     if args.format == "json":
-        _print_json({"ok": True, "version": ruleset.version, "rules": len(ruleset.rules),
-                     "files": list(ruleset.files), "cases": len(cases), "errors": []})
+        _print_json({"ok": code == 0, "version": ruleset.version, "rules": len(ruleset.rules),
+                     "files": list(ruleset.files), "cases": len(cases), "errors": [],
+                     **({"max_change": gate} if gate is not None else {})})
     else:
         print(f"ok: {len(ruleset.rules)} rules, {len(ruleset.pools)} pools, "
               f"{len(ruleset.reps)} reps in {len(ruleset.files)} files; {len(cases)} test "
               f"cases found (run them: leadrouter rules test); version "
               f"{ruleset.version[:12]}")
-    return 0
+        if gate is not None:
+            print(f"max-change: {gate.replayed} leads of the last {gate.since} replayed; " + (
+                "within the limits" if gate.ok else "refused: " + gate.message(args.directory)))
+    return code
+
+
+def _gate(args: argparse.Namespace, ruleset: Any) -> tuple[int, Any]:
+    """``--max-change``: the reload gate's verdict on ``ruleset`` (router/app/cli_replay.py)."""
+    if not getattr(args, "max_change", None):
+        return 0, None
+    from router.app.cli_replay import check_max_change
+
+    return check_max_change(args, ruleset)
 
 
 def cmd_rules_test(args: argparse.Namespace) -> int:
@@ -194,6 +211,7 @@ Lead scoring and routing service.
   leadrouter rules check [DIR]     load a rules directory and report every error
   leadrouter rules test [DIR]      run the test cases in DIR/tests/*.yaml
   leadrouter rules explain LEAD    show the decision for one lead (nothing is written)
+  leadrouter rules replay [DIR]    replay stored leads through DIR's rules: what would change
   leadrouter plugins list          show the plugins the service would load
 
 Rule commands take the rules directory as an argument or as --rules DIR (default: rules).
@@ -203,13 +221,15 @@ described in docs/rules.md.
 
 
 def _serve_flag(parser: argparse.ArgumentParser, flag: str, field: str, text: str,
-                kind: type = str, metavar: str | None = None) -> None:
+                kind: type = str, metavar: str | None = None,
+                unset: str = "an embedded valkey-server in the data dir") -> None:
     """A ``serve`` flag that overrides the setting ``field``: its help names the environment
-    variable and the default, both read from :class:`~router.settings.Settings`."""
+    variable and the default, both read from :class:`~router.settings.Settings` (``unset``
+    says what a default of None means)."""
     from router.settings import ENV_PREFIX, Settings
 
     default = next(f.default for f in msgspec.structs.fields(Settings) if f.name == field)
-    shown = "an embedded valkey-server in the data dir" if default is None else default
+    shown = unset if default is None else default
     parser.add_argument(flag, dest=field, type=kind, metavar=metavar or field.upper(),
                         help=f"{text} (default: ${ENV_PREFIX}{field.upper()}, else {shown})")
 
@@ -227,6 +247,9 @@ def _add_serve(sub: Any) -> None:
                 metavar="URL")
     _serve_flag(serve, "--data-dir", "data_dir", "where the embedded Valkey and the metrics "
                 "files live", metavar="DIR")
+    _serve_flag(serve, "--embedded-port", "embedded_port", "also open this TCP port on "
+                "127.0.0.1 for the embedded Valkey (0: a free one)", int, metavar="PORT",
+                unset="its Unix socket only: valkey-cli -s DATA_DIR/valkey.sock")
     serve.set_defaults(func=cmd_serve)
 
 
@@ -245,6 +268,9 @@ def _add_rules(sub: Any) -> None:
     _rules_dir(check)
     check.add_argument("--format", choices=("text", "json"), default="text")
     check.set_defaults(func=cmd_rules_check)
+    from router.app.cli_replay import add_max_change, add_replay, add_shadow_report
+
+    add_max_change(check, serve_flag=_serve_flag)
     test = rsub.add_parser("test", help="run the cases in DIR/tests/*.yaml")
     _rules_dir(test)
     test.add_argument("-k", help="only cases whose name contains this text")
@@ -258,6 +284,8 @@ def _add_rules(sub: Any) -> None:
     explain.add_argument("--now", type=_iso, help="evaluation time (ISO 8601), default now")
     explain.add_argument("--format", choices=("text", "json"), default="text")
     explain.set_defaults(func=cmd_rules_explain)
+    add_replay(rsub, serve_flag=_serve_flag, rules_dir=_rules_dir)
+    add_shadow_report(rsub, serve_flag=_serve_flag)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,7 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 __all__ = ["serve"]
 
@@ -26,7 +27,8 @@ def serve(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_env(host=args.host, port=args.port, workers=args.workers,
                                      rules_dir=args.rules_dir, redis_url=args.redis_url,
-                                     data_dir=args.data_dir)
+                                     data_dir=args.data_dir,
+                                     embedded_port=getattr(args, "embedded_port", None))
     except SettingsError as exc:
         print(f"leadrouter: {exc}", file=sys.stderr)
         return 2
@@ -60,20 +62,23 @@ def serve(args: argparse.Namespace) -> int:
     if not settings.redis_url:
         from router.state.embedded import EmbeddedValkey, EmbeddedValkeyError
 
-        embedded = EmbeddedValkey(Path(settings.data_dir))
+        embedded = EmbeddedValkey(Path(settings.data_dir), port=settings.embedded_port)
         try:
             url = embedded.start()
         except EmbeddedValkeyError as exc:
             print(f"leadrouter: cannot start the embedded Valkey: {exc}", file=sys.stderr)
             return 1
-        print(f"leadrouter: embedded Valkey at {url} (data in {settings.data_dir})",
-              file=sys.stderr)
+        print(f"leadrouter: embedded Valkey at {url} (data in {settings.data_dir}); tools "
+              f"connect with `{embedded.connect_hint}`", file=sys.stderr)
         settings = msgspec.structs.replace(settings, redis_url=url, embedded_redis=True)
+    elif (problem := _check_redis(settings)) is not None:
+        print(f"leadrouter: {problem}", file=sys.stderr)
+        return 1
     os.environ.update(settings.to_env())
     metrics_dir = _prepare_metrics_dir(settings.data_dir)
     print(f"leadrouter: serving on http://{settings.host}:{settings.port} with "
-          f"{settings.workers} worker(s), rules from {settings.rules_dir}, metrics in "
-          f"{metrics_dir}", file=sys.stderr)
+          f"{settings.workers} worker(s), rules from {settings.rules_dir}, "
+          f"{_metrics_where(settings.workers, metrics_dir)}", file=sys.stderr)
     # uvicorn re-raises SIGTERM after its graceful shutdown; with the default handler that
     # would kill this process before the embedded Valkey is stopped. Turn it into an exit.
     signal.signal(signal.SIGTERM, _exit_on_signal)
@@ -92,6 +97,33 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_redis(settings: Any) -> str | None:
+    """Why the configured Redis cannot work (a malformed URL, an unreadable TLS file, a wrong
+    password, a certificate that does not verify), or None. A Redis that is merely unreachable
+    does not stop start-up: the service answers 503 until it is back."""
+    import asyncio
+
+    from router.state.wire import SetupError, Wire, tls_options
+
+    async def probe() -> None:
+        wire = Wire(settings.redis_url, tls=tls_options(settings), connect_timeout=3.0)
+        try:
+            await wire.call("PING")
+        finally:
+            await wire.close()
+
+    try:
+        asyncio.run(probe())
+    except ValueError as exc:
+        return f"the Redis settings cannot work: {exc}"
+    except SetupError as exc:
+        return f"cannot use Redis, not starting: {exc}"
+    except OSError as exc:
+        print(f"leadrouter: Redis is not reachable yet ({exc}); answering 503 until it is",
+              file=sys.stderr)
+    return None
+
+
 def _prepare_metrics_dir(data_dir: str) -> Path:
     """Point every worker's prometheus-client at one fresh multiprocess directory.
 
@@ -107,6 +139,19 @@ def _prepare_metrics_dir(data_dir: str) -> Path:
         stale.unlink(missing_ok=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory.resolve())
     return directory
+
+
+def _metrics_where(workers: int, directory: Path) -> str:
+    """Where this run's metrics live, as the start-up line says it. With one worker the app
+    runs in this process: if prometheus-client was imported here before the directory was set,
+    it keeps its values in memory (``metrics.multiprocess_dir()``) and the directory stays
+    unused."""
+    values = sys.modules.get("prometheus_client.values")
+    in_memory = workers == 1 and values is not None \
+        and getattr(values, "ValueClass", None) is getattr(values, "MutexValue", object())
+    if in_memory:
+        return "metrics in this process's memory (one worker)"
+    return f"metrics in {directory} (one file set per process, summed by /metrics)"
 
 
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:

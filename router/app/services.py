@@ -17,6 +17,12 @@ from litestar.di import Provide
 from litestar.routes import HTTPRoute
 
 from router.plugins.host import PluginHost
+from router.services.change_gate import (
+    ChangeLimit,
+    GateResult,
+    gated_reload,
+    parse_max_change,
+)
 from router.services.clock import Clock
 from router.services.directory import DirectoryService
 from router.services.engagement import EngagementService
@@ -25,10 +31,12 @@ from router.services.keys import ApiKeys
 from router.services.leads import LeadService
 from router.services.privacy import PrivacyService
 from router.services.ratelimit import RateLimits, WebhookReplays
-from router.services.rules import RulesManager
-from router.services.rules_watch import RulesWatcher
+from router.services.replay import ReplayService
+from router.services.rules import ReloadResult, RulesManager
+from router.services.rules_watch import Gated, RulesWatcher
+from router.services.shadow import ShadowService
 from router.services.sla import SlaService
-from router.settings import Settings
+from router.settings import Settings, SettingsError
 from router.state.errors import StateUnavailable
 from router.state.store import Store
 
@@ -60,12 +68,21 @@ class Services:
         self.clock = clock
         self.health = Health(rules=rules, settings=settings, clock=clock)
         self.watcher = RulesWatcher(rules, poll_seconds=settings.reload_poll_seconds)
+        self.shadow = shadow_of(settings, plugins, clock)  # LEADROUTER_SHADOW_RULES
+        self.watcher.limits = max_change_of(settings)  # LEADROUTER_RELOAD_MAX_CHANGE
+        if self.shadow is not None:
+            self.watcher.followers.append(self.shadow.poll)
         self._connected: Connected | None = None
         self._provided = _Provided()
 
     def connect(self, connected: Connected) -> None:
         self._connected = connected
         self._provided.update(connected._asdict())
+        # What-if replays (POST /v1/rules/replay): reads only, on the same store.
+        replay = self._provided["replay"] = ReplayService(connected.store, plugins=self.plugins)
+        if self.shadow is not None:
+            connected.leads.shadow = self.shadow.submit
+        self.watcher.gated = reload_gate(self.rules, replay, self.clock)
         self.health.store = connected.store
 
     @property
@@ -115,18 +132,51 @@ class Services:
         """The app's dependencies: a handler parameter with one of these names (and the
         matching type) gets that service."""
         names = ("settings", "rules", "plugins", "clock", "health", "watcher", "leads",
-                 "engagement", "sla", "privacy", "directory", "keys", "rate_limits", "replays")
+                 "engagement", "sla", "privacy", "directory", "keys", "rate_limits", "replays",
+                 "replay", "shadow")
         # One dict read per dependency and request (no property chain on the hot path); the
         # services that need the store join it in connect(), and asking for one before that
         # is a 503 (_Provided.__missing__).
         provided = self._provided
         provided.update(settings=self.settings, rules=self.rules, plugins=self.plugins,
-                        clock=self.clock, health=self.health, watcher=self.watcher)
+                        clock=self.clock, health=self.health, watcher=self.watcher,
+                        shadow=self.shadow)
 
         def read(name: str) -> Callable[[], Any]:
             return lambda: provided[name]
 
         return {name: Provide(read(name), sync_to_thread=False) for name in names}
+
+
+def shadow_of(settings: Settings, plugins: PluginHost, clock: Clock) -> ShadowService | None:
+    """Shadow mode's service when LEADROUTER_SHADOW_RULES is set, its rules loaded (a broken
+    directory is counted and logged, never a reason not to start)."""
+    if not settings.shadow_rules:
+        return None
+    shadow = ShadowService(settings.shadow_rules, plugins=plugins, functions=plugins.functions(),
+                           clock=clock, retention=settings.decision_retention)
+    shadow.load()
+    return shadow
+
+
+def max_change_of(settings: Settings) -> list[ChangeLimit]:
+    """LEADROUTER_RELOAD_MAX_CHANGE's limits (none: the gate is off); raises SettingsError."""
+    if not settings.reload_max_change:
+        return []
+    try:
+        return parse_max_change(settings.reload_max_change)
+    except ValueError as exc:
+        raise SettingsError(f"LEADROUTER_RELOAD_MAX_CHANGE: {exc}") from None
+
+
+def reload_gate(rules: RulesManager, replay: ReplayService, clock: Clock) -> Gated:
+    """Reloads through the gate (router/services/change_gate.py) on ``replay``'s store."""
+
+    async def gated(limits: list[ChangeLimit], reason: str
+                    ) -> tuple[ReloadResult, GateResult | None]:
+        return await gated_reload(rules, replay, limits, now=clock(), reason=reason)
+
+    return gated
 
 
 class _Provided(dict[str, object]):

@@ -7,8 +7,9 @@ read from a clock) into a :class:`PoolPlan`: per member the facts that do not ne
 live facts (availability, today's counts) and picks atomically.
 
 The plans only change when the minute changes (working hours are given in minutes and every
-zone offset is a whole number of minutes), so :class:`PlanCache` memoises them per minute: a
-zone conversion costs ~1 µs and a 3-pool overflow chain has a dozen members.
+zone offset is a whole number of minutes), and then only at a member's working-hours edge or
+midnight, so :class:`PlanCache` keeps each chain's plan until the next such minute: a zone
+conversion costs ~1 µs and a 3-pool overflow chain has a dozen members.
 """
 
 from __future__ import annotations
@@ -159,25 +160,57 @@ def chain_plan(pools: Mapping[str, PoolSpec], reps: Mapping[str, RepSpec], pool_
 
 
 class PlanCache:
-    """Per-minute memo of :func:`chain_plan` for one ruleset (make a new one on reload).
+    """Memo of :func:`chain_plan` for one ruleset (make a new one on reload).
 
     Still pure from the caller's point of view: the same (pool, minute) always gives the same
-    plan, and the cache only keeps the current and previous minute.
+    plan, the one :func:`chain_plan` gives at the minute's start. A plan is kept for as long as
+    it stays that one: until the first minute at which a member's working hours start or end,
+    a member's local day or the UTC day changes (:func:`_plan_lasts`), so leads spread over an
+    afternoon share one plan instead of computing one a minute. One entry per pool.
     """
 
     def __init__(self, ruleset: Ruleset) -> None:
         self.ruleset = ruleset
-        self._minute = -1
-        self._plans: dict[str, tuple[tuple[PoolPlan, ...], str]] = {}
+        # pool id → (first minute, minute after the last, plan)
+        self._plans: dict[str, tuple[int, int, tuple[tuple[PoolPlan, ...], str]]] = {}
 
     def chain(self, pool_id: str, now: dt.datetime) -> tuple[tuple[PoolPlan, ...], str]:
         minute = int(now.timestamp()) // 60
-        if minute != self._minute:
-            self._minute, self._plans = minute, {}
-        plan = self._plans.get(pool_id)
-        if plan is None:
-            # Computed for the minute's start so every caller within the minute agrees.
-            start = dt.datetime.fromtimestamp(minute * 60, _UTC)
-            plan = self._plans[pool_id] = chain_plan(self.ruleset.pools, self.ruleset.reps,
-                                                     pool_id, start)
+        hit = self._plans.get(pool_id)
+        if hit is not None and hit[0] <= minute < hit[1]:
+            return hit[2]
+        # Computed for the minute's start so every caller within the minute agrees.
+        start = dt.datetime.fromtimestamp(minute * 60, _UTC)
+        pools, reps = self.ruleset.pools, self.ruleset.reps
+        plan = chain_plan(pools, reps, pool_id, start)
+        self._plans[pool_id] = (minute, minute + _plan_lasts(pools, reps, plan[0], start), plan)
         return plan
+
+
+def _plan_lasts(pools: Mapping[str, PoolSpec], reps: Mapping[str, RepSpec],
+                plans: tuple[PoolPlan, ...], start: dt.datetime) -> int:
+    """For how many minutes from ``start`` (a minute's start) :func:`chain_plan` gives the
+    same plans: up to the next UTC midnight and each member's next local midnight and, in a
+    pool that respects hours, the next start or end of one of its working intervals. Local
+    wall-clock minutes equal elapsed minutes unless the zone's offset changes meanwhile: then
+    (offsets differ at both ends) the plan is kept for its minute only."""
+    lasts = 1440 - (start.hour * 60 + start.minute)  # start is UTC
+    for plan in plans:
+        hours = pools[plan.id].working_hours
+        for m in plan.members:
+            rep = reps[m.rep]
+            zone = _zone(rep.timezone)
+            local = start.astimezone(zone)
+            now = local.hour * 60 + local.minute
+            until = 1440
+            if hours:
+                for a, b in rep.hours[local.weekday()]:
+                    if now < a < until:
+                        until = a
+                    if now < b < until:
+                        until = b
+            lasts = min(lasts, until - now)
+            end = start + dt.timedelta(minutes=lasts - 1)
+            if lasts > 1 and end.astimezone(zone).utcoffset() != local.utcoffset():
+                return 1
+    return max(lasts, 1)

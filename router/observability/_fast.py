@@ -168,20 +168,22 @@ def scrape_gauge(name: str, doc: str, labels: Sequence[str] = ()) -> Definition:
 # 10 ms p99; anything past a second is an outage.
 
 class RoundTripSource:
-    """Moves the store's plain ``round_trips`` counter into ``counter`` at every flush."""
+    """Moves a plain counter attribute of an object (the store's ``round_trips``, the
+    connection's ``failovers``...) into ``counter`` at every flush."""
 
-    def __init__(self, counter: FastCounter) -> None:
+    def __init__(self, counter: FastCounter, attr: str = "round_trips") -> None:
         self.counter = counter
+        self.attr = attr
         self.store: Any = None
         self.seen = 0
 
     def attach(self, store: Any) -> None:
         self.store = store
-        self.seen = int(store.round_trips)
+        self.seen = int(getattr(store, self.attr))
 
     def _flush(self) -> None:
         if self.store is not None:
-            now = int(self.store.round_trips)
+            now = int(getattr(self.store, self.attr))
             if now > self.seen:
                 self.counter.inc(now - self.seen)
             self.seen = now

@@ -33,6 +33,7 @@ import platform
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, multiprocess
@@ -155,6 +156,17 @@ OPTIMISTIC_READS = FastCounter(
 REDIS_ROUND_TRIPS = FastCounter(
     "leadrouter_redis_round_trips_total",
     "Network round trips to Redis (a pipeline or a script call is one).")
+REDIS_FAILOVERS = FastCounter(
+    "leadrouter_redis_failovers_total",
+    "Times the connection moved to another primary: the sentinels named a new address, or the "
+    "server answered READONLY/LOADING/MASTERDOWN and was reconnected.")
+REDIS_RECONNECTS = FastCounter(
+    "leadrouter_redis_reconnects_total",
+    "Connections to Redis made again after one was lost or refused (outages, failovers).")
+REDIS_WAIT_TIMEOUTS = FastCounter(
+    "leadrouter_redis_wait_timeouts_total",
+    "Commits answered 503 because fewer replicas than LEADROUTER_REDIS_WAIT_REPLICAS "
+    "confirmed them within LEADROUTER_REDIS_WAIT_TIMEOUT_MS (the lead is stored).")
 
 # -- rules -----------------------------------------------------------------------------------
 
@@ -163,6 +175,23 @@ RULES_RELOADS = FastCounter(
     "Rules reload attempts by result (ok, rejected) and trigger (admin, file_change, "
     "generation).",
     ["result", "trigger"])
+
+# -- shadow mode (LEADROUTER_SHADOW_RULES) ---------------------------------------------------
+
+SHADOW_EVALUATIONS = FastCounter(
+    "leadrouter_shadow_evaluations_total",
+    "Live leads decided again by the shadow ruleset (LEADROUTER_SHADOW_RULES), off the "
+    "request's path; nothing is acted on.")
+SHADOW_DIVERGENCES = FastCounter(
+    "leadrouter_shadow_divergences_total",
+    "Shadow evaluations that differ from the live decision, by field: status, or pool (the "
+    "pool the rules route to).",
+    ["field"])
+SHADOW_ERRORS = FastCounter(
+    "leadrouter_shadow_errors_total",
+    "Shadow ruleset failures, by stage: load (the files do not load), evaluate (deciding a "
+    "lead raised), dropped (the shadow queue was full). Live routing is never affected.",
+    ["stage"])
 
 # -- SLA, recycling, engagement, plugins ------------------------------------------------------
 
@@ -197,6 +226,11 @@ PLUGIN_DURATION = FastHistogram(
     "leadrouter_plugin_duration_seconds",
     "Time spent in plugin hooks, by plugin and hook.", ["plugin", "hook"],
     buckets=FAST_LATENCY)
+NOTIFICATIONS = FastCounter(
+    "leadrouter_notifications_total",
+    "Outbox events handed to a plugin's on_event, by channel (the plugin) and outcome: "
+    "delivered, retried (failed, tried again later), dead (dead-lettered: refused for good "
+    "or out of attempts).", ["channel", "outcome"])
 
 # -- computed at scrape time -------------------------------------------------------------------
 
@@ -251,11 +285,24 @@ _FAST: list[FastCounter | FastHistogram] = [
 
 
 ROUND_TRIP_SOURCE = RoundTripSource(REDIS_ROUND_TRIPS)
+# The connection's own counters (router/state/wire.py), attached to ``store.wire``.
+WIRE_SOURCES = (RoundTripSource(REDIS_FAILOVERS, "failovers"),
+                RoundTripSource(REDIS_RECONNECTS, "reconnects"),
+                RoundTripSource(REDIS_WAIT_TIMEOUTS, "wait_timeouts"))
+
+
+def attach_store(store: Any) -> None:
+    """Feed the store's and its connection's plain counters into the metrics at each flush."""
+    ROUND_TRIP_SOURCE.attach(store)
+    for source in WIRE_SOURCES:
+        source.attach(store.wire)
 
 
 def flush() -> None:
     """Move what the fast children accumulated into prometheus-client (see the module doc)."""
     ROUND_TRIP_SOURCE._flush()
+    for source in WIRE_SOURCES:
+        source._flush()
     for metric in _FAST:
         metric._flush()
 

@@ -7,7 +7,9 @@ the evaluation, the explanation, the lead as decided, where it should go and its
 
 Live routing (router/services/leads.py), engagement re-qualification
 (router/services/engagement.py), the ``POST /v1/rules/evaluate`` dry run (:func:`dry_run`) and
-``leadrouter rules explain`` all call it, so the four can never disagree.
+``leadrouter rules explain`` all call it, so the four can never disagree. Without plugin
+``score`` / ``route`` hooks it runs :func:`decide_now`, the same steps synchronously, which the
+replay (router/services/replay.py) calls directly to spare a coroutine per lead.
 
 It does no I/O and reads no clock: the same lead, snapshot and rules give the same plan, byte
 for byte (``msgspec.json.encode``) — the snapshot is a msgspec struct, so a decision can be
@@ -33,7 +35,8 @@ from router.engine.availability import PlanCache, PoolPlan, local_day
 from router.engine.backend import Evaluator
 from router.engine.cases import CaseState, snapshot_for
 from router.engine.engagement import Activity, windows
-from router.engine.evaluate import Evaluation, Snapshot, explain
+from router.engine.evaluate import Evaluation, Snapshot
+from router.engine.evaluate import explain as _explain
 from router.engine.ruleset import Route, Ruleset, SlaSpec
 from router.engine.sla_clock import deadline
 
@@ -48,8 +51,10 @@ __all__ = [
     "apply_traits",
     "case_snapshot",
     "decide",
+    "decide_now",
     "dry_run",
     "engine_snapshot",
+    "explain_plan",
 ]
 
 
@@ -116,7 +121,7 @@ class DecisionPlan(msgspec.Struct, frozen=True, kw_only=True):
 async def decide(lead: Lead, snapshot: DecisionSnapshot, ruleset: Ruleset, *,
                  evaluator: Evaluator, plugins: PluginHost | None = None,
                  notes: tuple[Step, ...] = (), spam: str | None = None,
-                 env: Mapping[str, Any] | None = None) -> DecisionPlan:
+                 env: Mapping[str, Any] | None = None, explain: bool = True) -> DecisionPlan:
     """Decide ``lead`` on ``snapshot`` with ``ruleset`` (see the module doc).
 
     ``notes``: the caller's enrichment steps (they lead the plugin steps in the explanation).
@@ -124,28 +129,63 @@ async def decide(lead: Lead, snapshot: DecisionSnapshot, ruleset: Ruleset, *,
     (``bad_lead``, the ``spam`` queue, no SLA). ``env``: ``derived()`` of ``lead`` if the
     caller has it already (a memo: it is dropped when traits change the lead).
 
+    ``explain=False`` (the replay, which explains only the leads whose outcome changed): the
+    plan's ``explanation`` holds only the caller's and plugins' steps (the full one is
+    ``explain_plan(ruleset, plan)``), and ``due_at`` / ``due_by_rep`` are left empty (no SLA
+    deadlines computed); everything else is the same.
+
     The rep is not picked here: availability, caps and the round-robin position are read and
     changed atomically by the commit script, which picks among ``routing.chain``."""
-    now = snapshot.now
+    if plugins is None or not (plugins.has("score") or plugins.has("route")):
+        # No hook could change the evaluation: the engine's alone, without a coroutine hop.
+        return decide_now(lead, snapshot, ruleset, evaluator=evaluator, notes=notes, spam=spam,
+                          explain=explain)
+    given = lead
+    lead, snap = _prepared(lead, snapshot, ruleset)
+    if lead is not given:
+        env = None  # derived() of the lead before its traits
+    ev, notes = await plugins.evaluate(ruleset, lead, snap, now=snapshot.now, notes=notes,
+                                       evaluator=evaluator, env=env)
+    return _planned(ruleset, lead, ev, snapshot.now, notes, spam, explain)
+
+
+def decide_now(lead: Lead, snapshot: DecisionSnapshot, ruleset: Ruleset, *,
+               evaluator: Evaluator, notes: tuple[Step, ...] = (), spam: str | None = None,
+               explain: bool = True) -> DecisionPlan:
+    """:func:`decide` without plugin score/route hooks, synchronously (the same steps: it is
+    what ``decide()`` runs then; the replay calls it directly when no such hook is
+    registered)."""
+    lead, snap = _prepared(lead, snapshot, ruleset)
+    ev = evaluator(lead, snap, now=snapshot.now)
+    return _planned(ruleset, lead, ev, snapshot.now, notes, spam, explain)
+
+
+def _prepared(lead: Lead, snapshot: DecisionSnapshot, ruleset: Ruleset) -> tuple[Lead, Snapshot]:
+    """The lead with the person's traits, and the engine's snapshot."""
     person = snapshot.person
     if person is not None:
-        given = lead
         lead = apply_traits(lead, person.traits, person.traits_at, snapshot.lead_at)
-        if lead is not given:
-            env = None
-    snap = engine_snapshot(ruleset, snapshot)
-    if plugins is None:
-        ev = evaluator(lead, snap, now=now)
-    else:  # score hooks → engine → route hooks, each isolated
-        ev, notes = await plugins.evaluate(ruleset, lead, snap, now=now, notes=notes,
-                                           evaluator=evaluator, env=env)
+    return lead, engine_snapshot(ruleset, snapshot)
+
+
+def _planned(ruleset: Ruleset, lead: Lead, ev: Evaluation, now: dt.datetime,
+             notes: tuple[Step, ...], spam: str | None, explain: bool) -> DecisionPlan:
     if spam is not None:
         ev, notes = _as_spam(ev, spam), (*notes, Step(stage="intake", outcome="bad_lead",
                                                        detail=spam))
-    explanation = explain(ruleset, ev) + notes
+    if not explain:
+        return DecisionPlan(lead=lead, evaluation=ev, explanation=notes, sla_policy=ev.sla_policy,
+                            routing=_routing(ruleset, ev, now, deadlines=False)[0])
+    explanation = _explain(ruleset, ev) + notes
     routing, due_at, due_by_rep = _routing(ruleset, ev, now)
     return DecisionPlan(lead=lead, evaluation=ev, explanation=explanation, routing=routing,
                         sla_policy=ev.sla_policy, due_at=due_at, due_by_rep=due_by_rep)
+
+
+def explain_plan(ruleset: Ruleset, plan: DecisionPlan) -> tuple[Step, ...]:
+    """The full explanation of a plan decided with ``explain=False`` (byte-identical to the one
+    ``decide()`` gives by default)."""
+    return _explain(ruleset, plan.evaluation) + plan.explanation
 
 
 def engine_snapshot(ruleset: Ruleset, snapshot: DecisionSnapshot) -> Snapshot:
@@ -203,12 +243,12 @@ def _plans(ruleset: Ruleset) -> PlanCache:
     return cache
 
 
-def _routing(ruleset: Ruleset, ev: Evaluation, now: dt.datetime
+def _routing(ruleset: Ruleset, ev: Evaluation, now: dt.datetime, *, deadlines: bool = True
              ) -> tuple[RoutingIntent, dt.datetime | None, dict[str, dt.datetime]]:
     """Where the commit script sends the lead, its SLA deadline and, for business-hours SLAs
-    of pool leads, each candidate rep's deadline."""
+    of pool leads, each candidate rep's deadline (``deadlines=False``: neither)."""
     route = ev.route
-    policy = ruleset.sla_policies.get(ev.sla_policy or "")
+    policy = ruleset.sla_policies.get(ev.sla_policy or "") if deadlines else None
     due_by_rep: dict[str, dt.datetime] = {}
     owner = None
     if route.kind == "pool" and route.target:

@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import msgspec
-from leadrouter_sdk import Score
+from leadrouter_sdk import Lead, Score, Step
 
 from router.engine.engagement import DEFAULT_HALF_LIFE_MS, from_ms
 from router.engine.evaluate import Evaluation, Snapshot, derived
@@ -285,7 +285,7 @@ class EngagementService:
                     lead_id, person.dom if ruleset.uses_account_owner else None)
             if read is None:
                 return LeadOutcome(lead_id=lead_id, outcome="gone")
-            plan, ev, before = await self._plan(ruleset, read, person, now)
+            plan, ev, before = await self.plan(ruleset, read, person, now)
             result = await self.state.requalify(plan)
             if result.status == "changed":
                 read = None
@@ -309,30 +309,37 @@ class EngagementService:
         ruleset = self.rules.current
         read = None if person.lead is None else await self.state.read_lead(
             person.lead, person.dom if ruleset.uses_account_owner else None)
-        return None if read is None else (await self._plan(ruleset, read, person, now))[1].score
+        return None if read is None else (await self.plan(ruleset, read, person, now))[1].score
 
-    async def _plan(self, ruleset: Ruleset, read: LeadRead, person: PersonState,
-                    now: dt.datetime) -> tuple[Requalify, Evaluation, Record]:
+    async def plan(self, ruleset: Ruleset, read: LeadRead, person: PersonState,
+                   now: dt.datetime, *, lead: Lead | None = None,
+                   notes: tuple[Step, ...] = ()) -> tuple[Requalify, Evaluation, Record]:
         """Decide the stored lead again with ``person``'s engagement and traits, and plan what
-        lua/requalify.lua applies."""
+        lua/requalify.lua applies. ``lead``: new data for it (an ``external_id`` update,
+        router/services/updates.py, with its enrichment ``notes``), decided instead."""
         record = decode_record(read.decision)
+        base = record.lead if lead is None else lead
         owner = read.account_owner
         if ruleset.uses_account_owner:  # traits may have moved the lead to another company
-            lead = apply_traits(record.lead, person.traits, person.traits_at, record.created_at)
+            lead = apply_traits(base, person.traits, person.traits_at, record.created_at)
             domain = derived(lead, Snapshot(), now)["company_domain"]
             if domain != (read.account_domain or None):
                 owner = await self.state.account_owner(domain) if domain else None
         snapshot = snapshot_of(person, now=now, account_owner=owner, lead_at=record.created_at)
-        decided = await decide(record.lead, snapshot, ruleset,
-                            evaluator=self.rules.evaluator(ruleset), plugins=self.plugins)
+        decided = await decide(base, snapshot, ruleset, evaluator=self.rules.evaluator(ruleset),
+                               plugins=self.plugins, notes=notes)
         ev = decided.evaluation
         stored_status = read.status or record.status
         current = "nurture" if read.state == "recycled" else stored_status
         mode = _mode(read, record, ev, current, stored_status)
+        if mode == "seq" and base is not record.lead:
+            mode = "rescore"  # new data is stored even when the decision stays
         new = msgspec.structs.replace(
             record, lead=decided.lead, status=ev.status, score=ev.score, territory=ev.territory,
             segment=ev.segment, matched=ev.matched, explanation=decided.explanation,
             rules_version=ruleset.version)
+        if mode in ("rescore", "keep"):  # the lead stays where it is: so does its explanation
+            new = msgspec.structs.replace(new, explanation=_kept_route(new.explanation, record))
         route: dict[str, Any] = {}
         if mode in ("route", "keep"):
             route = _route_fields(decided)  # as a new lead's commit would go
@@ -369,6 +376,18 @@ def _mode(read: LeadRead, record: Record, ev: Evaluation, current: str,
     same = (ev.status == stored_status and ev.score.total == record.score.total
             and ev.matched == record.matched)
     return "seq" if same else "rescore"
+
+
+def _kept_route(steps: tuple[Step, ...], before: Record) -> tuple[Step, ...]:
+    """``steps`` with the assignment step of ``before``, the decision that put the lead where it
+    still is, noting where the new evaluation would have sent a new lead."""
+    old = next((s for s in before.explanation if s.stage == "assignment"), None)
+    new = next((s for s in steps if s.stage == "assignment"), None)
+    if old is None or new is None or old == new:
+        return steps
+    note = f"kept when re-scored (a new lead would now go to {new.outcome})"
+    kept = msgspec.structs.replace(old, detail=f"{old.detail}; {note}" if old.detail else note)
+    return tuple(kept if s is new else s for s in steps)
 
 
 def _route_fields(plan: DecisionPlan) -> dict[str, Any]:

@@ -21,16 +21,20 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, NamedTuple
 
+import msgspec
 from leadrouter_sdk import Assignment, Decision, Lead, Sla, Step
 from leadrouter_sdk import HistoryEntry as PublicHistory
 
 from router.engine.evaluate import Evaluation, Snapshot, derived
 from router.engine.ruleset import Ruleset
+from router.intake.config import IntakeConfig
+from router.intake.policy import DEFAULT as DEFAULT_POLICY
 from router.observability import metrics
 from router.observability.ids import random_hex
 from router.observability.logs import REQUEST
 from router.plugins.host import PluginHost
-from router.services.decide import DecisionPlan, decide
+from router.services.decide import DecisionPlan, DecisionSnapshot, decide
+from router.services.decision_input import DecisionInput, committed_of, encode_input
 from router.services.records import Record, encode, from_stored
 from router.services.rules import RulesManager
 from router.services.snapshots import person_read, prefetched_person, snapshot_of
@@ -49,12 +53,18 @@ from router.state.store import Store
 
 __all__ = ["AfterCommit", "LeadService", "Outcome", "new_lead_id"]
 
-Outcome = Literal["created", "duplicate", "conflict", "mismatch"]
+# mismatch: an Idempotency-Key reused with other data; changed: an external_id already routed,
+# sent again with other data (with intake.yaml `leads: {external_id_repeat: reject}`);
+# updated: such a repeat stored as new data of the lead (`external_id_repeat: update`).
+Outcome = Literal["created", "duplicate", "conflict", "mismatch", "changed", "updated"]
 Answer = tuple[Outcome, Decision | None, str]
 
 # Re-scores a lead whose person's events arrived between its prefetch and its commit
 # (EngagementService.after_commit, passed in by the app: this module never imports it).
 AfterCommit = Callable[[str, EngagementLink], Awaitable[object]]
+# Stores new data of a lead and decides it again (router/services/updates.py update_lead, given
+# by the app): (lead id, lead, enrichment steps) → lua/requalify.lua's status.
+UpdateLead = Callable[[str, Lead, tuple[Step, ...]], Awaitable[str]]
 
 
 def new_lead_id() -> str:
@@ -67,7 +77,7 @@ def new_lead_id() -> str:
 
 _perf = time.perf_counter
 _OUTCOMES = {name: metrics.LEAD_OUTCOMES.labels(name)
-             for name in ("created", "duplicate", "conflict", "mismatch")}
+             for name in ("created", "duplicate", "conflict", "mismatch", "updated")}
 _STAGES = {name: metrics.STAGE_DURATION.labels(name)
            for name in ("prefetch", "evaluate", "commit")}
 _GUESSES = {name: metrics.OPTIMISTIC_READS.labels(name) for name in ("right", "stale")}
@@ -96,10 +106,14 @@ class _Decided(NamedTuple):
 
 
 class LeadService:
+    # Shadow mode (ShadowService.submit, set by the app): each committed lead's stored
+    # decision input and live plan; it must not raise or wait.
+    shadow: Callable[[bytes, DecisionPlan], None] | None = None
+
     def __init__(self, *, store: Store, rules: RulesManager, settings: Settings,
                  clock: Callable[[], dt.datetime], plugins: PluginHost | None = None,
                  engagement: EngagementLimits | None = None,
-                 rescore: AfterCommit | None = None) -> None:
+                 rescore: AfterCommit | None = None, update: UpdateLead | None = None) -> None:
         """``engagement``: read the person's engagement and traits with each lead (its limits
         give the link's lifetime); ``rescore``: called when events arrived meanwhile."""
         self.store = store
@@ -109,14 +123,19 @@ class LeadService:
         self.plugins = plugins  # enrich/score/route/on_decision hooks (router/plugins/host.py)
         self.engagement = engagement
         self.rescore = rescore
+        self.update = update  # `external_id_repeat: update` (none: such repeats are refused)
 
-    async def route(self, lead: Lead, *, body: bytes, source: str = "api",
-                    idempotency_key: str | None = None, spam: str | None = None) -> Answer:
+    async def route(self, lead: Lead, *, body: bytes = b"", source: str = "api",
+                    idempotency_key: str | None = None, spam: str | None = None,
+                    repeat: str | None = None) -> Answer:
         """Route ``lead``; returns (outcome, decision, lead id or message). ``spam`` (why the
-        intake judged it automated) makes it a ``bad_lead`` in the ``spam`` queue, unrouted."""
+        intake judged it automated) makes it a ``bad_lead`` in the ``spam`` queue, unrouted.
+        Idempotency fingerprints the decoded ``lead``; ``body`` only matches records written
+        before that. ``repeat``: the channel's ``external_id_repeat`` (default: ``leads:``)."""
         ruleset = self.rules.current
         now = self.now()
         lead_id = new_lead_id()
+        sent = lead  # as the sender sent it: what idempotency fingerprints
         plugins = self.plugins
         notes: tuple[Step, ...] = ()
         if plugins is not None and plugins.has("enrich"):
@@ -124,7 +143,7 @@ class LeadService:
             notes = tuple(enriched)
         email = lead.email
         person = person_hash(email) if email else None
-        claims = _claims(lead, body, source, idempotency_key, lead_id)
+        claims = _claims(lead, sent, source, idempotency_key, lead_id, body)
         engagement = self.engagement  # its read joins the same pipeline
         # The names the rules derive from the lead (domains...): computed once here and reused
         # while the lead stays the same object (engagement traits may replace it).
@@ -140,7 +159,7 @@ class LeadService:
             optimistic=self.settings.optimistic_reads)
         blocking = pre.blocking
         if blocking is not None:
-            return await self._blocked(pre, blocking)
+            return await self._blocked(pre, blocking, _repeat(ruleset, repeat), lead, notes)
         req = _Request(ruleset, lead, notes, env, now, email, person, lead_id, source, spam)
         d, result, t1, t2 = await self._decide_and_commit(req, pre)
         if result.status in ("duplicate", "in_flight") and result.other_lead:
@@ -149,6 +168,8 @@ class LeadService:
             await self.rescore(lead_id, d.link)  # events came in meanwhile
         ev = d.plan.evaluation
         _count_created(ev, result, t0, t1, t2)
+        if self.shadow is not None:  # queued: evaluated off the request's path
+            self.shadow(d.commit.input, d.plan)
         request = REQUEST.get()
         if request is not None:  # for the request's log line (batches: the last lead)
             request.lead_id = lead_id
@@ -187,8 +208,8 @@ class LeadService:
         ruleset, now = req.ruleset, req.now
         limits = self.engagement
         found = prefetched_person(pre) if limits is not None else None
-        plan = await decide(req.lead, snapshot_of(found, now=now,
-                                                  account_owner=pre.account_owner),
+        snapshot = snapshot_of(found, now=now, account_owner=pre.account_owner)
+        plan = await decide(req.lead, snapshot,
                             ruleset, evaluator=self.rules.evaluator(ruleset),
                             plugins=self.plugins, notes=req.notes, spam=req.spam, env=req.env)
         lead = plan.lead  # with the person's traits
@@ -201,15 +222,49 @@ class LeadService:
         person = req.person
         if lead.email != req.email:  # never in practice: traits and plugins keep the email
             person = person_hash(lead.email) if lead.email else None
-        return _Decided(plan, link, _commit_plan(req, plan, pre, person, link))
+        return _Decided(plan, link, _commit_plan(req, plan, pre, person, link, snapshot))
 
-    async def _blocked(self, pre: Prefetched, blocking: Claim) -> Answer:
-        """A claim stops routing: answer with what holds it."""
+    async def _blocked(self, pre: Prefetched, blocking: Claim, repeat: str, lead: Lead,
+                       notes: tuple[Step, ...]) -> Answer:
+        """A claim stops routing: answer with what holds it. Other data under a known key is
+        a mismatch: always for an Idempotency-Key; for an external_id, ``repeat`` says:
+        ``reject``, ``duplicate`` (the first decision) or ``update`` (router/services/
+        updates.py; then the claims point at the new data: repeating it is a duplicate)."""
+        mismatch = blocking.state == "mismatch"
+        if mismatch and repeat == "update" and self.update is not None \
+                and blocking.scope.startswith("ext:") \
+                and all(c is blocking or c.owned for c in pre.claims):
+            try:
+                answer = await self._update(pre, blocking, self.update, lead, notes)
+            except BaseException:
+                await self.store.release(pre.owned_claims)
+                raise
+            if answer is not None:
+                return answer
         await self.store.release(pre.owned_claims)
-        if blocking.state == "mismatch" and blocking.scope.startswith("key:"):
-            _OUTCOMES["mismatch"].inc()
-            return "mismatch", None, blocking.lead_id
+        if mismatch:
+            if blocking.scope.startswith("key:"):
+                _OUTCOMES["mismatch"].inc()
+                return "mismatch", None, blocking.lead_id
+            if repeat != "duplicate":
+                _OUTCOMES["mismatch"].inc()
+                return "changed", None, blocking.lead_id
         return await self._existing(blocking.state, blocking.lead_id)
+
+    async def _update(self, pre: Prefetched, blocking: Claim, update: UpdateLead, lead: Lead,
+                      notes: tuple[Step, ...]) -> Answer | None:
+        """Store ``lead`` as the lead ``blocking`` holds and decide it again; then the claims
+        (the external_id's, an Idempotency-Key's) point at it with the new fingerprint. None
+        when the lead has expired meanwhile."""
+        lead_id = blocking.lead_id
+        if await update(lead_id, lead, notes) == "not_found":
+            return None
+        await self.store.settle([blocking, *pre.owned_claims], lead_id)
+        decision = await self.get(lead_id)
+        if decision is None:
+            return None
+        _OUTCOMES["updated"].inc()
+        return "updated", msgspec.structs.replace(decision, updated=True), lead_id
 
     async def _existing(self, state: str, lead_id: str) -> Answer:
         """Another request has the lead: still in flight (conflict) or done (its decision)."""
@@ -224,28 +279,44 @@ class LeadService:
         return None if stored is None else from_stored(stored, duplicate=duplicate)
 
 
-def _claims(lead: Lead, body: bytes, source: str, idempotency_key: str | None,
-            lead_id: str) -> list[ClaimRequest]:
+_canonical = msgspec.json.Encoder(order="sorted").encode
+
+
+def _repeat(ruleset: Ruleset, repeat: str | None) -> str:
+    if repeat is not None:
+        return repeat
+    intake = ruleset.intake
+    return (intake.leads if isinstance(intake, IntakeConfig) else DEFAULT_POLICY) \
+        .external_id_repeat
+
+
+def _claims(lead: Lead, sent: Lead, source: str, idempotency_key: str | None,
+            lead_id: str, body: bytes = b"") -> list[ClaimRequest]:
     """The idempotency claims of a lead: its ``Idempotency-Key`` and its external id."""
-    claims = []
-    # The body's hash tells a retry from a reused key; only claims need it.
-    fingerprint = hashlib.sha256(body).hexdigest() \
-        if idempotency_key or lead.external_id else ""
+    claims: list[ClaimRequest] = []
+    if not (idempotency_key or lead.external_id):
+        return claims
+    # The hash of the lead as sent (``sent``, decoded: key order, spacing and number spelling
+    # do not count) tells a retry from a reused key or a changed lead. ``v2:`` marks it: an
+    # unmarked record was written before, as sha256 of the raw body (``legacy``).
+    fingerprint = "v2:" + hashlib.sha256(_canonical(sent)).hexdigest()
+    legacy = hashlib.sha256(body).hexdigest() if body else ""
     if idempotency_key:
         claims.append(ClaimRequest(scope=f"key:{source}", key=idempotency_key,
-                                   fingerprint=fingerprint, lead_id=lead_id))
+                                   fingerprint=fingerprint, lead_id=lead_id, legacy=legacy))
     if lead.external_id:
         # An external id is only unique within the system that issued it: the intake
         # channel and the lead's own `source` (two CRMs may both send id 42).
         claims.append(ClaimRequest(scope=f"ext:{source}:{lead.source or ''}",
-                                   key=lead.external_id,
-                                   fingerprint=fingerprint, lead_id=lead_id))
+                                   key=lead.external_id, fingerprint=fingerprint,
+                                   lead_id=lead_id, legacy=legacy))
     return claims
 
 
 def _commit_plan(req: _Request, plan: DecisionPlan, pre: Prefetched, person: str | None,
-                 link: EngagementLink | None) -> CommitPlan:
-    """What the commit script writes. ``person``: :func:`person_hash` of the lead's email."""
+                 link: EngagementLink | None, snapshot: DecisionSnapshot) -> CommitPlan:
+    """What the commit script writes. ``person``: :func:`person_hash` of the lead's email;
+    ``snapshot``: what decide() read (kept with the input, for the replay)."""
     ev = plan.evaluation
     route = ev.route
     where = plan.routing
@@ -259,7 +330,10 @@ def _commit_plan(req: _Request, plan: DecisionPlan, pre: Prefetched, person: str
                       sla_policy=ev.sla_policy, claims=pre.owned_claims, person=person,
                       guards=pre.guards, chain=where.chain, queue=where.queue,
                       owner=where.owner, owner_day=where.owner_day, due_at=plan.due_at,
-                      due_by_rep=plan.due_by_rep, engagement=link)
+                      due_by_rep=plan.due_by_rep, engagement=link,
+                      input=encode_input(DecisionInput(
+                          req.lead, snapshot, req.notes, req.spam, req.source,
+                          req.ruleset.version, committed_of(ev))))
 
 
 def _count_created(ev: Evaluation, result: AssignResult, t0: float, t1: float,

@@ -187,12 +187,32 @@ class RulesManager:
                  extra={"version": ruleset.version, "engine": self.engine})
         return ruleset
 
-    def reload(self, *, reason: str = "requested", force: bool = False) -> ReloadResult:
-        """Try the directory as it is now; swap only if it loads and its cases pass."""
+    def load_candidate(self) -> tuple[Ruleset | None, list[RuleError]]:
+        """The directory as it is now, loaded and tested as a reload would, not swapped in
+        (the reload gate replays it first: router/services/change_gate.py)."""
+        ruleset, problems, _ = self._attempt()
+        return ruleset, problems
+
+    def refuse(self, candidate: Ruleset, errors: list[str], *, reason: str) -> ReloadResult:
+        """Record a reload refused by the gate: the current ruleset keeps serving."""
+        self._fingerprint = self.fingerprint()  # not retried at every poll
+        result = ReloadResult(ok=False, changed=False, version=self.current.version,
+                              at=self._clock(), reason=reason, errors=errors,
+                              attempted_version=candidate.version)
+        self.last_rejected = self.last_result = result
+        log.warning("rules reload refused", extra={"reason": reason, "errors": errors})
+        metrics.RULES_RELOADS.labels("rejected", reason.replace(" ", "_")).inc()
+        return result
+
+    def reload(self, *, reason: str = "requested", force: bool = False,
+               candidate: Ruleset | None = None) -> ReloadResult:
+        """Try the directory as it is now (or ``candidate``, loaded from it by
+        :meth:`load_candidate`); swap only if it loads and its cases pass."""
         self._fingerprint = self.fingerprint()
         now = self._clock()
         current = self._current.version if self._current else ""
-        ruleset, problems, attempted = self._attempt()
+        ruleset, problems, attempted = (candidate, [], candidate.version) \
+            if candidate is not None else self._attempt()
         if ruleset is not None:
             problems = self._prepare(ruleset)
             if problems:

@@ -11,15 +11,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
-from router.services.rules import RulesManager
-from router.state.errors import StateError
+from router.services.change_gate import ChangeLimit, GateResult
+from router.services.rules import ReloadResult, RulesManager
+from router.state.errors import StateError, StateUnavailable
 from router.state.rules_sync import bump_rules_generation, rules_generation
 from router.state.store import Store
 
 __all__ = ["RulesWatcher"]
 
 log = logging.getLogger("leadrouter.rules")
+
+# (limits, trigger) → the reload's result and the gate's (change_gate.gated_reload, bound by
+# the app to the replay service).
+Gated = Callable[[list[ChangeLimit], str], Awaitable[tuple[ReloadResult, GateResult | None]]]
 
 
 class RulesWatcher:
@@ -28,6 +34,25 @@ class RulesWatcher:
         self.poll_seconds = poll_seconds
         self.store: Store | None = None
         self.generation: int | None = None
+        # Polled with the rules directory (shadow mode's directory: ShadowService.poll).
+        self.followers: list[Callable[[], object]] = []
+        # The reload gate (router/services/change_gate.py): the default limits
+        # (LEADROUTER_RELOAD_MAX_CHANGE; none: off) and, once the store is connected, the
+        # gated reload the app gives (it replays: it needs Redis).
+        self.limits: list[ChangeLimit] = []
+        self.gated: Gated | None = None
+
+    async def reload(self, reason: str, limits: list[ChangeLimit] | None = None
+                     ) -> tuple[ReloadResult, GateResult | None]:
+        """Reload now, through the gate when there are limits (``limits``, else the default
+        ones). Raises StateError when the gate cannot replay (nothing changed)."""
+        limits = self.limits if limits is None else limits
+        if not limits:
+            return self.rules.reload(reason=reason), None
+        if self.gated is None:
+            raise StateUnavailable("the state store is not connected yet (the reload gate "
+                                   "replays stored leads)")
+        return await self.gated(limits, reason)
 
     async def attach(self, store: Store) -> None:
         """Start from the counter as it is now (if Redis answers: else the first poll does)."""
@@ -57,7 +82,10 @@ class RulesWatcher:
         bumped = generation is not None and generation != self.generation
         if self.rules.changed_on_disk() or bumped:
             self.generation = generation
-            self.rules.reload(reason="generation" if bumped else "file change")
+            with contextlib.suppress(StateError):  # the gate could not replay: next poll
+                await self.reload("generation" if bumped else "file change")
+        for follow in self.followers:
+            follow()
 
     async def run(self) -> None:
         """Poll every ``poll_seconds`` until cancelled (0: never)."""

@@ -2,10 +2,10 @@
 
 The commit script adds each lead to ``{person:<sha256 of the email>}`` (a set of lead ids with
 the leads' retention), so a person's leads are found without scanning. Erasing a lead removes
-its decision, history, idempotency record of its external id, its places in queues, open sets
-and the SLA schedule, and its events in the outbox streams; then a ``lead.erased`` event (id
-only) tells the sinks to erase downstream, and ``{erasures}`` records when and how much was
-erased — never who.
+its decision (with the input it was made from), history, idempotency record of its external
+id, its places in queues, open sets, the SLA schedule and the arrival index (replays), and
+its events in the outbox streams; then a ``lead.erased`` event (id only) tells the sinks to
+erase downstream, and ``{erasures}`` records when and how much was erased — never who.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ async def erase_leads(store: Store, lead_ids: Sequence[str], *, now_ms: int, kin
         if decision is not None:
             found += 1
         commands += [("DEL", k.lead(lead_id), k.history(lead_id)),
-                     ("ZREM", k.sla_due, lead_id)]
+                     ("ZREM", k.sla_due, lead_id), ("ZREM", k.arrivals, lead_id)]
         if owner:
             commands.append(("ZREM", k.rep_open(owner.decode()), lead_id))
         if queue:

@@ -26,12 +26,23 @@ groups the keys one entity's scripts touch, so a later Redis Cluster port knows 
     {person:SHA256}          set     lead ids of one email, for erasure             TTL retention*
     {apikeys}                hash    sha256(API key) → metadata (never the key)     long-lived
     {erasures}               stream  erasure log: when, kind, counts (no PII)       MAXLEN ~ 100k
+    {leads}:arrivals         zset    lead ids by created ms (replay reads a window) TTL retention
+    {leads}:arrivals:backfill
+                             hash    done = leads added, or the SCAN cursor of the  long-lived
+                                     one-off index of older leads (complete_backfill)
+    {leads}:arrivals:backfill:lease
+                             str     the process running that backfill              TTL 60 s
+
+The lead hash also keeps what its decision was made from (``input``: msgpack of the lead as
+decided, the snapshot, spam, source and the decision as committed) and ``pick``: the owner,
+pool and queue as committed, then the facts the pool pick read (router/state/inputs.py).
 
     * retention + time until the SLA deadline: a lead outlives its deadline.
 
 "Long-lived" keys are small, one per configured entity (rep, account, pool), and are what an
 operator set on purpose; everything per lead expires. Zsets that hold lead ids are pruned by
-score on every write, so even a rep who never accepts anything has a bounded open set.
+score on every write, so even a rep who never accepts anything has a bounded open set (the
+arrival index on one commit in 16: a cheaper commit, the same bound a few leads later).
 
 Topology: **single-node Redis ≥ 7 or Valkey is the supported deployment for now** (a replica
 for failover is fine). The scripts declare every key they touch in KEYS, but some cross slots:
@@ -67,6 +78,9 @@ class Keys:
         self.outbox_dead = f"{prefix}{{outbox}}:dead"
         self.sla_due = f"{prefix}{{sla}}:due"
         self.sla_facts = f"{prefix}{{sla}}:facts"
+        self.arrivals = f"{prefix}{{leads}}:arrivals"  # zset: lead id by created ms (replay)
+        self.arrivals_backfill = f"{prefix}{{leads}}:arrivals:backfill"  # hash: done | cursor
+        self.arrivals_lease = f"{prefix}{{leads}}:arrivals:backfill:lease"
         # Bound methods wrapped per instance, so two stores with different prefixes never share.
         self.pool = lru_cache(maxsize=1024)(self._pool)
         self.pool_day = lru_cache(maxsize=4096)(self._pool_day)

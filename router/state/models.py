@@ -56,6 +56,14 @@ class ClaimRequest(msgspec.Struct, frozen=True, kw_only=True):
     key: str
     fingerprint: str
     lead_id: str
+    # sha256 hex of the raw body: what records written before fingerprints were versioned
+    # (no ``v2:`` prefix) hold, so an exact retry of such a lead still matches (Store).
+    legacy: str = ""
+
+    def matches(self, stored: str) -> bool:
+        """Whether a completed record's fingerprint ``stored`` is this request's."""
+        return stored == self.fingerprint or (
+            bool(self.legacy) and not stored.startswith("v2:") and stored == self.legacy)
 
 
 class Claim(msgspec.Struct, frozen=True, kw_only=True):
@@ -157,6 +165,10 @@ class CommitPlan(msgspec.Struct, frozen=True, kw_only=True):
     engagement: EngagementLink | None = None
     person: str | None = None  # sha256 of the email: the erasure index (erasure.py)
     guards: tuple[Guard, ...] = ()  # Prefetched.guards: checked before anything is written
+    # What the decision was made from (msgpack, router/services/decision_input.py), kept with
+    # the lead with the facts the pick read, for the replay (router/state/inputs.py). b"":
+    # nothing kept.
+    input: bytes = b""
 
 
 class AssignResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -224,6 +236,11 @@ class StoredLead(msgspec.Struct, frozen=True, kw_only=True):
     status: str | None = None
     sla_state: str | None = None
     owners: tuple[str, ...] = ()
+    # The live explanation a move after the commit left (lua/_sla.lua explain_move): JSON of
+    # the explanation step of the current assignment and of the current status, shown over the
+    # stored decision's steps; None = the decision's own steps still hold.
+    route_step: str | None = None
+    status_step: str | None = None
 
 
 class RepState(msgspec.Struct, frozen=True, kw_only=True):

@@ -27,7 +27,7 @@ import msgspec
 from router.engine.availability import PoolPlan
 from router.state.codec import LuaPlan, stored_lead, text
 from router.state.directory import Directory
-from router.state.errors import StateError, check_reply, translate_errors
+from router.state.errors import StateError, check_reply, confirm_replicas, translate_errors
 from router.state.guesses import Guesses
 from router.state.keys import Keys
 from router.state.models import (
@@ -44,7 +44,7 @@ from router.state.models import (
     to_ms,
 )
 from router.state.scripts import PackedKeys, load_scripts, pack_keys
-from router.state.wire import Arg, Wire, bulk
+from router.state.wire import Arg, TlsOptions, Wire, bulk
 
 __all__ = ["ExtraRead", "Store", "fingerprint"]
 
@@ -92,8 +92,11 @@ class Store(Directory):
                  inflight_ttl: dt.timedelta = dt.timedelta(seconds=30),
                  history_max: int = 200, outbox_maxlen: int = 100_000,
                  sla_facts_maxlen: int = 200_000,
-                 idempotency_retention: dt.timedelta | None = None) -> None:
+                 idempotency_retention: dt.timedelta | None = None,
+                 wait_replicas: int = 0, wait_timeout_ms: int = 500) -> None:
         self.wire = wire
+        # LEADROUTER_REDIS_WAIT_REPLICAS: a commit answers once this many replicas have it.
+        self.wait_replicas, self.wait_timeout_ms = wait_replicas, wait_timeout_ms
         self.keys = Keys(prefix)
         self.retention_ms = int(retention.total_seconds() * 1000)
         # How long a retry with the same Idempotency-Key / external_id returns the first
@@ -114,13 +117,13 @@ class Store(Directory):
     @classmethod
     async def connect(cls, url: str, *, prefix: str = "lr:", verify: bool = True,
                       timeout: float = 2.0, connect_timeout: float = 1.0,
-                      **options: Any) -> Store:
+                      tls: TlsOptions | None = None, **options: Any) -> Store:
         """Connect to ``url`` (``redis://host:port/db``, see ``wire.py``). With ``verify``
         (default) the server must answer, be Redis >= 7 / Valkey (``SET NX GET``) and take the
         scripts, or this raises :class:`StateUnavailable` / :class:`StateError`; without it
         the connection is made on first use (a service may start before its Redis).
         ``timeout`` bounds every call. ``options``: see ``__init__``."""
-        store = cls(Wire(url, timeout=timeout, connect_timeout=connect_timeout),
+        store = cls(Wire(url, timeout=timeout, connect_timeout=connect_timeout, tls=tls),
                     prefix=prefix, **options)
         if verify:
             try:
@@ -223,9 +226,19 @@ class Store(Directory):
         lead_id = c.lead_id
         if reply is not None and reply.decode() != marker:  # == marker: our own retried SET
             kind, fp, lead_id = reply.decode().split("|", 2)
-            state = "in_flight" if kind == "F" else "done" if fp == c.fingerprint else "mismatch"
+            state = "in_flight" if kind == "F" else "done" if c.matches(fp) else "mismatch"
         return Claim(scope=c.scope, key=c.key, state=state,  # type: ignore[arg-type]
                      lead_id=lead_id, fingerprint=c.fingerprint, redis_key=key, marker=marker)
+
+    async def settle(self, claims: Sequence[Claim], lead_id: str) -> None:
+        """Point ``claims`` at ``lead_id`` with their fingerprints, as a commit does (a lead
+        updated under its external_id: router/services/leads.py). One round trip."""
+        ttl = min(self.idempotency_ms, self.retention_ms)
+        with translate_errors("claims"):
+            self.round_trips += 1
+            for reply in await self.wire.batch([("SET", c.redis_key, f"D|{c.fingerprint}|"
+                                                 f"{lead_id}", "PX", ttl) for c in claims]):
+                check_reply("claims", reply)
 
     async def release(self, claims: Sequence[Claim]) -> None:
         """Give up the claims this request owns (processing failed before commit), so a retry
@@ -259,14 +272,16 @@ class Store(Directory):
         return tuple(out)
 
     def _packed_fixed(self, queue: str) -> bytes:
-        """The commit's KEYS[3..6] (outbox, SLA schedule, ``queue``, SLA facts) in RESP form."""
+        """The commit's KEYS[3..7] (outbox, SLA schedule, ``queue``, SLA facts, arrival
+        index) in RESP form."""
         packed = self._fixed_by_queue.get(queue)
         if packed is None:
             if len(self._fixed_by_queue) > 1024:
                 self._fixed_by_queue.clear()
             k = self.keys
             packed = self._fixed_by_queue[queue] = b"".join(
-                bulk(key) for key in (k.outbox, k.sla_due, k.queue(queue), k.sla_facts))
+                bulk(key) for key in (k.outbox, k.sla_due, k.queue(queue), k.sla_facts,
+                                      k.arrivals))
         return packed
 
     async def commit(self, plan: CommitPlan) -> AssignResult:
@@ -276,13 +291,12 @@ class Store(Directory):
         owner_kind = plan.kind in _OWNER_KINDS
         if owner_kind and not plan.owner:
             raise ValueError(f"a {plan.kind} route needs plan.owner")
-        # KEYS: lead, history, outbox, SLA schedule, queue, SLA facts, the claims, (owner
-        # routes) the owner's day counter and open set; then the pools' keys, the person's
-        # engagement hash and the person index. Assembled from RESP fragments, the fixed ones
-        # packed once (see pack_keys).
+        # KEYS: lead, history, outbox, SLA schedule, queue, SLA facts, arrivals, the claims,
+        # (owner routes) the owner's day counter and open set; then the pools' keys, the
+        # person's engagement hash and the person index (RESP fragments: see pack_keys).
         own = [bulk(k.lead(lead_id)), bulk(k.history(lead_id)), self._packed_fixed(plan.queue)]
         own += [bulk(c.redis_key) for c in plan.claims]
-        n = 6 + len(plan.claims)
+        n = 7 + len(plan.claims)
         if owner_kind:
             owner = plan.owner or ""
             own += (bulk(k.rep_day(owner, plan.owner_day or plan.now.astimezone(dt.UTC).date()
@@ -324,8 +338,12 @@ class Store(Directory):
         )
         with translate_errors("commit"):
             reply = await self._scripts["commit"](
-                self.wire, keys, [self._plan_encoder.encode(arg), plan.decision], self._count)
+                self.wire, keys, [self._plan_encoder.encode(arg), plan.decision, plan.input],
+                self._count)
         status, owner_b, pool_b, queue_b, strategy_b, reason_b, due, at, other, *more = reply
+        if self.wait_replicas and status != b"stale":  # see docs/operations.md
+            self.round_trips += await confirm_replicas(self.wire, self.wait_replicas,
+                                                       self.wait_timeout_ms)
         if plan.guards:
             stale = status == b"stale"
             self._guesses.record(stale)

@@ -174,3 +174,38 @@ class TestPlans:
         later, _ = cache.chain("p", at(2026, 3, 2, 9, 0, 0))
         assert first is again
         assert not first[0].members[0].in_hours and later[0].members[0].in_hours
+
+    def test_plan_cache_gives_what_chain_plan_gives_at_every_minute(self) -> None:
+        """The cache keeps a plan across minutes until hours, a local day or the UTC day change:
+        minute by minute over a week spanning a DST change in New York, with zones off the
+        whole hour (Kolkata +05:30, Kathmandu +05:45, Lord Howe's half-hour DST), a rep with
+        no hours and a pool ignoring hours, it must equal chain_plan at that minute."""
+        every_day = (((480, 720), (780, 1020)),) * 7
+        reps = {"ny": rep("ny", "America/New_York", every_day, cap=3),
+                "in": rep("in", "Asia/Kolkata", NINE_TO_FIVE),
+                "np": rep("np", "Asia/Kathmandu", (((555, 1005),),) * 7),
+                "lh": rep("lh", "Australia/Lord_Howe", every_day),
+                "any": rep("any", "Europe/Paris", ((),) * 7)}
+        pools = {"p": pool("p", (("ny", 1), ("in", 2), ("np", 1), ("any", 1)),
+                           overflow="q", overflow_kind="pool"),
+                 "q": pool("q", (("lh", 1),), overflow="r", overflow_kind="pool"),
+                 "r": pool("r", (("lh", 1), ("ny", 1)), hours=False, pool_cap=5),
+                 **{r: pool(r, ((r, 1),)) for r in reps}}  # each zone alone too
+
+        class FakeRuleset:
+            pass
+
+        ruleset = FakeRuleset()
+        ruleset.pools, ruleset.reps = pools, reps  # type: ignore[attr-defined]
+        cache = PlanCache(ruleset)  # type: ignore[arg-type]
+        computed = 0
+        last = None
+        for start in (at(2026, 3, 5, 0, 0), at(2026, 4, 1, 0, 0)):  # NY DST 03-08; LH 04-05
+            for minute in range(7 * 1440):
+                now = start + dt.timedelta(minutes=minute, seconds=minute % 60)
+                for pool_id in ("p", *reps):
+                    got = cache.chain(pool_id, now)
+                    assert got == chain_plan(pools, reps, pool_id, now.replace(second=0))
+                computed += got is not last
+                last = got
+        assert computed < 2 * 7 * 1440 / 10  # kept across minutes, not one plan a minute

@@ -41,6 +41,14 @@ from router.services.decide import (
     decide,
     dry_run,
     engine_snapshot,
+    explain_plan,
+)
+from router.services.decision_input import (
+    DecisionInput,
+    committed_of,
+    decode_input,
+    decode_stored,
+    encode_input,
 )
 from router.services.engagement import EngagementService
 from router.services.leads import LeadService
@@ -335,3 +343,42 @@ def test_rule_test_cases_read_past_events_as_the_dry_run_does(events: list[PastE
     dry = engine_snapshot(ruleset, case_snapshot(state, now))
     assert case.counts == dry.counts and case.counts
     assert {k: v for k, v in case.last.items() if k in ruleset.last_events} == dry.last
+
+
+@PROPERTY
+@given(lead=leads(), snapshot=snapshots(), decaying=st.booleans(), with_plugins=st.booleans(),
+       spam=st.none() | st.just("honeypot field filled"))
+def test_the_replay_mode_decides_the_same_and_explains_on_demand(
+        lead: Lead, snapshot: DecisionSnapshot, decaying: bool, with_plugins: bool,
+        spam: str | None) -> None:
+    """``explain=False`` (the replay): the same evaluation, lead and routing; no explanation
+    rendered and no SLA deadlines; ``explain_plan`` gives the default explanation byte for byte.
+    The stored input decoded without normalising again is the same input."""
+    ruleset = DECAYING if decaying else SHIPPED
+    plugins = PLUGINS if with_plugins else None
+    full = _decide(lead, snapshot, ruleset, plugins, spam)
+    lean = asyncio.run(decide(lead, snapshot, ruleset, plugins=plugins, spam=spam,
+                              evaluator=functools.partial(evaluate, ruleset), explain=False))
+    assert (lean.due_at, lean.due_by_rep) == (None, {})
+    assert msgspec.json.encode(explain_plan(ruleset, lean)) == \
+        msgspec.json.encode(full.explanation)
+    same = msgspec.structs.replace(lean, explanation=full.explanation, due_at=full.due_at,
+                                   due_by_rep=full.due_by_rep)
+    assert msgspec.json.encode(same) == msgspec.json.encode(full)
+    stored = DecisionInput(lead, snapshot, (), spam, "api", ruleset.version,
+                           committed_of(full.evaluation))
+    raw = encode_input(stored)
+    trusted = decode_stored(raw)
+    assert type(trusted.lead) is Lead and trusted == decode_input(raw) == stored
+
+
+def test_a_stored_input_is_not_normalised_again() -> None:
+    """decode_stored trusts what the service stored (it was normalised when decided):
+    decode_input would normalise a raw field again, decode_stored keeps it as stored."""
+    lead = Lead(email="ann@acme-corp.example", country="US")
+    msgspec.structs.force_setattr(lead, "email", " Ann@ACME-corp.example")
+    raw = encode_input(DecisionInput(lead, DecisionSnapshot(now=T0), (), None, "api", "v1",
+                                     committed_of(_decide(lead, DecisionSnapshot(now=T0),
+                                                          SHIPPED, None).evaluation)))
+    assert decode_input(raw).lead.email == "ann@acme-corp.example"
+    assert decode_stored(raw).lead.email == " Ann@ACME-corp.example"

@@ -15,6 +15,12 @@
 --                                          -- cap neither blocks nor counts the re-pick.
 -- A pick counts for the new owner: rep day counter, rep open set, pool rotation state and the
 -- pool day counter (all as the commit always did).
+--
+-- ctx.facts (a table, or nil: nothing recorded) collects what the pick READ, for the replay
+-- (router/state/inputs.py parses it, router/services/_replay_pick.py simulates on it): per pool
+-- tried '\30p', id, pool day count; per member read 'm', rep, status, until, day count; the
+-- pool hash 'h', field count, fields...; least_loaded's open counts 'o', rep, count. Joined
+-- with '\31' once by the caller: no redis.call, no cjson (a few string ops per member).
 
 local function count_assignment(ctx, k_day, k_open)
   if redis.call('INCR', k_day) == 1 then redis.call('EXPIRE', k_day, DAY_TTL) end
@@ -90,8 +96,13 @@ local function choose(p, elig, state, k_members, ctx)
     end
   end
   local open, best = {}, nil
+  local facts = ctx.facts
   for _, i in ipairs(elig) do
     open[i] = open_count(KEYS[k_members + (i - 1) * 3 + 2], ctx.now, ctx.ret)
+    if facts then
+      local nf = #facts
+      facts[nf + 1] = 'o'; facts[nf + 2] = members[i][1]; facts[nf + 3] = open[i]
+    end
     if not best or open[i] < open[best]
         or (open[i] == open[best] and (counts[i] < counts[best]
             or (counts[i] == counts[best] and dist(i) < dist(best)))) then
@@ -108,6 +119,11 @@ local PICK_REASON_ORDER = {'earlier owner', 'away', 'out of office', 'outside wo
 local function try_pool(p, k_pool, k_pool_day, k_members, ctx)
   local home = ctx.home ~= nil and ctx.home == p.id
   local used = tonumber(redis.call('GET', k_pool_day) or '0')
+  local facts = ctx.facts
+  if facts then
+    local nf = #facts
+    facts[nf + 1] = '\30p'; facts[nf + 2] = p.id; facts[nf + 3] = used
+  end
   if not home and p.pool_cap >= 0 and used >= p.pool_cap then
     return nil, p.id .. ' is at its pool daily cap (' .. used .. '/' .. p.pool_cap .. ')'
   end
@@ -117,7 +133,13 @@ local function try_pool(p, k_pool, k_pool_day, k_members, ctx)
     if ctx.exclude and ctx.exclude[m[1]] then
       why = 'earlier owner'
     else
-      why = member_facts(m, k_members + (i - 1) * 3, ctx.now)
+      local today, st
+      why, today, st = member_facts(m, k_members + (i - 1) * 3, ctx.now)
+      if facts then
+        local nf = #facts
+        facts[nf + 1] = 'm'; facts[nf + 2] = m[1]; facts[nf + 3] = st[1] or ''
+        facts[nf + 4] = st[2] or ''; facts[nf + 5] = today
+      end
     end
     if why then tally[why] = (tally[why] or 0) + 1 else elig[#elig + 1] = i end
   end
@@ -143,6 +165,11 @@ local function try_pool(p, k_pool, k_pool_day, k_members, ctx)
     end
   end
   if #stale > 0 then redis.call('HDEL', k_pool, unpack(stale)) end
+  if facts then
+    local nf = #facts
+    facts[nf + 1] = 'h'; facts[nf + 2] = #flat
+    for i = 1, #flat do facts[nf + 2 + i] = flat[i] end
+  end
 
   local best, writes, counts = choose(p, elig, state, k_members, ctx)
   local rep = p.members[best][1]

@@ -8,7 +8,7 @@
 local plan = cmsgpack.unpack(ARGV[1])  -- MessagePack: decodes in ~2/3 of cjson's time
 local now, id, ret = plan.now, plan.id, plan.ret
 local K_LEAD, K_HIST, K_OUTBOX, K_SLA, K_QUEUE = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local K_FACTS = KEYS[6]
+local K_FACTS, K_ARRIVALS = KEYS[6], KEYS[7]
 
 -- A lead id is committed at most once, whatever the caller does (retries, bugs).
 if redis.call('EXISTS', K_LEAD) == 1 then
@@ -31,7 +31,7 @@ if stale then return {'stale', '', '', '', '', '', -1, now, '', 0, reads} end
 
 -- Our idempotency claims must still be ours. One can be lost only if this request ran longer
 -- than the in-flight TTL and another request took the key over: then it wins, we yield.
-local ki = 7
+local ki = 8
 for _, c in ipairs(plan.claims) do
   local v = redis.call('GET', KEYS[ki])
   if v and v ~= c[1] then
@@ -43,7 +43,11 @@ for _, c in ipairs(plan.claims) do
   ki = ki + 1
 end
 
+-- ARGV[3]: the decision's input (msgpack, router/services/decision_input.py); with it, the
+-- pick records what it read (ctx.facts, see _pick.lua) for the replay.
+local input = ARGV[3] or ''
 local ctx = {now = now, ret = ret, id = id}
+if input ~= '' then ctx.facts = {} end
 
 local owner, pool, queue, strategy, reason = nil, nil, nil, nil, plan.why
 if plan.kind == 'owner' or plan.kind == 'account_owner' then
@@ -86,12 +90,33 @@ local state = 'queued'
 if owner then state = 'assigned' end
 local due_s = ''
 if due >= 0 then due_s = fmt_int(due) end
-redis.call('HSET', K_LEAD, 'decision', ARGV[2], 'state', state, 'owner', owner or '',
-           'pool', pool or '', 'queue', queue or '', 'strategy', strategy or '',
-           'reason', reason, 'rule', plan.rule, 'sla', plan.sla, 'route', plan.kind,
-           'assigned_at', fmt_int(now), 'updated_at', fmt_int(now), 'due_at', due_s,
-           'reassignments', '0')
+local fields = {'decision', ARGV[2], 'state', state, 'owner', owner or '',
+                'pool', pool or '', 'queue', queue or '', 'strategy', strategy or '',
+                'reason', reason, 'rule', plan.rule, 'sla', plan.sla, 'route', plan.kind,
+                'assigned_at', fmt_int(now), 'updated_at', fmt_int(now), 'due_at', due_s,
+                'reassignments', '0'}
+if input ~= '' then
+  -- What the replay reads (router/state/inputs.py): the input, and the pick as committed
+  -- (owner, pool, queue: reassignments overwrite the live fields) then the facts it read.
+  local n = #fields
+  fields[n + 1] = 'input'; fields[n + 2] = input
+  fields[n + 3] = 'pick'
+  fields[n + 4] = (owner or '') .. '\31' .. (pool or '') .. '\31' .. (queue or '') .. '\31'
+               .. table.concat(ctx.facts, '\31')
+end
+redis.call('HSET', K_LEAD, unpack(fields))
 redis.call('PEXPIRE', K_LEAD, ttl)
+if input ~= '' then
+  -- The arrival index (keys.py): the replay reads a window in arrival order without SCAN.
+  -- Pruned by one commit in 16 (by the id's last byte: random in real ids), which saves a
+  -- scripted call (~10k server instructions) on the others; what expired meanwhile stays a
+  -- few commits longer (a replay skips a lead that is gone).
+  redis.call('ZADD', K_ARRIVALS, now, id)
+  if string.byte(id, -1) % 16 == 0 then
+    redis.call('ZREMRANGEBYSCORE', K_ARRIVALS, '-inf', '(' .. fmt_int(now - ret))
+  end
+  redis.call('PEXPIRE', K_ARRIVALS, ret)
+end
 
 local rule = nil   -- nil fields are left out of the JSON
 if plan.rule ~= '' then rule = plan.rule end
@@ -120,7 +145,7 @@ redis.call('XADD', K_OUTBOX, 'NOMKSTREAM', 'MAXLEN', '~', plan.omax, '*',
 -- decision they point to (a retry must find it).
 local idem_ttl = math.min(plan.idem, ttl)
 for i, c in ipairs(plan.claims) do
-  redis.call('SET', KEYS[6 + i], c[2], 'PX', idem_ttl)
+  redis.call('SET', KEYS[7 + i], c[2], 'PX', idem_ttl)
 end
 
 -- The person index (erasure, access requests): the last key, when the lead has an email.

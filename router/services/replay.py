@@ -1,0 +1,319 @@
+"""The what-if replay: stored leads decided again by (candidate) rules, in arrival order.
+
+For each committed lead the commit kept what its decision was made from
+(router/services/decision_input.py) and what its pool pick read (router/state/inputs.py).
+:meth:`ReplayService.run` reads a window of them in arrival order (``{leads}:arrivals``, pages
+of ``batch`` leads, one pipelined read of the lead hashes per page, a yield to the event loop
+between pages; nothing is written), calls :func:`~router.services.decide.decide` on each
+stored input and snapshot with the given rules, then simulates the pool pick
+(router/services/_replay_pick.py) over the original availability facts, carrying the replay's
+own pool state forward, and yields one :class:`ReplayedLead` per lead (``before``: the
+decision as committed — the arrival's, even after engagement re-scoring or SLA reassignment
+changed the lead since; ``after``: the replay's) or a :class:`Skip` saying why not.
+
+Replaying with the rules version that decided the leads reproduces every stored decision
+(tests/services/test_replay_determinism.py). For speed the stored inputs are decoded without
+normalising the lead again (``decode_stored``) and decided with ``explain=False``: only the
+leads whose outcome changed are explained (docs/BENCHMARKS.md, issue 17).
+
+Leads stored before the arrival index existed are indexed once per deployment
+(:func:`backfill_at_start`, in the background at the service's start;
+:meth:`ReplayService.prepare`, by the CLI and the API before a replay if that never finished):
+the replay then counts them as skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+
+import msgspec
+from leadrouter_sdk import Step
+
+from router.engine.availability import PoolPlan, local_day, utc_day
+from router.engine.backend import Evaluator, compiled_evaluator
+from router.engine.ruleset import Ruleset
+from router.plugins.host import PluginHost
+from router.services._replay_pick import Picked, PickWorld
+from router.services.decide import DecisionPlan, decide, decide_now, explain_plan
+from router.services.decision_input import DecisionInput, decode_stored
+from router.services.records import decode_record
+from router.services.replay_model import Outcome, ReplayedLead, ReplayQuery, Skip
+from router.state.errors import StateError
+from router.state.inputs import (
+    PickFacts,
+    StoredInput,
+    arrivals,
+    complete_backfill,
+    parse_pick,
+    read_decisions,
+    read_stored,
+)
+from router.state.models import from_ms, to_ms
+from router.state.store import Store
+
+__all__ = ["GONE", "NOT_GIVEN", "NO_INPUT", "UNREADABLE", "ReplayService",
+           "backfill_at_start", "redecide"]
+
+log = logging.getLogger("leadrouter.replay")
+
+NO_INPUT = "stored before inputs were kept"
+NOT_GIVEN = "rules version not given"
+GONE = "expired"
+UNREADABLE = "stored input unreadable"
+_NO_FACTS = PickFacts(owner=None, pool=None, queue=None, pools=[])
+
+
+async def redecide(stored: DecisionInput, ruleset: Ruleset, *, evaluator: Evaluator,
+                   plugins: PluginHost | None = None, explain: bool = True) -> DecisionPlan:
+    """:func:`decide` on what a lead's decision was made from (no pick)."""
+    return await decide(stored.lead, stored.snapshot, ruleset, evaluator=evaluator,
+                        plugins=plugins, notes=stored.notes, spam=stored.spam, explain=explain)
+
+
+class ReplayService:
+    """Replays stored traffic; built with the store, the plugin host and the evaluator
+    factory live routing uses (``RulesManager.evaluator``)."""
+
+    def __init__(self, store: Store, *, plugins: PluginHost | None = None,
+                 evaluator: Callable[[Ruleset], Evaluator] | None = None,
+                 batch: int = 500) -> None:
+        self.store = store
+        self.plugins = plugins
+        self.evaluator = evaluator or compiled_evaluator
+        self.batch = batch
+
+    async def prepare(self) -> int | None:
+        """Index the leads stored before the arrival index (so :meth:`run` counts them as
+        skipped) if that never finished on this store — normally the service did it at
+        start-up (:func:`backfill_at_start`). The CLI and the API call it before :meth:`run`.
+        Returns the leads added, None when it had finished already."""
+        return await complete_backfill(self.store)
+
+    async def run(self, rulesets: Ruleset | Mapping[str, Ruleset], query: ReplayQuery, *,
+                  progress: Callable[[int], None] | None = None
+                  ) -> AsyncIterator[ReplayedLead | Skip]:
+        """Every lead of ``query``'s window, in arrival order: a :class:`ReplayedLead`, or a
+        :class:`Skip`. ``rulesets``: one ruleset for every lead, or rules version → ruleset
+        (each lead against its own version's; a lead of a version not given is skipped).
+        ``progress``: called after each page with the number of leads read so far."""
+        run = _Run(self, rulesets, query)
+        after: tuple[int, int] | None = None
+        read = 0
+        while not run.done:
+            page = await arrivals(self.store, since_ms=_ms(query.since),
+                                  until_ms=_ms(query.until), after=after, count=self.batch)
+            if not page:
+                break
+            last = page[-1][1]
+            same = sum(1 for _, ms in page if ms == last)
+            after = (last, same + (after[1] if after is not None and after[0] == last else 0))
+            items = await run.page(await read_stored(self.store, page))
+            read += len(page)
+            for item in items:
+                yield item
+            if progress is not None:
+                progress(read)
+            if len(page) < self.batch:
+                break
+            await asyncio.sleep(0)  # let live routing run between pages
+
+
+async def backfill_at_start(store: Store, *, delay: float = 5.0, pause: float = 0.05,
+                            count: int = 500) -> None:
+    """The service's start-up run of the arrival backfill (router/app/application.py): after
+    ``delay`` seconds, once per deployment (the marker), by one worker at a time (the lease),
+    ``count`` keys a step with ``pause`` seconds between steps so live routing goes first;
+    resumed from its cursor at the next start if stopped. A Redis error is logged, never
+    raised: live routing does not depend on it."""
+    await asyncio.sleep(delay)
+    try:
+        added = await complete_backfill(store, count=count, pause=pause, exclusive=True)
+    except StateError as exc:
+        log.warning("arrival index backfill stopped: %s (it resumes at the next start, or "
+                    "`leadrouter rules replay` completes it)", exc)
+        return
+    if added is not None:
+        log.info("arrival index backfill done: %d older lead(s) indexed for replay", added)
+
+
+def _ms(when: dt.datetime | None) -> int | None:
+    return None if when is None else to_ms(when)
+
+
+class _Run:
+    """One replay's state: the simulated pick world, the evaluators, the limit."""
+
+    def __init__(self, service: ReplayService, rulesets: Ruleset | Mapping[str, Ruleset],
+                 query: ReplayQuery) -> None:
+        self.service = service
+        self.single = rulesets if isinstance(rulesets, Ruleset) else None
+        self.by_version: Mapping[str, Ruleset] = {} if isinstance(rulesets, Ruleset) \
+            else rulesets
+        self.query = query
+        self.world = PickWorld()
+        self.evaluators: dict[int, Evaluator] = {}
+        self.left = query.limit
+        self._chain: tuple[PoolPlan, ...] = ()
+        self._rep_days: dict[str, str] = {}
+        self._day: tuple[float, float, str] = (0.0, 0.0, "")
+        self.done = self.left is not None and self.left <= 0
+
+    def _ruleset(self, version: str) -> Ruleset | None:
+        return self.single if self.single is not None else self.by_version.get(version)
+
+    def _evaluator(self, ruleset: Ruleset) -> Evaluator:
+        found = self.evaluators.get(id(ruleset))
+        if found is None:
+            found = self.evaluators[id(ruleset)] = self.service.evaluator(ruleset)
+        return found
+
+    def _wanted(self, inp: DecisionInput, facts: PickFacts) -> bool:
+        q = self.query
+        return ((q.status is None or inp.committed.status == q.status)
+                and (q.pool is None or facts.pool == q.pool)
+                and (q.territory is None or inp.committed.territory == q.territory))
+
+    async def page(self, stored: list[StoredInput]) -> list[ReplayedLead | Skip]:
+        out: list[ReplayedLead | Skip] = []
+        changed: list[int] = []
+        plugins = self.service.plugins
+        hooks = plugins is not None and (plugins.has("score") or plugins.has("route"))
+        for s in stored:
+            if self.done:
+                break
+            opened = self._open(s)
+            item: ReplayedLead | Skip | None
+            if isinstance(opened, tuple):  # to decide again
+                inp, facts, ruleset = opened
+                evaluator = self._evaluator(ruleset)
+                # No explanation and no SLA deadlines: only the changed leads are explained,
+                # below. Without score/route hooks decide() is decide_now(): no coroutine.
+                plan = await redecide(inp, ruleset, evaluator=evaluator, plugins=plugins,
+                                      explain=False) if hooks else \
+                    decide_now(inp.lead, inp.snapshot, ruleset, evaluator=evaluator,
+                               notes=inp.notes, spam=inp.spam, explain=False)
+                item = self._compared(s, inp, facts, ruleset, plan)
+            else:
+                item = opened
+            if item is None:
+                continue
+            if isinstance(item, ReplayedLead) and item.before != item.after:
+                changed.append(len(out))
+            out.append(item)
+            if self.left is not None:
+                self.left -= 1
+                self.done = self.left <= 0
+        if changed:  # explanations of changed leads only: the stored ones, in one read
+            raws = await read_decisions(self.service.store,
+                                        [out[i].lead_id for i in changed])
+            for i, raw in zip(changed, raws, strict=True):
+                item = out[i]
+                assert isinstance(item, ReplayedLead)
+                before = item.before
+                if raw is not None:
+                    before = msgspec.structs.replace(
+                        before, explanation=_explanation(raw))
+                out[i] = msgspec.structs.replace(item, before=before)
+        return out
+
+    def _open(self, s: StoredInput
+              ) -> Skip | tuple[DecisionInput, PickFacts, Ruleset] | None:
+        """A stored lead: skipped (or not replayed: None), or what to decide it on."""
+        if s.missing:
+            return Skip(lead_id=s.lead_id, reason=GONE)
+        if s.input is None:
+            return Skip(lead_id=s.lead_id, reason=NO_INPUT)
+        try:
+            inp = decode_stored(s.input)  # written by the service: not normalised again
+            facts = parse_pick(s.pick) if s.pick else _NO_FACTS
+        except (msgspec.DecodeError, ValueError):  # a newer version's format, a damaged field
+            return Skip(lead_id=s.lead_id, reason=UNREADABLE)
+        ruleset = self._ruleset(inp.rules_version)
+        wanted = self._wanted(inp, facts)
+        if ruleset is None or not wanted:
+            # Not replayed, but it happened: the pick world takes it in as it was.
+            self._as_committed(inp, facts, ruleset)
+            return None if not wanted else Skip(lead_id=s.lead_id, reason=NOT_GIVEN)
+        return inp, facts, ruleset
+
+    def _compared(self, s: StoredInput, inp: DecisionInput, facts: PickFacts, ruleset: Ruleset,
+                  plan: DecisionPlan) -> ReplayedLead:
+        picked = self._pick(plan, facts, inp.snapshot.now)
+        before = _before(inp, facts)
+        after = _after(plan, picked)
+        if before != after:
+            after = msgspec.structs.replace(after, explanation=explain_plan(ruleset, plan))
+        return ReplayedLead(lead_id=s.lead_id, created_at=from_ms(s.created_ms),
+                            before=before, after=after, rules_version=inp.rules_version)
+
+    def _pick(self, plan: DecisionPlan, facts: PickFacts, now: dt.datetime) -> Picked:
+        """The commit's pick, simulated on the world as the stored facts show it."""
+        world, routing = self.world, plan.routing
+        chain = routing.chain
+        if chain is not self._chain:  # the plan cache hands out one chain a minute
+            self._chain = chain
+            self._rep_days = {m.rep: m.day for p in chain for m in p.members}
+        rep_days = self._rep_days
+        world.observe(facts, self._utc_day(now), rep_days)
+        picked: Picked
+        if routing.kind == "pool":
+            picked = world.pick(routing.chain, routing.queue, to_ms(now))
+        elif routing.kind in ("owner", "account_owner") and routing.owner:
+            world.count(routing.owner, routing.owner_day or self._utc_day(now))
+            picked = (routing.owner, None, None)
+        else:
+            picked = (None, None, routing.queue)
+        world.settle((facts.owner, facts.pool, facts.queue), picked)
+        return picked
+
+    def _utc_day(self, now: dt.datetime) -> str:
+        """``utc_day(now)``, computed once a day (leads come in arrival order)."""
+        ts = now.timestamp()
+        lo, hi, day = self._day
+        if not lo <= ts < hi:
+            day = utc_day(now)
+            lo = dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC).timestamp()
+            self._day = (lo, lo + 86_400, day)
+        return day
+
+    def _as_committed(self, inp: DecisionInput, facts: PickFacts,
+                      ruleset: Ruleset | None) -> None:
+        """A lead not replayed (filtered out, version not given) still happened: the world
+        takes its facts and its original assignment in."""
+        now = inp.snapshot.now
+        day = utc_day(now)
+        rules = ruleset or self.single or next(iter(self.by_version.values()), None)
+        reps = rules.reps if rules is not None else {}
+        self.world.observe(facts, day, {m.rep: local_day(reps.get(m.rep), now)
+                                        for p in facts.pools for m in p.members})
+        if facts.owner:
+            self.world.count(facts.owner, local_day(reps.get(facts.owner), now))
+        if facts.pool:
+            key = (facts.pool, day)
+            self.world.pool_day[key] = self.world.pool_day.get(key, 0) + 1
+
+
+def _before(inp: DecisionInput, facts: PickFacts) -> Outcome:
+    c = inp.committed
+    return Outcome(status=c.status, score=c.score, grade=c.grade, territory=c.territory,
+                   segment=c.segment, pool=facts.pool, owner=facts.owner, queue=facts.queue,
+                   sla_policy=c.sla_policy, route_rule=c.route_rule, matched=c.matched)
+
+
+def _after(plan: DecisionPlan, picked: Picked) -> Outcome:
+    ev = plan.evaluation
+    owner, pool, queue = picked
+    return Outcome(status=ev.status, score=ev.score.total, grade=ev.score.grade,
+                   territory=ev.territory, segment=ev.segment, pool=pool, owner=owner,
+                   queue=queue, sla_policy=ev.sla_policy, route_rule=ev.route.rule,
+                   matched=ev.matched)
+
+
+def _explanation(raw: bytes) -> tuple[Step, ...]:
+    try:
+        return decode_record(raw).explanation
+    except msgspec.DecodeError:
+        return ()
