@@ -8,9 +8,9 @@ cost throughput): ``REV`` (a commit, tag or branch) is checked out into a git wo
 worker each on CPU 0, the same virtualenv, the same embedded Valkey on CPU 1, each in its own
 database). Each round runs wrk against both in alternating order (this VM's speed drifts by
 +-20% over minutes; the two halves of a round see the same machine) and prints leads/s and the
-server's CPU per lead; at the end the ratio this/REV per round and its median. Only the
-``router`` package comes from REV's tree; the SDK, the plugins and the dependencies are this
-checkout's.
+server's CPU per lead; at the end the ratio this/REV per round and its median. The ``router``
+package and the shipped ``rules/`` come from REV's tree; the SDK, the plugins and the
+dependencies are this checkout's.
 """
 
 from __future__ import annotations
@@ -71,6 +71,9 @@ def main() -> None:
     with pinned_valkey("lr-revision-ab-") as (url, _):
         base = url.rsplit("=", 1)[0] + "=" if "?db=" in url else url.rsplit("/", 1)[0] + "/"
         envs = {name: service_env(f"{base}{db}") for db, name in enumerate(names, start=1)}
+        # Each side serves its own tree's shipped rules: a revision from before a rule-file
+        # feature refuses the newer files (and that is no comparison of the same service).
+        envs[args.rev]["LEADROUTER_RULES_DIR"] = str(tree / "rules")
         trees = {"this": (ROOT, APP), args.rev: (tree, app)}
         with services(envs, warm_connections=args.connections, trees=trees) as servers:
             print(f"this checkout vs {args.rev} ({tree.name}); wrk -c{args.connections}, "
