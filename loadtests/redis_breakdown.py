@@ -19,20 +19,22 @@ from typing import Any
 
 import redis
 
+from router.state.keys import Keys
+
 FAMILIES: list[tuple[str, re.Pattern[str]]] = [(name, re.compile(rx)) for name, rx in [
-    ("lead hash `{lead:ID}`", r"^\{lead:[^}]*\}$"),
-    ("lead history `{lead:ID}:history`", r"^\{lead:[^}]*\}:history$"),
-    ("idempotency `{idem:*}`", r"^\{idem:"),
-    ("person index `{person:*}`", r"^\{person:"),
-    ("engagement alias `{eng:alias:*}`", r"^\{eng:alias:"),
-    ("engagement seen ids `{eng:P}:seen`", r"^\{eng:[^}]*\}:seen$"),
-    ("engagement person `{eng:P}`", r"^\{eng:[^}]*\}$"),
-    ("outbox stream `{outbox}`", r"^\{outbox\}$"),
-    ("outbox dead letters", r"^\{outbox\}:dead$"),
-    ("SLA facts stream `{sla}:facts`", r"^\{sla\}:facts$"),
-    ("SLA schedule `{sla}:due`", r"^\{sla\}:due$"),
-    ("queues `{queue:*}`", r"^\{queue:"),
-    ("reps and pools", r"^\{(rep|pool):"),
+    ("lead hash `lead:ID`", r"^lead:[^:]*$"),
+    ("lead history `lead:ID:history`", r"^lead:[^:]*:history$"),
+    ("idempotency `idem:*`", r"^idem:"),
+    ("person index `person:*`", r"^person:"),
+    ("engagement alias `eng:alias:*`", r"^eng:alias:"),
+    ("engagement seen ids `eng:P:seen`", r"^eng:.*:seen$"),
+    ("engagement person `eng:P`", r"^eng:"),
+    ("outbox stream `outbox`", r"^outbox$"),
+    ("outbox dead letters", r"^outbox:dead$"),
+    ("SLA facts stream `sla:facts`", r"^sla:facts$"),
+    ("SLA schedule `sla:due`", r"^sla:due$"),
+    ("queues `queue:*`", r"^queue:"),
+    ("reps and pools", r"^(rep|pool):"),
 ]]
 
 
@@ -77,7 +79,7 @@ def _report(client: redis.Redis, prefix: str, batch: int) -> str:
         for i, k in enumerate(keys):
             if replies[2 * i + 1] == -2:  # expired since SCAN listed it
                 continue
-            name = family(k.decode(errors="replace").removeprefix(prefix))
+            name = family(k.decode(errors="replace").removeprefix(Keys(prefix).base))
             s = stats.setdefault(name, {"keys": 0, "bytes": 0, "ttls": [], "names": []})
             s["keys"] += 1
             s["bytes"] += int(replies[2 * i] or 0)
@@ -126,7 +128,7 @@ def _span_s(client: redis.Redis, key: bytes) -> float:
 
 def _outbox_types(client: redis.Redis, prefix: str, count: int = 2000) -> str:
     """Field bytes of the newest outbox entries, by event type."""
-    raw: Any = client.xrevrange(f"{prefix}{{outbox}}", count=count)
+    raw: Any = client.xrevrange(Keys(prefix).outbox, count=count)
     by_type: dict[str, list[int]] = {}
     decision: list[int] = []
     for _, fields in raw:

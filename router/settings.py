@@ -51,6 +51,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # it), at most redis_wait_timeout_ms; on a timeout the lead is stored but answered 503.
     redis_wait_replicas: Annotated[int, msgspec.Meta(ge=0, le=16)] = 0
     redis_wait_timeout_ms: Annotated[int, msgspec.Meta(ge=1, le=60_000)] = 500
+    # Redis/Valkey Cluster: the URL's host(s) are seed nodes (same as redis+cluster://).
+    redis_cluster: bool = False
     data_dir: str = ".leadrouter"
     # The embedded valkey-server listens on <data_dir>/valkey.sock only; a port here opens TCP
     # on 127.0.0.1 too, for tools that cannot use a Unix socket (0: a free port, logged).
@@ -164,7 +166,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
                     raise SettingsError(f"{ENV_PREFIX}{name.upper()}={raw[name]!r} is not a "
                                         "duration — use seconds or e.g. 30d, 24h, 90m") from None
         try:
-            return msgspec.convert(raw, cls, strict=False)
+            settings = msgspec.convert(raw, cls, strict=False)
         except msgspec.ValidationError as exc:
             field = str(exc).rsplit("$.", 1)[-1].rstrip("`") if "$." in str(exc) else ""
             var = f"{ENV_PREFIX}{field.upper()}" if field else "a setting"
@@ -174,6 +176,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
                                     f"{', '.join(choices)} — fix the value (see "
                                     "docs/operations.md)") from None
             raise SettingsError(f"{var}: {exc} — fix the value (see docs/operations.md)") from None
+        scheme, sep, rest = (settings.redis_url or "").partition("://")
+        if settings.redis_cluster and sep and scheme in ("redis", "rediss", "valkey", "valkeys"):
+            # LEADROUTER_REDIS_CLUSTER=true: the same URL as a cluster seed list
+            settings = msgspec.structs.replace(settings, redis_url=f"{scheme}+cluster://{rest}")
+        return settings
 
     def to_env(self) -> dict[str, str]:
         """The settings as environment variables, for worker processes."""

@@ -159,8 +159,8 @@ def api(start_service: Callable[..., Any]) -> Iterator[Any]:
 def outbox_sink(redis_client: redis.Redis) -> str:
     """A sink's consumer group on the outbox, as a plugin with ``on_event`` creates at its
     first start: until one exists, lead events are not written at all (XADD NOMKSTREAM)."""
-    redis_client.xgroup_create("lr:{outbox}", "sink:test", id="$", mkstream=True)
-    return "lr:{outbox}"
+    redis_client.xgroup_create("lr:{lr}:outbox", "sink:test", id="$", mkstream=True)
+    return "lr:{lr}:outbox"
 
 
 @pytest.fixture

@@ -121,3 +121,13 @@ def test_settings_take_durations_and_refuse_nonsense() -> None:
         Settings.from_env({"LEADROUTER_OUTBOX_MAXLEN": "10"})
     assert Settings(engagement_retention=3600).to_env()["LEADROUTER_ENGAGEMENT_RETENTION"] == \
         "3600"  # what `serve` hands its workers
+
+
+def test_redis_cluster_turns_the_url_into_a_cluster_seed_list() -> None:
+    on = {f"{ENV_PREFIX}REDIS_CLUSTER": "true"}
+    got = Settings.from_env({**on, f"{ENV_PREFIX}REDIS_URL": "rediss://u:p@n1:7000,n2:7001"})
+    assert got.redis_url == "rediss+cluster://u:p@n1:7000,n2:7001"
+    assert Settings.from_env(got.to_env()).redis_url == got.redis_url  # workers: unchanged
+    assert Settings.from_env({**on, f"{ENV_PREFIX}REDIS_URL": "redis+sentinel://s/m"}
+                             ).redis_url == "redis+sentinel://s/m"  # other modes as they are
+    assert Settings.from_env({f"{ENV_PREFIX}REDIS_URL": "redis://n1"}).redis_url == "redis://n1"

@@ -294,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_serve(sub)
     _add_rules(sub)
+    from router.app.cli_migrate import add_migrate_keys
+    add_migrate_keys(sub, serve_flag=_serve_flag)
     plugins = sub.add_parser("plugins", help="show the plugins the service would load")
     psub = plugins.add_subparsers(dest="plugins_command", required=True)
     plist = psub.add_parser("list", help="each plugin's name, version, hooks and status")

@@ -103,10 +103,13 @@ def _check_redis(settings: Any) -> str | None:
     does not stop start-up: the service answers 503 until it is back."""
     import asyncio
 
+    from router.state.keys import hash_tag
     from router.state.wire import SetupError, Wire, tls_options
 
     async def probe() -> None:
-        wire = Wire(settings.redis_url, tls=tls_options(settings), connect_timeout=3.0)
+        # The deployment's own tag: on a cluster, the probe asks the node the service will use.
+        wire = Wire(settings.redis_url, tls=tls_options(settings), connect_timeout=3.0,
+                    hash_tag=hash_tag(settings.key_prefix))
         try:
             await wire.call("PING")
         finally:

@@ -159,7 +159,8 @@ REDIS_ROUND_TRIPS = FastCounter(
 REDIS_FAILOVERS = FastCounter(
     "leadrouter_redis_failovers_total",
     "Times the connection moved to another primary: the sentinels named a new address, or the "
-    "server answered READONLY/LOADING/MASTERDOWN and was reconnected.")
+    "server answered READONLY/LOADING/MASTERDOWN and was reconnected; in cluster mode, the "
+    "slot map named a new primary.")
 REDIS_RECONNECTS = FastCounter(
     "leadrouter_redis_reconnects_total",
     "Connections to Redis made again after one was lost or refused (outages, failovers).")
@@ -167,6 +168,10 @@ REDIS_WAIT_TIMEOUTS = FastCounter(
     "leadrouter_redis_wait_timeouts_total",
     "Commits answered 503 because fewer replicas than LEADROUTER_REDIS_WAIT_REPLICAS "
     "confirmed them within LEADROUTER_REDIS_WAIT_TIMEOUT_MS (the lead is stored).")
+REDIS_REDIRECTIONS = FastCounter(
+    "leadrouter_redis_redirections_total",
+    "MOVED or ASK replies followed in cluster mode (the deployment's slot moved: failover or "
+    "resharding).")
 
 # -- rules -----------------------------------------------------------------------------------
 
@@ -288,7 +293,8 @@ ROUND_TRIP_SOURCE = RoundTripSource(REDIS_ROUND_TRIPS)
 # The connection's own counters (router/state/wire.py), attached to ``store.wire``.
 WIRE_SOURCES = (RoundTripSource(REDIS_FAILOVERS, "failovers"),
                 RoundTripSource(REDIS_RECONNECTS, "reconnects"),
-                RoundTripSource(REDIS_WAIT_TIMEOUTS, "wait_timeouts"))
+                RoundTripSource(REDIS_WAIT_TIMEOUTS, "wait_timeouts"),
+                RoundTripSource(REDIS_REDIRECTIONS, "redirections"))
 
 
 def attach_store(store: Any) -> None:

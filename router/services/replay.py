@@ -2,7 +2,7 @@
 
 For each committed lead the commit kept what its decision was made from
 (router/services/decision_input.py) and what its pool pick read (router/state/inputs.py).
-:meth:`ReplayService.run` reads a window of them in arrival order (``{leads}:arrivals``, pages
+:meth:`ReplayService.run` reads a window of them in arrival order (``leads:arrivals``, pages
 of ``batch`` leads, one pipelined read of the lead hashes per page, a yield to the event loop
 between pages; nothing is written), calls :func:`~router.services.decide.decide` on each
 stored input and snapshot with the given rules, then simulates the pool pick

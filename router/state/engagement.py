@@ -1,13 +1,13 @@
 """Engagement state: events per person, aliases, and the re-qualification of existing leads.
 
-Key layout (all under the store's prefix; every key of one person shares the hash tag, so the
-event script touches one cluster slot)::
+Key layout (all under the store's ``Keys.base``, ``lr:{lr}:``: like every key of the
+deployment, in its one cluster slot)::
 
-    {eng:PERSON}             hash    lead, dom, seq, nt, traits, traits_at, recent, ids,
+    eng:PERSON               hash    lead, dom, seq, nt, traits, traits_at, recent, ids,
                                      e:<type> = [n, rem, rem_at, t1..tk]   TTL R after the
                                                                             last event
-    {eng:PERSON}:seen        zset    messageIds → received ms, newest 500   TTL min(2 d, R)
-    {eng:alias:KIND:HASH}    str     PERSON an anonymous / user id stands for     TTL R
+    eng:PERSON:seen          zset    messageIds → received ms, newest 500   TTL min(2 d, R)
+    eng:alias:KIND:HASH      str     PERSON an anonymous / user id stands for     TTL R
 
 ``R`` is the engagement retention (``LEADROUTER_ENGAGEMENT_RETENTION``, 400 days by default,
 :meth:`EngagementLimits.retained`); event times older than ``min(365 d, R)`` are folded when

@@ -1,6 +1,6 @@
 """Right to erasure: remove every record of a person's leads, keep only the fact of it.
 
-The commit script adds each lead to ``{person:<sha256 of the email>}`` (a set of lead ids with
+The commit script adds each lead to ``person:<sha256 of the email>`` (a set of lead ids with
 the leads' retention), so a person's leads are found without scanning. Erasing a lead removes
 its decision (with the input it was made from), history, idempotency record of its external
 id, its places in queues, open sets, the SLA schedule and the arrival index (replays), and

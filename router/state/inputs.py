@@ -1,6 +1,6 @@
 """Reading back what committed decisions were made from, for the replay (nothing written).
 
-The commit script (lua/commit.lua) adds every lead to ``{leads}:arrivals`` (zset, lead id by
+The commit script (lua/commit.lua) adds every lead to ``leads:arrivals`` (zset, lead id by
 created ms; pruned by score on one commit in 16, TTL retention; erasure removes the lead) and
 stores in the lead hash ``input`` (the caller's msgpack: router/services/decision_input.py)
 and ``pick``: the owner, pool and queue as committed, then what the pool pick read
@@ -12,7 +12,7 @@ fields; least_loaded's open counts ``o``, rep, count.
 SCAN); :func:`read_stored` reads a page's lead hashes in one pipelined round trip.
 :func:`backfill_arrivals` indexes leads committed before the index existed (one SCAN), so a
 replay sees and counts them (they have no input: skipped); :func:`complete_backfill` runs it
-once per deployment (marker ``{leads}:arrivals:backfill``, resumable from its SCAN cursor):
+once per deployment (marker ``leads:arrivals:backfill``, resumable from its SCAN cursor):
 the service at start-up in the background, the replay CLI/API before reading if it never
 finished (router/services/replay.py).
 """
@@ -165,7 +165,6 @@ async def backfill_arrivals(store: Store, *, count: int = 1000, cursor: bytes = 
     (a stopped run resumes there: :func:`complete_backfill`), the ``lease`` key (when given)
     renewed, and ``pause`` seconds slept. Returns how many leads were added."""
     k = store.keys
-    prefix = len(k.lead("")) - 1
     added = 0
     while True:
         with translate_errors("arrival backfill"):
@@ -176,7 +175,7 @@ async def backfill_arrivals(store: Store, *, count: int = 1000, cursor: bytes = 
         cursor, keys = reply
         entries: list[str | int] = []
         for key in keys:
-            lead_id = key.decode()[prefix:-1]
+            lead_id = k.lead_id(key) or ""
             if lead_id.startswith("ld_"):
                 try:
                     entries += [int(lead_id[3:15], 16), lead_id]
@@ -221,7 +220,7 @@ async def backfill_finished(store: Store) -> bool:
 async def complete_backfill(store: Store, *, count: int = 1000, pause: float = 0.0,
                             exclusive: bool = False) -> int | None:
     """:func:`backfill_arrivals` once per deployment: nothing when the marker
-    (``{leads}:arrivals:backfill`` ``done``) says it ran to the end; else from the cursor where
+    (``leads:arrivals:backfill`` ``done``) says it ran to the end; else from the cursor where
     an earlier run stopped, then the marker is set. ``exclusive`` (the service's start-up
     run): only if no other process holds the lease key (``SET NX``, renewed each step), so
     several workers starting together scan once. Returns the leads added, or None when it did

@@ -1,6 +1,6 @@
 """Reading the outbox stream for plugin sinks: consumer groups, acks, retries, dead letters.
 
-The commit and transition scripts ``XADD`` one entry per lead event to ``{outbox}`` (bounded by
+The commit and transition scripts ``XADD`` one entry per lead event to ``outbox`` (bounded by
 ``MAXLEN ~``). Each sink (a plugin implementing ``on_event``) reads it through **its own
 consumer group** ``sink:<plugin>``, so sinks acknowledge independently and a slow or broken one
 never holds the others back. Delivery is at least once:
@@ -15,7 +15,7 @@ never holds the others back. Delivery is at least once:
   over atomically, so of several workers exactly one retries it, and an entry whose consumer
   died (its process was killed) is picked up by another process or by the next start.
 * after ``max_attempts`` deliveries, or at once when the sink refused it for good
-  (``PermanentDeliveryError``), an entry is copied to the dead-letter stream ``{outbox}:dead``
+  (``PermanentDeliveryError``), an entry is copied to the dead-letter stream ``outbox:dead``
   (bounded) with the sink, the attempts, the last error (the sink's reason) and ``permanent``
   (``1`` when refused, ``0`` when out of attempts), and acked, in one ``MULTI``.
 

@@ -14,7 +14,7 @@ __all__ = ["bump_rules_generation", "rules_generation"]
 
 
 def _key(store: Store) -> str:
-    return f"{store.keys.prefix}{{rules}}:generation"
+    return store.keys.rules_generation
 
 
 async def rules_generation(store: Store) -> int:

@@ -6,12 +6,12 @@ decision was made from (router/state/inputs.py), so replaying the shadow period'
 the shadow rules gives exactly where each lead would have gone. What is kept, per shadow
 rules version:
 
-- ``{shadow}:rules:<version>``: its rule files (msgpack ``{file name: YAML text}``), written once
+- ``shadow:rules:<version>``: its rule files (msgpack ``{file name: YAML text}``), written once
   per version, expiring with the decisions it explains (the decision retention, refreshed
   whenever a worker loads that version again);
-- ``{shadow}:start`` (zset, version by ms): when a worker first loaded it (``ZADD LT``: the
+- ``shadow:start`` (zset, version by ms): when a worker first loaded it (``ZADD LT``: the
   earliest of all workers);
-- ``{shadow}:last`` (zset, version by ms): the arrival time of the latest live lead a worker
+- ``shadow:last`` (zset, version by ms): the arrival time of the latest live lead a worker
   evaluated against it (``ZADD GT``: the latest of all workers).
 
 Single commands that only move a bound one way: several workers write them without a race.
@@ -43,7 +43,7 @@ class ShadowPeriod(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _key(store: Store, name: str) -> str:
-    return f"{store.keys.prefix}{{shadow}}:{name}"
+    return store.keys.shadow(name)
 
 
 async def record_shadow_rules(store: Store, version: str, files: dict[str, str], *,

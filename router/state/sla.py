@@ -6,11 +6,11 @@ never race. What to do is decided in Python (``router/services/sla.py``, from th
 handed to the scripts as a :class:`Move`; the scripts check that the lead is still where the
 decision assumed and apply it atomically with its history, outbox event and SLA facts.
 
-Exactly once: :meth:`SlaState.claim_due` moves each due schedule entry (``{sla}:due``) to a fence
+Exactly once: :meth:`SlaState.claim_due` moves each due schedule entry (``sla:due``) to a fence
 score (now + lease) in one script; :meth:`SlaState.escalate` acts only while the entry still holds
 that fence and removes or replaces it in the same script. See ``lua/claim_due.lua``.
 
-The report reads ``{sla}:facts``, a stream bounded by MAXLEN (and a TTL of the decision
+The report reads ``sla:facts``, a stream bounded by MAXLEN (and a TTL of the decision
 retention) whose entry ids are the facts' times in ms, so a time range is one ``XRANGE``.
 """
 

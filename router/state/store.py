@@ -29,7 +29,7 @@ from router.state.codec import LuaPlan, stored_lead, text
 from router.state.directory import Directory
 from router.state.errors import StateError, check_reply, confirm_replicas, translate_errors
 from router.state.guesses import Guesses
-from router.state.keys import Keys
+from router.state.keys import Keys, hash_tag
 from router.state.models import (
     AssignResult,
     Claim,
@@ -123,8 +123,8 @@ class Store(Directory):
         scripts, or this raises :class:`StateUnavailable` / :class:`StateError`; without it
         the connection is made on first use (a service may start before its Redis).
         ``timeout`` bounds every call. ``options``: see ``__init__``."""
-        store = cls(Wire(url, timeout=timeout, connect_timeout=connect_timeout, tls=tls),
-                    prefix=prefix, **options)
+        store = cls(Wire(url, timeout=timeout, connect_timeout=connect_timeout, tls=tls,
+                         hash_tag=hash_tag(prefix)), prefix=prefix, **options)
         if verify:
             try:
                 await store.load_scripts()

@@ -13,25 +13,25 @@ then appends a waiter to a FIFO; the pieces queued during one event-loop iterati
 hiredis and hands each reply to the oldest waiter. Many tasks share the connection, and Redis
 sees one pipelined stream, which is also the cheapest for the server.
 
-Failure handling: a waiter whose caller was cancelled still consumes its reply (the FIFO stays
-aligned) and drops it. A call that times out means the server stopped answering: the connection
-is aborted, every pending waiter fails with ``ConnectionError``, and the next call reconnects.
+Failure handling: a cancelled caller's waiter still consumes its reply (the FIFO stays aligned).
+A call that times out means the server stopped answering: the connection is aborted, every
+pending waiter fails with ``ConnectionError``, and the next call reconnects.
 Never send blocking commands (BLPOP, XREAD BLOCK, ...) here: they would stall every other
 caller; background loops that need them open their own :class:`Wire`. The one exception is
 ``WAIT`` (:meth:`Wire.wait_replicas`, LEADROUTER_REDIS_WAIT_REPLICAS): it must run on the
 connection that wrote, bounded by its own timeout, and callers of one flush share one WAIT.
 
 Connection modes (docs/operations.md, "Redis high availability"): ``redis://``/``unix://``;
-``rediss://`` over asyncio's TLS (``_tls.py``: CA, client certificate, server name); ACL users
-(``AUTH user password``); ``redis+sentinel://`` (``_sentinel.py``: the primary's address is
-asked of the sentinels in turn on every (re)connect, and checked with ``ROLE``). A
-``READONLY``/``LOADING``/``MASTERDOWN`` reply means the server is no longer (or not yet) the
-primary: the connection is dropped so the next call reconnects — to whatever the URL or the
-sentinels name then. Failed reconnects back off (50 ms doubling to 1 s); meanwhile calls fail at
-once with ``ConnectionError`` (the store's "Redis unavailable": 503 + Retry-After), instead of
-queueing behind connection attempts. Why the project keeps its own connection for all of this
-rather than redis-py's Sentinel/TLS support: the client CPU per round trip above; the modes
-only change how a connection is made, never the per-call path.
+``rediss://`` (``_tls.py``); ACL users (``AUTH user password``); ``redis+sentinel://``
+(``_sentinel.py``: the primary asked of the sentinels on every (re)connect, checked with
+``ROLE``); ``redis+cluster://`` (``_cluster.py``: the primary of the deployment's one slot, from
+``CLUSTER SLOTS``; ``MOVED`` re-discovers and retries a command once, ``ASK`` sends it once with
+``ASKING`` to the named node). A ``READONLY``/``LOADING``/``MASTERDOWN``/``MOVED``/``CLUSTERDOWN``
+reply drops the connection so the next call reconnects — to whatever the URL, sentinels or
+slot map name then. Failed reconnects back off (50 ms doubling to 1 s); meanwhile calls fail at
+once with ``ConnectionError`` (the store's "Redis unavailable": 503 + Retry-After). Why not
+redis-py's Sentinel/Cluster/TLS support: the client CPU per round trip above; the modes only
+change how a connection is made, not the per-call path (cluster: one test per batch).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from typing import Any, cast
 
 import hiredis
 
+import router.state._cluster as _cluster  # noqa: PLR0402 (not via the package: no cycle)
 from router.state._sentinel import SCHEMES as SENTINEL_SCHEMES
 from router.state._sentinel import SentinelTarget, ask_sentinels, parse_sentinel_url
 from router.state._tls import TlsOptions, make_context, tls_options
@@ -72,7 +73,7 @@ class SetupError(ConnectionError):
 
 
 # Replies after which this connection no longer talks to the primary: reconnect.
-_DEMOTED = ("READONLY", "LOADING", "MASTERDOWN")
+_DEMOTED = ("READONLY", "LOADING", "MASTERDOWN", "MOVED", "CLUSTERDOWN")
 _BACKOFF_FIRST, _BACKOFF_MAX = 0.05, 1.0
 
 
@@ -165,8 +166,8 @@ class _Protocol(asyncio.Protocol):
         if self.demoted and not self.lost:
             # Later replies on this connection would be the same refusals: fail them now, and
             # let the next call reconnect to the primary.
-            self.abort(ConnectionError("Redis is no longer the primary (READONLY, LOADING or "
-                                       "MASTERDOWN); reconnecting"))
+            self.abort(ConnectionError("Redis is no longer the primary (READONLY, LOADING, "
+                                       "MASTERDOWN, MOVED or CLUSTERDOWN); reconnecting"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -193,22 +194,27 @@ class Wire:
 
     ``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` for TLS (``tls``: CA, client
     certificate, server name), ``unix:///path/to.sock?db=N``,
-    ``redis+sentinel://[[user]:password@]h1[:port],h2,.../master_name[/db]``. Errors:
+    ``redis+sentinel://[[user]:password@]h1[:port],h2,.../master_name[/db]``,
+    ``redis+cluster://[[user]:password@]h1[:port],h2,...`` (the primary of the slot of
+    ``hash_tag``, keys.py: every key of the deployment is there). Errors:
     ``ConnectionError``/``TimeoutError`` (builtins, both OSError) when the server cannot be
     reached or answered too late (:class:`SetupError` when it refuses this client); error
     replies come back as :class:`ReplyError` values inside the reply list of :meth:`batch` and
     are raised by :meth:`call`. Counters for metrics: ``reconnects`` (connections made after
     the first), ``failovers`` (a new primary address, or a server that stopped being primary),
-    ``wait_timeouts`` (WAIT answered fewer replicas than asked).
+    ``wait_timeouts`` (WAIT answered fewer replicas than asked), ``redirections`` (MOVED or
+    ASK replies followed, cluster mode).
     """
 
     def __init__(self, url: str, *, timeout: float = 2.0, connect_timeout: float = 1.0,
-                 tls: TlsOptions | None = None) -> None:
+                 tls: TlsOptions | None = None, hash_tag: str = "lr") -> None:
         self.url = url
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.tls = tls or TlsOptions()
         self.sentinel: SentinelTarget | None = None
+        self.cluster: _cluster.ClusterTarget | None = None
+        self.slot = _cluster.key_slot(hash_tag)
         self._parse(url)
         self._proto: _Protocol | None = None
         self._lock = asyncio.Lock()
@@ -216,7 +222,7 @@ class Wire:
         self._backoff = 0.0
         self._retry_at = 0.0
         self._last_error: OSError | None = None
-        self.reconnects = self.failovers = self.wait_timeouts = 0
+        self.reconnects = self.failovers = self.wait_timeouts = self.redirections = 0
 
     def _parse(self, url: str) -> None:
         scheme = url.partition("://")[0]
@@ -226,11 +232,17 @@ class Wire:
             self.db, self.username, self.password = target.db, target.username, target.password
             self.ssl = make_context(self.tls) if target.tls else None
             return
+        if scheme in _cluster.SCHEMES:
+            self.cluster = cluster = _cluster.parse_cluster_url(url)
+            self.unix_path, self.host, self.port, self.db = None, "", 0, 0
+            self.username, self.password = cluster.username, cluster.password
+            self.ssl = make_context(self.tls) if cluster.tls else None
+            return
         u = urllib.parse.urlsplit(url)
         query = urllib.parse.parse_qs(u.query)
         if u.scheme not in ("redis", "rediss", "unix", "valkey", "valkeys"):
             raise ValueError(f"unsupported Redis URL scheme in {url!r} (redis://, rediss://, "
-                             "unix://, redis+sentinel://)")
+                             "unix://, redis+sentinel://, redis+cluster://)")
         self.unix_path = u.path if u.scheme == "unix" else None
         self.host = u.hostname or "127.0.0.1"
         self.port = u.port or 6379
@@ -259,19 +271,18 @@ class Wire:
     async def _connect(self) -> _Protocol:
         make = functools.partial(_Protocol, self.timeout)
         host, port = self.host, self.port
-        if self.sentinel is not None:  # each sentinel gets the connect timeout of its own
-            host, port = await ask_sentinels(self.sentinel, timeout=self.connect_timeout,
-                                             context=self.ssl)
+        if self.sentinel is not None or self.cluster is not None:  # a timeout per node asked
+            host, port = await (
+                ask_sentinels(self.sentinel, timeout=self.connect_timeout, context=self.ssl)
+                if self.sentinel is not None else _cluster.ask_cluster(
+                    cast(_cluster.ClusterTarget, self.cluster), self.slot,
+                    timeout=self.connect_timeout, context=self.ssl))
             if self._address is not None and (host, port) != self._address:
                 self.failovers += 1
             self._address = (host, port)
         async with asyncio.timeout(self.connect_timeout):
             proto = await self._open(make, host, port)
-        handshake: list[tuple[Arg, ...]] = []
-        if self.password is not None:
-            auth: tuple[Arg, ...] = ("AUTH", self.password)
-            handshake.append(auth if self.username is None else ("AUTH", self.username,
-                                                                 self.password))
+        handshake: list[tuple[Arg, ...]] = [*_cluster.auth_commands(self.username, self.password)]
         if self.db:
             handshake.append(("SELECT", self.db))
         if self.sentinel is not None:
@@ -312,7 +323,7 @@ class Wire:
                 raise
             if had or self._last_error is not None:
                 self.reconnects += 1
-            if demoted and self.sentinel is None:
+            if demoted and self.sentinel is None and self.cluster is None:
                 self.failovers += 1  # (with sentinels: counted when the address changes)
             self._backoff, self._last_error = 0.0, None
             return self._proto
@@ -334,12 +345,22 @@ class Wire:
         No commands, no write: nothing would ever answer an empty write."""
         if not commands:
             return []
-        return await self._send(await self._protocol(), commands)
+        replies = await self._send(await self._protocol(), commands)
+        if self.cluster is not None:
+            for reply in replies:
+                if isinstance(reply, ReplyError) and str(reply).startswith(("MOVED", "ASK")):
+                    # The connection is being dropped (MOVED) and the next call goes to the
+                    # slot's new primary; a batch (MULTI...EXEC above all) is not replayed.
+                    self.redirections += 1
+                    raise ConnectionError(f"the deployment's slot moved ({reply}); retry")
+        return replies
 
     async def call(self, *args: Arg) -> Any:
         """One command; raises its error reply as :class:`ReplyError`."""
         (reply,) = await self._send(await self._protocol(), (args,))
         if isinstance(reply, ReplyError):
+            if self.cluster is not None and str(reply).startswith(("MOVED", "ASK")):
+                return await self._redirected(reply, hiredis.pack_command(args))  # type: ignore[arg-type]
             raise reply
         return reply
 
@@ -347,8 +368,29 @@ class Wire:
         """One command already in RESP form (see :func:`bulk`); raises its error reply."""
         (reply,) = await self._send_packed(await self._protocol(), packed, 1)
         if isinstance(reply, ReplyError):
+            if self.cluster is not None and str(reply).startswith(("MOVED", "ASK")):
+                return await self._redirected(reply, packed)
             raise reply
         return reply
+
+    async def _redirected(self, reply: ReplyError, packed: bytes) -> Any:
+        """Follow one redirection of a single command: ``MOVED`` — the slot has a new owner
+        (failover, resharding): reconnect to it (re-discovered) and send again; ``ASK`` — the
+        slot is being migrated and this key is already there: ``ASKING`` + the command once
+        on a short-lived connection to that node. A second redirection is an error."""
+        self.redirections += 1
+        if str(reply).startswith("MOVED"):
+            (again,) = await self._send_packed(await self._protocol(), packed, 1)
+        else:
+            host, _, port = str(reply).split()[2].rpartition(":")
+            head = [*_cluster.auth_commands(self.username, self.password), ("ASKING",)]
+            async with asyncio.timeout(self.timeout):
+                *_, again = await _cluster.exchange(host, int(port), b"".join(
+                    hiredis.pack_command(c) for c in head) + packed,  # type: ignore[arg-type]
+                    len(head) + 1, self.ssl)
+        if isinstance(again, hiredis.ReplyError):
+            raise ReplyError(str(again))
+        return again
 
     async def wait_replicas(self, replicas: int, timeout_ms: int) -> int:
         """``WAIT replicas timeout_ms`` on this connection: how many replicas have every write

@@ -41,7 +41,7 @@ def test_a_new_key_is_shown_once_and_stored_only_hashed(api: httpx.Client,
     assert info == {k: v for k, v in created.items() if k != "key"}
 
     # Redis holds the SHA-256 of the key, never the key itself
-    stored = redis_client.hgetall("lr:{apikeys}")
+    stored = redis_client.hgetall("lr:{lr}:apikeys")
     assert list(stored) == [hashlib.sha256(key.encode()).hexdigest().encode()]
     assert all(key.encode() not in value for value in stored.values())
 
@@ -87,4 +87,4 @@ def test_key_management_refusals(api: httpx.Client, redis_client: redis.Redis) -
     assert_problem(api.post("/v1/admin/keys", headers={**AUTH, **JSON}, content=b"{"), 400)
     assert_problem(api.post("/v1/admin/keys/key_nope/rotate", headers=AUTH), 404)
     assert_problem(api.post("/v1/admin/keys/key_x/rotate?grace=-1", headers=AUTH), 400)
-    assert redis_client.hlen("lr:{apikeys}") == 0  # nothing refused was stored
+    assert redis_client.hlen("lr:{lr}:apikeys") == 0  # nothing refused was stored

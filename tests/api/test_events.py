@@ -431,8 +431,8 @@ def test_rise_routes_the_lead_and_starts_its_sla(api: httpx.Client, clock: Fixed
     assert requalified["detail"]["from"] == "nurture" and requalified["detail"]["to"] == "mql"
     assert requalified["detail"]["events"] == [
         {"event": "demo_requested", "at": iso(clock.now), "message_id": "d1"}]
-    assert redis_client.zscore("lr:{queue:nurture}", lead_id) is None
-    assert redis_client.zscore("lr:{rep:r1}:open", lead_id) is not None
+    assert redis_client.zscore("lr:{lr}:queue:nurture", lead_id) is None
+    assert redis_client.zscore("lr:{lr}:rep:r1:open", lead_id) is not None
     # Another event while r1 has it: the score moves, nobody else gets it.
     r = post(api, {"lead_id": lead_id, "event": "email_clicked"})
     assert r.json()["lead"]["outcome"] == "rescored"
@@ -505,14 +505,14 @@ def test_a_burst_crossing_the_threshold_routes_exactly_once(
         hist = history(api, lead_id)
     assert [h["event"] for h in hist].count("requalified") == 1
     facts: list[tuple[bytes, dict[bytes, bytes]]] = redis_client.xrange(  # type: ignore[assignment]
-        "lr:{sla}:facts")
+        "lr:{lr}:sla:facts")
     handoffs = [f for _, f in facts if f[b"t"] == b"handoff"]
     assert len(handoffs) == 1
     # one pick: the rotation moved once and exactly one rep has it open
     opened = [rep for rep in ("r1", "r2", "r3")
-              if redis_client.zscore(f"lr:{{rep:{rep}}}:open", lead_id) is not None]
+              if redis_client.zscore(f"lr:{{lr}}:rep:{rep}:open", lead_id) is not None]
     assert len(opened) == 1
-    assert int(redis_client.hget("lr:{pool:rr}", f"n:{opened[0]}") or 0) == 1
+    assert int(redis_client.hget("lr:{lr}:pool:rr", f"n:{opened[0]}") or 0) == 1
 
 
 def test_erasing_a_person_erases_their_engagement(api: httpx.Client) -> None:

@@ -114,7 +114,7 @@ def test_an_update_keeps_the_arrival_input_for_the_replay(updating: httpx.Client
     d1 = updating.post("/v1/leads", json=lead(external_id="crm-4")).json()
     assert updating.post("/v1/leads", json=lead(external_id="crm-4", title="CTO")) \
         .status_code == 200
-    raw = redis_client.hget(f"lr:{{lead:{d1['lead_id']}}}", "input")
+    raw = redis_client.hget(f"lr:{{lr}}:lead:{d1['lead_id']}", "input")
     assert raw, "the lead keeps what its arrival was decided from"
     arrival = decode_input(raw)
     assert arrival.lead.title == "VP Sales"  # the replay decides the lead as it arrived

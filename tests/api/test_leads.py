@@ -24,7 +24,7 @@ REPS_RR = {"r1", "r2", "r3"}
 
 def _lead_keys(client: redis.Redis) -> list[bytes]:
     """The stored lead hashes (not their history lists)."""
-    return [k for k in client.scan_iter(match="lr:{lead:*}") if not k.endswith(b":history")]
+    return [k for k in client.scan_iter(match="lr:{lr}:lead:*") if not k.endswith(b":history")]
 
 
 def _ts(value: str) -> dt.datetime:
@@ -437,7 +437,7 @@ async def test_concurrent_duplicates_route_exactly_once(start_service: Any, ared
         elif r.status_code == 409:
             assert r.headers["content-type"].startswith("application/problem+json")
             assert int(r.headers["retry-after"]) >= 1
-    leads = [k async for k in aredis.scan_iter(match="lr:{lead:*}")
+    leads = [k async for k in aredis.scan_iter(match="lr:{lr}:lead:*")
              if not k.endswith(b":history")]
     assert len(leads) == 1
     # a retry after the dust settled gets the stored decision

@@ -261,7 +261,7 @@ def test_accept_in_time_stale_owner_and_reject_over_http(serve: Callable[..., ht
     assert (fast["handed_off"], fast["accepted_in_time"], fast["breached"]) == (2, 1, 0)
     assert fast["recycled_by_reason"] == {"no_budget": 1}
     assert report["by_pool"]["rr"]["handed_off"] == 2
-    types = [f[b"type"] for _, f in stream(redis_client, "lr:{outbox}")]
+    types = [f[b"type"] for _, f in stream(redis_client, "lr:{lr}:outbox")]
     assert types.count(b"lead.accepted") == 1 and types.count(b"lead.recycled") == 1
 
 
@@ -298,7 +298,7 @@ def test_breach_reassigns_then_chain_ends_in_final_queue(serve: Callable[..., ht
     total = api.get("/v1/sla/report").json()["total"]
     assert (total["breached"], total["reassigned"]) == (2, 1)
     assert total["breach_actions"] == {"reassign": 1, "final:queue:managers": 1}
-    types = [f[b"type"] for _, f in stream(redis_client, "lr:{outbox}")]
+    types = [f[b"type"] for _, f in stream(redis_client, "lr:{lr}:outbox")]
     assert types == [b"lead.assigned", b"lead.breached", b"lead.reassigned", b"lead.breached",
                      b"lead.requeued"]
 
@@ -349,7 +349,7 @@ def test_two_processes_escalate_each_due_lead_exactly_once(
         time.sleep(1.0)  # nothing more may happen
         total = api.get("/v1/sla/report").json()["total"]
     assert (total["breached"], total["reassigned"]) == (2 * n, n)
-    facts = [f for _, f in stream(redis_client, "lr:{sla}:facts")]
+    facts = [f for _, f in stream(redis_client, "lr:{lr}:sla:facts")]
     breaches = collections.Counter(f[b"lead"].decode() for f in facts if f[b"t"] == b"breach")
     assert breaches == {i: 2 for i in ids}
     with httpx.Client(base_url=processes[1].url, timeout=10) as api:

@@ -122,13 +122,13 @@ def test_the_app_indexes_older_leads_for_replay_once_after_it_starts(
 
     old = [f"ld_{1_700_000_000_000 + n:012x}{n:024x}" for n in range(3)]
     for lead_id in old:
-        redis_client.hset(f"lr:{{lead:{lead_id}}}", mapping={"decision": "{}", "queue": "q"})
+        redis_client.hset(f"lr:{{lr}}:lead:{lead_id}", mapping={"decision": "{}", "queue": "q"})
     settings = Settings(redis_url=redis_url, rules_dir=str(RULES), reload_poll_seconds=0)
     with TestClient(create_app(settings, plugins=PluginHost())) as client:
         assert client.get("/livez").status_code == 200
         deadline = time.monotonic() + 20  # it waits a few seconds after start first
-        while redis_client.hget("lr:{leads}:arrivals:backfill", "done") is None:
+        while redis_client.hget("lr:{lr}:leads:arrivals:backfill", "done") is None:
             assert time.monotonic() < deadline, "the start-up backfill never finished"
             time.sleep(0.2)
-    assert redis_client.hget("lr:{leads}:arrivals:backfill", "done") == b"3"
-    assert [m.decode() for m in redis_client.zrange("lr:{leads}:arrivals", 0, -1)] == old
+    assert redis_client.hget("lr:{lr}:leads:arrivals:backfill", "done") == b"3"
+    assert [m.decode() for m in redis_client.zrange("lr:{lr}:leads:arrivals", 0, -1)] == old

@@ -111,7 +111,7 @@ async def _send_all(urls: tuple[str, str],
 
 
 def _lead_hashes(client: redis.Redis) -> int:
-    return sum(1 for k in client.scan_iter(match="lr:{lead:*}", count=1000)
+    return sum(1 for k in client.scan_iter(match="lr:{lr}:lead:*", count=1000)
                if not k.endswith(b":history"))
 
 
@@ -216,7 +216,7 @@ async def test_two_processes_route_500_concurrent_leads_exactly(pair: Pair) -> N
 
     with redis.Redis.from_url(pair.redis_url) as client:
         assert _lead_hashes(client) == len(leads)
-        for key in client.scan_iter(match="lr:{rep:c*}:day:*"):
+        for key in client.scan_iter(match="lr:{lr}:rep:c*:day:*"):
             assert int(client.get(key) or 0) <= CAP, key
 
     # retries after the fact return the stored decision, from either process

@@ -126,12 +126,12 @@ def test_unknown_rep_is_dead_lettered(redis_url: str, tmp_path: Path,
                 before = _counts(client, "hubspot-owner")
                 d = client.post("/v1/leads", json=lead(email="lead1@acme-corp.example")).json()
                 deadline = time.monotonic() + 15
-                while not redis_client.xlen("lr:{outbox}:dead") and time.monotonic() < deadline:
+                while not redis_client.xlen("lr:{lr}:outbox:dead") and time.monotonic() < deadline:
                     time.sleep(0.02)
                 counted = _delta(_counts(client, "hubspot-owner"), before)
         finally:
             server.stop()
-    ((_, dead),) = redis_client.xrange("lr:{outbox}:dead")
+    ((_, dead),) = redis_client.xrange("lr:{lr}:outbox:dead")
     assert dead[b"sink"] == b"sink:hubspot-owner" and dead[b"lead_id"] == d["lead_id"].encode()
     rep = d["assignment"]["owner"]
     assert f"rep '{rep}' has no hubspot owner id".encode() in dead[b"error"]

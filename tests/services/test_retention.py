@@ -44,9 +44,9 @@ def test_limits_of_a_retention() -> None:
 def _ttls(client: redis.Redis) -> dict[str, list[int]]:
     """PTTL of every engagement key, by kind (person, seen, alias)."""
     out: dict[str, list[int]] = {"person": [], "seen": [], "alias": []}
-    for key in client.scan_iter(match="*{eng:*"):
+    for key in client.scan_iter(match="lr:{lr}:eng:*"):
         name = key.decode()
-        kind = "seen" if name.endswith(":seen") else "alias" if "{eng:alias:" in name \
+        kind = "seen" if name.endswith(":seen") else "alias" if ":eng:alias:" in name \
             else "person"
         out[kind].append(int(client.pttl(key)))  # type: ignore[arg-type]
     return out

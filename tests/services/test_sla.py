@@ -207,16 +207,16 @@ async def test_reject_recycles_to_nurture_and_is_reported(world: World,
     assert after.history[-1].detail["reason"] == "no_budget"
     assert after.history[-1].detail["by"] == "r1"
     assert after.history[-1].detail["note"] == "next fiscal year"
-    assert redis_client.zscore("lr:{queue:marketing-nurture}", d.lead_id) is not None
-    assert redis_client.zscore("lr:{rep:r1}:open", d.lead_id) is None
-    assert redis_client.zscore("lr:{sla}:due", d.lead_id) is None
+    assert redis_client.zscore("lr:{lr}:queue:marketing-nurture", d.lead_id) is not None
+    assert redis_client.zscore("lr:{lr}:rep:r1:open", d.lead_id) is None
+    assert redis_client.zscore("lr:{lr}:sla:due", d.lead_id) is None
     world.clock.advance(hours=1)
     assert await world.breach_all() == 0
     with pytest.raises(Conflict):
         await world.sla.act(d.lead_id, "accept", rep="r1")
     total = (await report(world)).total
     assert total.recycled == 1 and total.recycled_by_reason == {"no_budget": 1}
-    types = [f[b"type"] for _, f in stream(redis_client, "lr:{outbox}")]
+    types = [f[b"type"] for _, f in stream(redis_client, "lr:{lr}:outbox")]
     assert types == [b"lead.assigned", b"lead.recycled"]
 
 
@@ -266,11 +266,11 @@ async def test_breach_reassigns_to_another_rep(world: World, redis_client: redis
     assert breach["owner"] == "r1" and breach["action"] == "reassign"
     assert after.history[-1].detail["from"] == "r1"
     # counts moved to the new owner; the old owner's open set no longer holds it
-    assert redis_client.zscore("lr:{rep:r1}:open", d.lead_id) is None
-    assert redis_client.zscore("lr:{rep:r2}:open", d.lead_id) is not None
-    types = [f[b"type"] for _, f in stream(redis_client, "lr:{outbox}")]
+    assert redis_client.zscore("lr:{lr}:rep:r1:open", d.lead_id) is None
+    assert redis_client.zscore("lr:{lr}:rep:r2:open", d.lead_id) is not None
+    types = [f[b"type"] for _, f in stream(redis_client, "lr:{lr}:outbox")]
     assert types == [b"lead.assigned", b"lead.breached", b"lead.reassigned"]
-    last = stream(redis_client, "lr:{outbox}")[-1][1]
+    last = stream(redis_client, "lr:{lr}:outbox")[-1][1]
     assert last[b"owner"] == b"r2" and json.loads(last[b"decision"])["status"]
     r = await report(world)
     assert (r.total.breached, r.total.reassigned) == (1, 1)
@@ -385,7 +385,7 @@ async def test_many_workers_escalate_each_due_lead_exactly_once(
         for s in stores:
             await s.close()
     assert sum(claimed) == 120 and all(claimed)  # every worker got some
-    facts = [f for _, f in stream(redis_client, "lr:{sla}:facts") if f[b"t"] == b"breach"]
+    facts = [f for _, f in stream(redis_client, "lr:{lr}:sla:facts") if f[b"t"] == b"breach"]
     per_lead = collections.Counter(f[b"lead"].decode() for f in facts)
     assert per_lead == {i: 1 for i in ids}
     for i in ids[:10]:
@@ -430,10 +430,10 @@ async def test_accept_racing_the_worker_wins_or_loses_cleanly(world: World) -> N
 
 async def test_expired_lead_leaves_the_schedule(world: World, redis_client: redis.Redis) -> None:
     d = await world.route()
-    redis_client.delete(f"lr:{{lead:{d.lead_id}}}")
+    redis_client.delete(f"lr:{{lr}}:lead:{d.lead_id}")
     world.clock.advance(minutes=10)
     assert await world.breach_all() == 1
-    assert redis_client.zcard("lr:{sla}:due") == 0
+    assert redis_client.zcard("lr:{lr}:sla:due") == 0
 
 
 # -- pure parts --------------------------------------------------------------------------------

@@ -28,8 +28,8 @@ async def test_put_get_all_delete(store: Store, redis_client: redis.Redis) -> No
     assert await keys.get("d1") == one
     assert await keys.all() == {"d1": one, "d2": two}
     # one hash under the prefix, JSON values without the defaults
-    assert sorted(redis_client.hkeys("lr:{apikeys}")) == [b"d1", b"d2"]
-    stored = json.loads(redis_client.hget("lr:{apikeys}", "d1"))
+    assert sorted(redis_client.hkeys("lr:{lr}:apikeys")) == [b"d1", b"d2"]
+    stored = json.loads(redis_client.hget("lr:{lr}:apikeys", "d1"))
     assert stored == {"id": "key_1", "source": "crm", "scopes": ["intake"], "name": "crm",
                       "created_at": 1_700_000_000_000, "prefix": "lrk_abcd"}
 

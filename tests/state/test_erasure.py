@@ -102,7 +102,7 @@ def test_erase_person_leaves_no_trace(start_service: Callable[..., Any], tmp_pat
         assert api.get(f"/v1/leads/{other.json()['lead_id']}").status_code == 200
         log = api.get("/v1/admin/erasures", headers=AUTH).json()
         assert log[0]["id"] == record["id"] and "privacy.example" not in str(log)
-        erased = [f for _, f in redis_client.xrange("lr:{outbox}")
+        erased = [f for _, f in redis_client.xrange("lr:{lr}:outbox")
                   if f[b"type"] == b"lead.erased"]
         assert {f[b"lead_id"].decode() for f in erased} == set(found)
         # the same person again: nothing left, still answered

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from router.state.guesses import Guesses
 
-ACCOUNT = ("HMGET", "lr:{account:a.com}", "owner")
+ACCOUNT = ("HMGET", "lr:{lr}:account:a.com", "owner")
 
 
 def test_a_guess_is_the_last_non_empty_reply_else_absent() -> None:
@@ -21,9 +21,9 @@ def test_a_guess_is_per_field_list() -> None:
     # A rules reload may read other fields of the same hash (engagement event types): the
     # reply remembered for the old list must not be handed out for the new one.
     g = Guesses()
-    g.remember([("HMGET", "lr:{person:p}", "seq", "e:demo")], [[b"3", b"x"]])
-    assert g.guess(("HMGET", "lr:{person:p}", "seq", "e:demo", "e:webinar")) == [None] * 3
-    assert g.guess(("HMGET", "lr:{person:p}", "seq", "e:demo")) == [b"3", b"x"]
+    g.remember([("HMGET", "lr:{lr}:person:p", "seq", "e:demo")], [[b"3", b"x"]])
+    assert g.guess(("HMGET", "lr:{lr}:person:p", "seq", "e:demo", "e:webinar")) == [None] * 3
+    assert g.guess(("HMGET", "lr:{lr}:person:p", "seq", "e:demo")) == [b"3", b"x"]
 
 
 def test_memory_is_bounded() -> None:

@@ -18,12 +18,11 @@ import re
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import redis
-from _ha import Server, replicas_acking, sentinel_primary, valkey_binary
+from _ha import GIVE_UP, Load, Server, replicas_acking, sentinel_primary, valkey_binary
 from _service import RawClient, ServiceProcess, lead, write_rules
 
 pytestmark = [pytest.mark.slow, pytest.mark.failover]
@@ -32,7 +31,6 @@ MASTER = "leadmaster"
 RATE = 200  # leads per second, bounded
 KILL_AFTER = 3.0  # seconds of load before the kill
 KEEP_AFTER_RECOVERY = 2.0
-GIVE_UP = 25.0  # "did not recover"
 
 
 def _topology(tmp_path: Path) -> tuple[Server, list[Server], list[Server]]:
@@ -59,45 +57,6 @@ def _topology(tmp_path: Path) -> tuple[Server, list[Server], list[Server]]:
             return primary, replicas, sentinels
         assert time.monotonic() < deadline, f"topology not ready: {online} {fields}"
         time.sleep(0.1)
-
-
-class Load:
-    """Leads at RATE/s, each with its own Idempotency-Key, retried (same key) until acknowledged."""
-
-    def __init__(self, client: RawClient) -> None:
-        self.client = client
-        self.acked: dict[str, set[str]] = {}  # key -> lead ids answered for it
-        self.statuses: dict[int, int] = {}
-        self.bad: list[str] = []
-        self.transport_errors = 0
-        self.killed_at: float | None = None
-        self.recovered_at: float | None = None
-
-    async def one(self, key: str, body: dict[str, Any]) -> None:
-        give_up = time.monotonic() + GIVE_UP
-        while time.monotonic() < give_up:
-            started = time.monotonic()
-            try:
-                response = await self.client.post("/v1/leads", json=body,
-                                                  headers={"Idempotency-Key": key})
-            except (OSError, asyncio.IncompleteReadError, RuntimeError):
-                self.transport_errors += 1
-                await asyncio.sleep(0.1)
-                continue
-            status = response.status_code
-            self.statuses[status] = self.statuses.get(status, 0) + 1
-            if status in (200, 201):
-                self.acked.setdefault(key, set()).add(response.json()["lead_id"])
-                if (status == 201 and self.killed_at is not None and self.recovered_at is None
-                        and started > self.killed_at):
-                    self.recovered_at = time.monotonic()
-                return
-            if status != 503:
-                self.bad.append(f"{status} {response.content[:300]!r}")
-                return
-            assert response.headers.get("retry-after"), response.headers
-            await asyncio.sleep(0.2)  # a sender's retry (sooner than Retry-After, to load it)
-        self.bad.append(f"{key}: not acknowledged within {GIVE_UP}s")
 
 
 async def _run(service: ServiceProcess, primary: Server, sentinels: list[Server],
@@ -177,9 +136,9 @@ def test_kill_9_of_the_primary_loses_no_acknowledged_lead(tmp_path: Path) -> Non
         new = sentinel_primary(sentinels[0], MASTER)
         assert new is not None and new[1] != primary.port
         now_primary = redis.Redis(host=new[0], port=new[1], socket_timeout=10)
-        stored = {k.decode()[len("lr:{lead:"):-1]
-                  for k in now_primary.scan_iter(match="lr:{lead:*", count=5000)
-                  if k.endswith(b"}")}
+        stored = {k.decode()[len("lr:{lr}:lead:"):]
+                  for k in now_primary.scan_iter(match="lr:{lr}:lead:*", count=5000)
+                  if not k.endswith(b":history")}
         assert acknowledged - stored == set(), "acknowledged leads lost"
         assert stored - acknowledged == set(), "leads stored that nobody was answered"
 

@@ -18,6 +18,8 @@ import redis
 from _ha import Server, make_pki, redis_server_binary
 from _service import AUTH, Clock, free_port, lead, leadrouter_command, write_rules
 
+from router.state.keys import Keys
+
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "tls-acl-test-password"
 ADMIN_PASSWORD = "admin-password"
@@ -72,6 +74,7 @@ def test_the_server_is_tls_only_and_the_acl_is_in_force(tls_server: tuple[Server
     assert user.ping()
     with pytest.raises(redis.exceptions.NoPermissionError):
         user.get("other:key")  # outside ~lr:*
+    assert user.set(Keys().lead("acl-probe"), "1", px=1000)  # the key layout is inside ~lr:*
     with pytest.raises(redis.exceptions.NoPermissionError):
         user.execute_command("FLUSHALL")  # not in the list
 

@@ -33,8 +33,8 @@ def primary_and_replica(tmp_path: Path) -> Iterator[tuple[Server, Server]]:
 
 
 def stored_leads(server: Server) -> set[str]:
-    return {k.decode() for k in server.client().scan_iter(match="lr:{lead:*", count=1000)
-            if k.endswith(b"}")}
+    return {k.decode() for k in server.client().scan_iter(match="lr:{lr}:lead:*", count=1000)
+            if not k.endswith(b":history")}
 
 
 def test_wait_timeout_is_a_503_and_the_retry_returns_the_stored_lead(
@@ -47,7 +47,7 @@ def test_wait_timeout_is_a_503_and_the_retry_returns_the_stored_lead(
         ok = client.post("/v1/leads", json=lead(), headers={"Idempotency-Key": "w-1"})
         assert ok.status_code == 201, ok.text
         # the replica has it: WAIT returned only once it confirmed
-        assert replica.client().exists(f"lr:{{lead:{ok.json()['lead_id']}}}")
+        assert replica.client().exists(f"lr:{{lr}}:lead:{ok.json()['lead_id']}")
         timeouts_before = metrics.sample_value("leadrouter_redis_wait_timeouts_total")
 
         os.kill(replica.proc.pid, signal.SIGSTOP)  # alive and connected, but not answering
@@ -69,8 +69,8 @@ def test_wait_timeout_is_a_503_and_the_retry_returns_the_stored_lead(
                             headers={"Idempotency-Key": "w-2"})
         assert retry.status_code == 200, retry.text  # the stored lead, not a new one
         lead_id = retry.json()["lead_id"]
-        assert stored_leads(primary) == {f"lr:{{lead:{ok.json()['lead_id']}}}",
-                                         f"lr:{{lead:{lead_id}}}"}
+        assert stored_leads(primary) == {f"lr:{{lr}}:lead:{ok.json()['lead_id']}",
+                                         f"lr:{{lr}}:lead:{lead_id}"}
         assert client.get(f"/v1/leads/{lead_id}").status_code == 200
         fresh = client.post("/v1/leads", json=lead(), headers={"Idempotency-Key": "w-3"})
         assert fresh.status_code == 201, fresh.text  # replica back: answers as before

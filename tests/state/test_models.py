@@ -35,7 +35,7 @@ def test_times_travel_as_epoch_milliseconds() -> None:
 
 def _claim(state: str, lead_id: str = "L1") -> Claim:
     return Claim(scope="key:web", key="k", state=state,  # type: ignore[arg-type]
-                 lead_id=lead_id, fingerprint="fp", redis_key="lr:{idem:key:web:k}",
+                 lead_id=lead_id, fingerprint="fp", redis_key="lr:{lr}:idem:key:web:k",
                  marker="F|fp|L1")
 
 

@@ -19,8 +19,8 @@ async def test_generation_starts_at_zero_and_counts_bumps(store: Store,
     assert await bump_rules_generation(store) == 1
     assert await bump_rules_generation(store) == 2
     assert await rules_generation(store) == 2
-    assert redis_client.get("lr:{rules}:generation") == b"2"
-    assert redis_client.ttl("lr:{rules}:generation") == -1  # never expires
+    assert redis_client.get("lr:{lr}:rules:generation") == b"2"
+    assert redis_client.ttl("lr:{lr}:rules:generation") == -1  # never expires
 
 
 async def test_another_worker_sees_the_bump(store: Store, redis_url: str) -> None:

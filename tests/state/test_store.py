@@ -163,12 +163,12 @@ async def test_lead_events_are_written_once_a_sink_reads_the_outbox(
     await store.commit(plan("L1"))
     await store.transition("L1", now=NOW, new_state="accepted", entry=entry,
                            expected_owner="a", event="lead.accepted")
-    assert not redis_client.exists("lr:{outbox}")
-    redis_client.xgroup_create("lr:{outbox}", "sink:late", id="$", mkstream=True)
+    assert not redis_client.exists("lr:{lr}:outbox")
+    redis_client.xgroup_create("lr:{lr}:outbox", "sink:late", id="$", mkstream=True)
     await store.commit(plan("L2"))
     await store.transition("L2", now=NOW, new_state="accepted", entry=entry,
                            expected_owner="b", event="lead.accepted")
-    events = [(f[b"type"], f[b"lead_id"]) for _, f in redis_client.xrange("lr:{outbox}")]
+    events = [(f[b"type"], f[b"lead_id"]) for _, f in redis_client.xrange("lr:{lr}:outbox")]
     assert events == [(b"lead.assigned", b"L2"), (b"lead.accepted", b"L2")]
 
 
@@ -191,9 +191,9 @@ async def test_transition(store: Store, redis_client: redis.Redis, outbox_sink: 
     lead = await store.get_lead("L1")
     assert lead is not None and lead.state == "accepted" and lead.updated_at == later
     assert [(h.event, h.at, h.by) for h in lead.history][-1] == ("accepted", later, "a")
-    assert redis_client.zscore("lr:{sla}:due", "L1") is None
-    assert redis_client.zcard("lr:{rep:a}:open") == 0
-    assert redis_client.xrevrange("lr:{outbox}", count=1)[0][1][b"type"] == b"lead.accepted"
+    assert redis_client.zscore("lr:{lr}:sla:due", "L1") is None
+    assert redis_client.zcard("lr:{lr}:rep:a:open") == 0
+    assert redis_client.xrevrange("lr:{lr}:outbox", count=1)[0][1][b"type"] == b"lead.accepted"
     missing = await store.transition("nope", now=NOW, new_state="x", entry=entry)
     assert missing.status == "not_found"
 
@@ -244,7 +244,7 @@ async def test_every_key_expires_except_the_long_lived(store: Store,
                            close_open=True, clear_sla=True, event="lead.accepted")
 
     # Documented in keys.py: one per rep, account and pool, or bounded by MAXLEN.
-    long_lived = re.compile(r"^lr:(\{rep:[^}]*\}|\{account:[^}]*\}|\{pool:[^}]*\}|\{outbox\})$")
+    long_lived = re.compile(r"^lr:\{lr\}:(rep:[^:]*|account:[^:]*|pool:[^:]*|outbox)$")
     keys = sorted(k.decode() for k in redis_client.scan_iter(count=1000))
     assert len(keys) > 15
     for key in keys:
@@ -409,12 +409,12 @@ async def test_an_optimistic_prefetch_guesses_and_the_commit_checks(store: Store
 
     # The account gets an owner: the same guess is now stale and the commit writes nothing.
     await store.put_account("acme.com", "b")
-    before = redis_client.hgetall("lr:{pool:p}")
+    before = redis_client.hgetall("lr:{lr}:pool:p")
     guess = await store.prefetch(account_domain="acme.com", optimistic=True)
     stale = await store.commit(plan("L2", guards=guess.guards))
     assert stale.status == "stale" and not stale.committed
-    assert redis_client.exists("lr:{lead:L2}", "lr:{lead:L2}:history") == 0
-    assert redis_client.hgetall("lr:{pool:p}") == before  # no pick counted
+    assert redis_client.exists("lr:{lr}:lead:L2", "lr:{lr}:lead:L2:history") == 0
+    assert redis_client.hgetall("lr:{lr}:pool:p") == before  # no pick counted
     fresh = guess.reread(stale.reads)
     assert fresh.account_owner == "b" and fresh.guards == ()
     assert (await store.commit(plan("L2", guards=fresh.guards))).status == "assigned"
@@ -445,7 +445,7 @@ class _PersonLike:
     """An HMGET extra read whose first field is a version, like a person's engagement."""
 
     def commands(self, keys: Keys) -> list[tuple[str, ...]]:
-        return [("HMGET", f"{keys.prefix}{{person:p1}}", "seq", "traits")]
+        return [("HMGET", keys.person("p1"), "seq", "traits")]
 
     def parse(self, replies: list[Any]) -> tuple[Any, ...]:
         return tuple(replies[0])
@@ -455,7 +455,7 @@ async def test_a_persons_hash_is_checked_but_never_remembered(store: Store,
                                                              redis_client: Any) -> None:
     # Traits are personal data: after an erasure they must not live on in a worker's memory,
     # so every guess for a person is "nothing", whatever was read or found before.
-    redis_client.hset("lr:{person:p1}", mapping={"seq": "4", "traits": '{"name": "Pat"}'})
+    redis_client.hset("lr:{lr}:person:p1", mapping={"seq": "4", "traits": '{"name": "Pat"}'})
     read_first = await store.prefetch([claim("k-p1", "L1")], extra=[_PersonLike()],
                                       optimistic=True)
     assert read_first.extra == ((b"4", b'{"name": "Pat"}'),)

@@ -2,7 +2,7 @@
 -- Include with
 --   --!include _engagement.lua
 --
--- A person hash ({person:ID}) holds, besides lead / dom / seq / traits / recent / nt, one field
+-- A person hash (eng:ID) holds, besides lead / dom / seq / traits / recent / nt, one field
 -- per event type, 'e:<type>' = JSON [n, rem, rem_at, t1, t2, ...]: n events recorded, the
 -- newest times (epoch ms, ascending, at most a.maxtimes, none older than a.horizon) and the
 -- remainder of the older ones folded into one decayed count `rem` at reference time `rem_at`.

@@ -1,5 +1,5 @@
 -- Claim up to ARGV[3] due SLA deadlines for this worker, atomically. KEYS[1] = SLA schedule
--- ({sla}:due, lead ids scored by due ms). ARGV = now ms, lease ms, batch size.
+-- (sla:due, lead ids scored by due ms). ARGV = now ms, lease ms, batch size.
 --
 -- A claim moves each entry's score to `fence` = now + lease: no other worker sees it as due
 -- while this one handles it, and escalate.lua acts only while the entry still holds that exact

@@ -33,7 +33,7 @@ async def test_queue_route(store: Store, redis_client: redis.Redis) -> None:
                       reason="nurture leads wait")
     r = await store.commit(plan)
     assert (r.status, r.queue, r.owner) == ("queued", "nurture", None)
-    assert redis_client.zscore("lr:{queue:nurture}", "q-1") == NOW.timestamp() * 1000
+    assert redis_client.zscore("lr:{lr}:queue:nurture", "q-1") == NOW.timestamp() * 1000
 
 
 async def test_sla_due_per_candidate_rep(store: Store, redis_client: redis.Redis) -> None:
@@ -44,9 +44,9 @@ async def test_sla_due_per_candidate_rep(store: Store, redis_client: redis.Redis
     r2 = await assign(store, p, due_at=default, due_by_rep={"b": for_b}, sla_policy="hot")
     assert (r1.owner, r1.due_at) == ("a", default)
     assert (r2.owner, r2.due_at) == ("b", for_b)
-    assert redis_client.zscore("lr:{sla}:due", r2.lead_id) == for_b.timestamp() * 1000
+    assert redis_client.zscore("lr:{lr}:sla:due", r2.lead_id) == for_b.timestamp() * 1000
     # The lead outlives its deadline by the retention.
-    assert redis_client.pttl(f"lr:{{lead:{r2.lead_id}}}") > 24 * 3600_000
+    assert redis_client.pttl(f"lr:{{lr}}:lead:{r2.lead_id}") > 24 * 3600_000
 
 
 async def test_commit_stores_everything(store: Store, redis_client: redis.Redis,
@@ -61,7 +61,7 @@ async def test_commit_stores_everything(store: Store, redis_client: redis.Redis,
     assert lead.assigned_at == NOW and lead.due_at == NOW + dt.timedelta(minutes=5)
     assert [(h.event, h.owner) for h in lead.history] == [("created", None), ("assigned", "a")]
     assert lead.history[0].rule == "na-ent"
-    (entry,) = redis_client.xrange("lr:{outbox}")[-1:]
+    (entry,) = redis_client.xrange("lr:{lr}:outbox")[-1:]
     fields = entry[1]
     assert fields[b"type"] == b"lead.assigned" and fields[b"lead_id"] == r.lead_id.encode()
     assert fields[b"owner"] == b"a" and json.loads(fields[b"decision"]) == {"s": 1}

@@ -273,7 +273,7 @@ async def test_two_processes_share_the_pools(redis_url: str, redis_client: redis
     assert cap[None] == 460
     # Every lead stored exactly once, with the owner the commit reported.
     assert len({r[0] for r in rows}) == 1800
-    assert len(redis_client.keys("lr:{lead:*}:history")) == 1800
+    assert len(redis_client.keys("lr:{lr}:lead:*:history")) == 1800
     for lead_id, _, owner, _ in rows[::37]:
-        assert redis_client.hget(f"lr:{{lead:{lead_id}}}", "owner") == (owner or "").encode()
-    assert int(redis_client.get("lr:{rep:x}:day:2026-03-02") or 0) == cap["x"]
+        assert redis_client.hget(f"lr:{{lr}}:lead:{lead_id}", "owner") == (owner or "").encode()
+    assert int(redis_client.get("lr:{lr}:rep:x:day:2026-03-02") or 0) == cap["x"]

@@ -1,0 +1,160 @@
+"""Cluster discovery for ``redis+cluster://`` URLs (or LEADROUTER_REDIS_CLUSTER=true): which
+node is the primary of the deployment's slot now.
+
+``redis+cluster://[[user]:password@]host1[:port],host2[:port],...`` (``rediss+cluster://`` for
+TLS; default port 6379): seed nodes, any of the cluster's. Every key of one deployment carries
+one hash tag (router/state/keys.py: ``lr:`` → ``{lr}``), so all of them live in ONE slot — the
+CRC16 (XMODEM) of the tag modulo 16384 — and :class:`~router.state.wire.Wire` keeps its single
+multiplexed connection to that slot's primary: the per-call path stays the single-node one.
+The seeds (then every node a slot map named) are asked in turn ``CLUSTER SLOTS`` over a
+short-lived connection; the node that answered is asked first next time. The wire asks again
+on every reconnect: after a lost connection (the primary died: until the cluster promotes a
+replica the map names the dead node, the connect fails and backs off), or a ``MOVED`` /
+``CLUSTERDOWN`` / ``READONLY`` reply (the slot moved, or the node was demoted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import contextlib
+import ssl
+import urllib.parse
+from dataclasses import dataclass, field
+
+import hiredis
+
+__all__ = ["SCHEMES", "ClusterTarget", "ask_cluster", "auth_commands", "exchange", "key_slot",
+           "parse_cluster_url"]
+
+SCHEMES = ("redis+cluster", "rediss+cluster", "valkey+cluster", "valkeys+cluster")
+SLOTS = 16384
+
+
+def key_slot(key: str | bytes) -> int:
+    """The cluster slot of ``key`` (its hash tag's, when it has a non-empty ``{...}``)."""
+    data = key.encode() if isinstance(key, str) else key
+    start = data.find(b"{")
+    if start >= 0:
+        end = data.find(b"}", start + 1)
+        if end > start + 1:
+            data = data[start + 1:end]
+    return binascii.crc_hqx(data, 0) % SLOTS
+
+
+@dataclass(slots=True)
+class ClusterTarget:
+    nodes: list[tuple[str, int]]  # seeds first, then every node a slot map named
+    username: str | None
+    password: str | None
+    tls: bool
+    seen: set[tuple[str, int]] = field(default_factory=set)
+
+
+def _host_port(item: str) -> tuple[str, int]:
+    if item.startswith("["):  # [ipv6]:port
+        host, _, rest = item[1:].partition("]")
+        return host, int(rest.lstrip(":") or 6379)
+    host, _, port = item.rpartition(":") if ":" in item else (item, "", "")
+    return host or "127.0.0.1", int(port or 6379)
+
+
+def parse_cluster_url(url: str) -> ClusterTarget:
+    """Raises ``ValueError`` (with the expected form) for a malformed URL."""
+    scheme, _, rest = url.partition("://")
+    netloc = rest.partition("/")[0].partition("?")[0]
+    userinfo, _, hosts = netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    try:
+        nodes = [_host_port(h) for h in hosts.split(",") if h]
+    except ValueError:
+        nodes = []
+    db = rest.partition("/")[2].partition("?")[0].strip("/")
+    if scheme not in SCHEMES or not nodes or db not in ("", "0"):
+        raise ValueError(f"malformed cluster URL {url!r}: expected "
+                         "redis+cluster://[user:password@]host1:6379,host2:6379 (no database: "
+                         "a cluster has only db 0)")
+    return ClusterTarget(nodes=nodes, username=urllib.parse.unquote(user) or None,
+                         password=urllib.parse.unquote(password) if userinfo else None,
+                         tls=scheme.startswith(("rediss", "valkeys")), seen=set(nodes))
+
+
+async def exchange(host: str, port: int, packed: bytes, count: int,
+                   context: ssl.SSLContext | None) -> list[object]:
+    """Send ``packed`` (``count`` commands) over a short-lived connection; their replies
+    (``hiredis.ReplyError`` values inline). For discovery and ``ASK`` redirections."""
+    reader, writer = await asyncio.open_connection(host, port, ssl=context)
+    try:
+        writer.write(packed)
+        parser = hiredis.Reader()
+        replies: list[object] = []
+        while len(replies) < count:
+            data = await reader.read(65536)
+            if not data:
+                raise ConnectionError("closed the connection")
+            parser.feed(data)
+            while (reply := parser.gets()) is not False:
+                replies.append(reply)
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    return replies
+
+
+def auth_commands(username: str | None, password: str | None) -> list[tuple[str, ...]]:
+    if password is None:
+        return []
+    return [("AUTH", password) if username is None else ("AUTH", username, password)]
+
+
+async def _slots(target: ClusterTarget, host: str, port: int,
+                 context: ssl.SSLContext | None) -> list[object]:
+    commands = [*auth_commands(target.username, target.password), ("CLUSTER", "SLOTS")]
+    replies = await exchange(host, port, b"".join(hiredis.pack_command(c)  # type: ignore[arg-type]
+                                                  for c in commands), len(commands), context)
+    for reply in replies:
+        if isinstance(reply, hiredis.ReplyError):
+            raise ConnectionError(f"refused: {reply}")
+    answer = replies[-1]
+    if not isinstance(answer, list):
+        raise ConnectionError(f"unexpected CLUSTER SLOTS reply {answer!r}")
+    return answer
+
+
+def _node(entry: object, fallback: str) -> tuple[str, int]:
+    assert isinstance(entry, list)
+    host = entry[0].decode() if entry[0] else ""
+    return (host if host not in ("", "?") else fallback), int(entry[1])
+
+
+async def ask_cluster(target: ClusterTarget, slot: int, *, timeout: float,
+                      context: ssl.SSLContext | None) -> tuple[str, int]:
+    """The address of ``slot``'s primary from the first node that answers with a map that
+    covers it; ``ConnectionError`` listing what each node said when none does."""
+    problems = []
+    for index, (host, port) in enumerate(list(target.nodes)):
+        try:
+            async with asyncio.timeout(timeout):
+                ranges = await _slots(target, host, port, context)
+        except (OSError, TimeoutError) as exc:
+            problems.append(f"{host}:{port}: {exc or type(exc).__name__}")
+            continue
+        found = None
+        for entry in ranges:
+            assert isinstance(entry, list)
+            for node in entry[2:]:  # learn every node: seeds may all be gone one day
+                address = _node(node, host)
+                if address not in target.seen:
+                    target.seen.add(address)
+                    target.nodes.append(address)
+            if int(entry[0]) <= slot <= int(entry[1]):
+                found = _node(entry[2], host)
+        if found is None:
+            problems.append(f"{host}:{port}: no node serves slot {slot} (cluster down?)")
+            continue
+        if index:  # ask the one that answered first next time
+            target.nodes.insert(0, target.nodes.pop(index))
+        return found
+    raise ConnectionError(f"no cluster node named the primary of slot {slot} "
+                          f"({'; '.join(problems)})")
