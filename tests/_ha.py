@@ -39,6 +39,7 @@ __all__ = [
     "sentinel_primary",
     "slot_primary",
     "start_cluster",
+    "until",
     "valkey_binary",
 ]
 
@@ -142,6 +143,19 @@ def replicas_acking(primary: Server, count: int, timeout: float = 20.0) -> None:
 
 
 GIVE_UP = 25.0  # "did not recover"
+
+
+def until(check: Any, what: str, timeout: float = GIVE_UP, every: float = 0.1) -> Any:
+    """Call ``check()`` until it returns something truthy (returned); after ``timeout`` seconds
+    fail with "``what`` did not happen within N s" — a "did not recover" bound, not a timing
+    assert."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout}s"
+        time.sleep(every)
 
 
 class Load:
