@@ -106,6 +106,12 @@ class Delivery:
                 log.warning("outbox delivery to %s paused: %s", plugin, exc)
                 busy = False
                 await asyncio.sleep(max(self.poll, 1.0))
+            except Exception:
+                # Anything else (a bug, a malformed entry) must not end this sink's loop for
+                # good: its events would wait in the outbox until a restart.
+                log.exception("outbox delivery to %s: unexpected error; retrying", plugin)
+                busy = False
+                await asyncio.sleep(max(self.poll, 1.0))
             if not busy:
                 await asyncio.sleep(self.poll)
 

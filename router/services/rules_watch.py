@@ -91,4 +91,10 @@ class RulesWatcher:
         """Poll every ``poll_seconds`` until cancelled (0: never)."""
         while self.poll_seconds > 0:
             await asyncio.sleep(self.poll_seconds)
-            await self.poll()
+            try:
+                await self.poll()
+            except Exception:
+                # One bad poll (a follower's bug, a file read racing an editor) must not end
+                # the loop: this worker would silently never reload again.
+                log.exception("rules watcher: unexpected error; polling again in %ss",
+                              self.poll_seconds)

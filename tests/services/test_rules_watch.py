@@ -52,3 +52,29 @@ async def test_a_file_change_is_reloaded_without_redis(tmp_path: Path) -> None:
     assert result is not None and (result.ok, result.reason) == (True, "file change")
     await watcher.poll()  # nothing changed since
     assert watcher.rules.last_result is result
+
+
+async def test_an_unexpected_error_in_a_poll_does_not_end_the_watcher(tmp_path: Path) -> None:
+    """Only Redis errors were caught inside a poll: anything else ended the polling task and
+    the worker never reloaded again."""
+    import asyncio
+
+    watcher = RulesWatcher(_manager(write_rules(tmp_path / "rules")), poll_seconds=0.01)
+    calls = 0
+
+    def follower() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a follower's bug")
+
+    watcher.followers.append(follower)
+    task = asyncio.create_task(watcher.run())
+    try:
+        deadline = asyncio.get_running_loop().time() + 10  # "did not recover", not a timing
+        while calls < 3 and not task.done() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
+        assert not task.done(), task.exception()
+        assert calls >= 3
+    finally:
+        task.cancel()

@@ -274,3 +274,30 @@ async def test_events_carry_the_lead_keys_of_the_stored_decision(store: Store) -
     assert full["decision"]["lead"]["email"] == "ann@acme.example"  # lifted, not moved
     for data in (bare, none):
         assert not {"external_id", "email", "source"} & set(data)
+
+
+async def test_an_unexpected_error_does_not_end_a_sinks_loop(store: Store) -> None:
+    """Only Redis outages were caught: any other exception in a round ended the sink's loop
+    task for good, and its events waited in the outbox until a restart."""
+    delivery = _delivery(store, _host(Sink("a")))
+    calls = 0
+
+    async def failing_once(plugin: str) -> bool:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ValueError("a bug in one round")
+        return False
+
+    delivery.round = failing_once  # type: ignore[method-assign]
+    task = asyncio.create_task(delivery._loop("a"))
+    try:
+        deadline = asyncio.get_running_loop().time() + 10  # "did not recover", not a timing
+        while calls < 3 and not task.done():
+            if asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        assert not task.done(), task.exception()
+        assert calls >= 3
+    finally:
+        task.cancel()
