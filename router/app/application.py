@@ -175,6 +175,10 @@ def create_app(settings: Settings, *, rules: RulesManager | None = None,
         openapi_config=OpenAPIConfig(title="leadrouter", version=__version__, path="/schema",
                                      description="Lead scoring and routing service."),
         debug=False,
+        # Logging is ours (router/observability/logs.py): litestar's default config would put
+        # a plain-text handler on the root logger at INFO, so every library's INFO lines
+        # (httpx's "HTTP Request: ..." per webhook) would land in the JSON log.
+        logging_config=None,
     )
     # The published contract: every operation's problem responses, OPTIONS' full Allow
     # (router/api/openapi.py).

@@ -143,6 +143,14 @@ def configure_logging(level: str = "info") -> None:
         logger.handlers[:] = [handler]
         logger.setLevel(level.upper())
         logger.propagate = False
+    # Libraries (httpx in the plugins, asyncio...) log through the root logger: their
+    # warnings and errors as JSON lines too, their chatter (INFO per HTTP request) not at all.
+    # Handlers others put there (pytest's capture) stay; ours replaces ours (called again).
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if not getattr(h, "leadrouter", False)]
+    handler.leadrouter = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(max(logging.WARNING, logging.getLevelNamesMapping()[level.upper()]))
 
 
 @contextlib.contextmanager

@@ -75,3 +75,31 @@ def test_phone_numbers_are_masked_in_text_and_by_field(phone: str) -> None:
 def test_addresses_dates_and_versions_are_not_phone_numbers() -> None:
     text = "on 127.0.0.1:8080 since 2026-12-04 10:00:00, v0.1.0, pid 12345, 42 workers"
     assert _line(text)["msg"] == text
+
+
+def test_libraries_log_json_warnings_and_no_info_chatter(tmp_path: Any) -> None:
+    """litestar's default logging config put a plain-text INFO handler on the root logger, so
+    every webhook a plugin sent added an `INFO - ... - httpx - ... HTTP Request` line to the
+    JSON log. A worker process (app_from_env) logs only JSON, and libraries only from WARNING."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    code = (
+        "import logging\n"
+        "from router.app.application import app_from_env\n"
+        "app_from_env()\n"
+        "logging.getLogger('httpx').info('HTTP Request: POST http://127.0.0.1/hook')\n"
+        "logging.getLogger('asyncio').warning('a library warning')\n"
+        "logging.getLogger('leadrouter.test').warning('ours')\n")
+    env = {**os.environ, "LEADROUTER_LOG_LEVEL": "info",
+           "LEADROUTER_RULES_DIR": str(root / "rules"),
+           "LEADROUTER_REDIS_URL": "redis://127.0.0.1:1"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60, check=True)
+    lines = [json.loads(line) for line in done.stderr.splitlines()]  # every line is JSON
+    others = [(x["logger"], x["msg"]) for x in lines if not x["logger"].startswith("leadrouter")]
+    assert others == [("asyncio", "a library warning")]  # httpx's INFO line is not there
+    assert ("leadrouter.test", "ours") in [(x["logger"], x["msg"]) for x in lines]
