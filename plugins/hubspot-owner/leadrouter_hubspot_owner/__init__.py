@@ -31,10 +31,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 import httpx
-from leadrouter_sdk import Event, PluginDisabled
-
-from leadrouter_hubspot_owner import _writeback
-from leadrouter_hubspot_owner._writeback import (
+from leadrouter_sdk import Event, PluginDisabled, writeback
+from leadrouter_sdk.writeback import (
     LeadKeys,
     PermanentError,
     RetryableError,
@@ -79,7 +77,7 @@ def _problem(response: httpx.Response) -> str:
     return scrub(f"HTTP {response.status_code} {category}: {body.get('message', '')}")
 
 
-class HubSpotOwnerPlugin(_writeback.WriteBack):
+class HubSpotOwnerPlugin(writeback.WriteBack):
     """The plugin. Arguments default to the ``LEADROUTER_HUBSPOT_*`` environment variables."""
 
     name = "hubspot-owner"

@@ -34,10 +34,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 import httpx
-from leadrouter_sdk import Event, PluginDisabled
-
-from leadrouter_salesforce_owner import _writeback
-from leadrouter_salesforce_owner._writeback import (
+from leadrouter_sdk import Event, PluginDisabled, writeback
+from leadrouter_sdk.writeback import (
     LeadKeys,
     PermanentError,
     RetryableError,
@@ -83,7 +81,7 @@ def _errors(response: httpx.Response) -> tuple[set[str], set[str], str]:
     return codes, fields, scrub(f"HTTP {response.status_code} {text}")
 
 
-class SalesforceOwnerPlugin(_writeback.WriteBack):
+class SalesforceOwnerPlugin(writeback.WriteBack):
     """The plugin. Arguments default to the ``LEADROUTER_SALESFORCE_*`` environment variables."""
 
     name = "salesforce-owner"

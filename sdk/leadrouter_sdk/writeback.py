@@ -1,7 +1,8 @@
 """What a CRM owner write-back plugin does besides the vendor's API calls.
 
-(The same file ships in ``leadrouter-hubspot-owner`` and ``leadrouter-salesforce-owner``: each
-plugin is its own distribution and depends on nothing but the SDK and httpx.)
+Shared by ``leadrouter-hubspot-owner`` and ``leadrouter-salesforce-owner`` (and any other
+write-back a plugin author builds). It needs httpx, which the SDK itself does not depend on:
+a plugin that imports this module declares httpx among its own dependencies.
 
 * **Failures**: :class:`RetryableError` (429, 5xx, network, expired credentials: the outbox
   delivers the event again with its backoff) and :class:`PermanentError` (a rep missing from
@@ -33,6 +34,7 @@ from typing import Any, Final
 
 import httpx
 import msgspec
+
 from leadrouter_sdk import Event, PermanentDeliveryError, hookimpl
 
 __all__ = ["LeadKeys", "PermanentError", "RetryableError", "WriteBack", "parse_map",
