@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import binascii
-import contextlib
 import ssl
 import urllib.parse
 from dataclasses import dataclass, field
 
-import hiredis
+from router.state._oneshot import ask, auth_commands, host_port
 
-__all__ = ["SCHEMES", "ClusterTarget", "ask_cluster", "auth_commands", "exchange", "key_slot",
-           "parse_cluster_url"]
+__all__ = ["SCHEMES", "ClusterTarget", "ask_cluster", "key_slot", "parse_cluster_url"]
 
 SCHEMES = ("redis+cluster", "rediss+cluster", "valkey+cluster", "valkeys+cluster")
 SLOTS = 16384
@@ -51,14 +49,6 @@ class ClusterTarget:
     seen: set[tuple[str, int]] = field(default_factory=set)
 
 
-def _host_port(item: str) -> tuple[str, int]:
-    if item.startswith("["):  # [ipv6]:port
-        host, _, rest = item[1:].partition("]")
-        return host, int(rest.lstrip(":") or 6379)
-    host, _, port = item.rpartition(":") if ":" in item else (item, "", "")
-    return host or "127.0.0.1", int(port or 6379)
-
-
 def parse_cluster_url(url: str) -> ClusterTarget:
     """Raises ``ValueError`` (with the expected form) for a malformed URL."""
     scheme, _, rest = url.partition("://")
@@ -66,7 +56,7 @@ def parse_cluster_url(url: str) -> ClusterTarget:
     userinfo, _, hosts = netloc.rpartition("@")
     user, _, password = userinfo.partition(":")
     try:
-        nodes = [_host_port(h) for h in hosts.split(",") if h]
+        nodes = [host_port(h, 6379) for h in hosts.split(",") if h]
     except ValueError:
         nodes = []
     db = rest.partition("/")[2].partition("?")[0].strip("/")
@@ -79,44 +69,10 @@ def parse_cluster_url(url: str) -> ClusterTarget:
                          tls=scheme.startswith(("rediss", "valkeys")), seen=set(nodes))
 
 
-async def exchange(host: str, port: int, packed: bytes, count: int,
-                   context: ssl.SSLContext | None) -> list[object]:
-    """Send ``packed`` (``count`` commands) over a short-lived connection; their replies
-    (``hiredis.ReplyError`` values inline). For discovery and ``ASK`` redirections."""
-    reader, writer = await asyncio.open_connection(host, port, ssl=context)
-    try:
-        writer.write(packed)
-        parser = hiredis.Reader()
-        replies: list[object] = []
-        while len(replies) < count:
-            data = await reader.read(65536)
-            if not data:
-                raise ConnectionError("closed the connection")
-            parser.feed(data)
-            while (reply := parser.gets()) is not False:
-                replies.append(reply)
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-    return replies
-
-
-def auth_commands(username: str | None, password: str | None) -> list[tuple[str, ...]]:
-    if password is None:
-        return []
-    return [("AUTH", password) if username is None else ("AUTH", username, password)]
-
-
 async def _slots(target: ClusterTarget, host: str, port: int,
                  context: ssl.SSLContext | None) -> list[object]:
-    commands = [*auth_commands(target.username, target.password), ("CLUSTER", "SLOTS")]
-    replies = await exchange(host, port, b"".join(hiredis.pack_command(c)  # type: ignore[arg-type]
-                                                  for c in commands), len(commands), context)
-    for reply in replies:
-        if isinstance(reply, hiredis.ReplyError):
-            raise ConnectionError(f"refused: {reply}")
-    answer = replies[-1]
+    answer = await ask(host, port, [*auth_commands(target.username, target.password),
+                                    ("CLUSTER", "SLOTS")], context)
     if not isinstance(answer, list):
         raise ConnectionError(f"unexpected CLUSTER SLOTS reply {answer!r}")
     return answer

@@ -13,12 +13,11 @@ old one for a moment during a failover).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 import urllib.parse
 from dataclasses import dataclass
 
-import hiredis
+from router.state._oneshot import ask, host_port
 
 __all__ = ["SentinelTarget", "ask_sentinels", "parse_sentinel_url"]
 
@@ -36,14 +35,6 @@ class SentinelTarget:
     tls: bool
 
 
-def _host_port(item: str) -> tuple[str, int]:
-    if item.startswith("["):  # [ipv6]:port
-        host, _, rest = item[1:].partition("]")
-        return host, int(rest.lstrip(":") or 26379)
-    host, _, port = item.rpartition(":") if ":" in item else (item, "", "")
-    return host or "127.0.0.1", int(port or 26379)
-
-
 def parse_sentinel_url(url: str) -> SentinelTarget:
     """Raises ``ValueError`` (with the expected form) for a malformed URL."""
     scheme, _, rest = url.partition("://")
@@ -54,7 +45,7 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
     parts = [p for p in tail.split("/") if p]
     options = urllib.parse.parse_qs(query)
     try:
-        sentinels = [_host_port(h) for h in hosts.split(",") if h]
+        sentinels = [host_port(h, 26379) for h in hosts.split(",") if h]
         db = int(parts[1]) if len(parts) > 1 else int(options.get("db", ["0"])[0])
     except ValueError:
         sentinels, db = [], 0
@@ -71,31 +62,11 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
 
 async def _ask(target: SentinelTarget, host: str, port: int,
                context: ssl.SSLContext | None) -> tuple[str, int]:
-    reader, writer = await asyncio.open_connection(host, port, ssl=context)
-    try:
-        commands: list[tuple[str, ...]] = []
-        if target.sentinel_password:
-            commands.append(("AUTH", target.sentinel_password))
-        commands.append(("SENTINEL", "get-master-addr-by-name", target.master))
-        writer.write(b"".join(hiredis.pack_command(c)  # type: ignore[arg-type]
-                                 for c in commands))
-        parser = hiredis.Reader()
-        replies: list[object] = []
-        while len(replies) < len(commands):
-            data = await reader.read(65536)
-            if not data:
-                raise ConnectionError("closed the connection")
-            parser.feed(data)
-            while (reply := parser.gets()) is not False:
-                replies.append(reply)
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-    for reply in replies:
-        if isinstance(reply, hiredis.ReplyError):
-            raise ConnectionError(f"refused: {reply}")
-    answer = replies[-1]
+    commands: list[tuple[str, ...]] = []
+    if target.sentinel_password:
+        commands.append(("AUTH", target.sentinel_password))
+    commands.append(("SENTINEL", "get-master-addr-by-name", target.master))
+    answer = await ask(host, port, commands, context)
     if not isinstance(answer, list) or len(answer) != 2:
         raise ConnectionError(f"does not know a primary named {target.master!r}")
     return answer[0].decode(), int(answer[1])

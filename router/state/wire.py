@@ -47,6 +47,7 @@ from typing import Any, cast
 import hiredis
 
 import router.state._cluster as _cluster  # noqa: PLR0402 (not via the package: no cycle)
+import router.state._oneshot as _oneshot  # noqa: PLR0402 (not via the package: no cycle)
 from router.state._sentinel import SCHEMES as SENTINEL_SCHEMES
 from router.state._sentinel import SentinelTarget, ask_sentinels, parse_sentinel_url
 from router.state._tls import TlsOptions, make_context, tls_options
@@ -282,7 +283,7 @@ class Wire:
             self._address = (host, port)
         async with asyncio.timeout(self.connect_timeout):
             proto = await self._open(make, host, port)
-        handshake: list[tuple[Arg, ...]] = [*_cluster.auth_commands(self.username, self.password)]
+        handshake: list[tuple[Arg, ...]] = [*_oneshot.auth_commands(self.username, self.password)]
         if self.db:
             handshake.append(("SELECT", self.db))
         if self.sentinel is not None:
@@ -383,9 +384,9 @@ class Wire:
             (again,) = await self._send_packed(await self._protocol(), packed, 1)
         else:
             host, _, port = str(reply).split()[2].rpartition(":")
-            head = [*_cluster.auth_commands(self.username, self.password), ("ASKING",)]
+            head = [*_oneshot.auth_commands(self.username, self.password), ("ASKING",)]
             async with asyncio.timeout(self.timeout):
-                *_, again = await _cluster.exchange(host, int(port), b"".join(
+                *_, again = await _oneshot.exchange(host, int(port), b"".join(
                     hiredis.pack_command(c) for c in head) + packed,  # type: ignore[arg-type]
                     len(head) + 1, self.ssl)
         if isinstance(again, hiredis.ReplyError):
