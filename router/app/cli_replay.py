@@ -30,27 +30,37 @@ def add_replay(rsub: Any, *, serve_flag: FLAG, rules_dir: Callable[[Any], None])
         "what would have changed (statuses, pools, owners, rule hits, SLA load). Nothing is "
         "written. See docs/rules.md, 'Before you publish a change'.")
     rules_dir(replay)
-    serve_flag(replay, "--redis-url", "redis_url", "the service's Redis/Valkey URL",
-               metavar="URL")
-    serve_flag(replay, "--data-dir", "data_dir", "the service's data dir (its embedded "
-               "Valkey)", metavar="DIR")
+    _redis_flags(replay, serve_flag)
     replay.add_argument("--since", help="window start: a duration before now (7d, 12h, 30m) "
                         "or an ISO timestamp (default: the oldest lead kept)")
     replay.add_argument("--until", help="window end, like --since (default: now)")
-    replay.add_argument("--limit", type=int, help="replay at most this many leads")
-    replay.add_argument("--status", help="only leads whose stored status is this")
-    replay.add_argument("--pool", help="only leads the stored decision sent to this pool")
-    replay.add_argument("--territory", help="only leads in this stored territory")
-    replay.add_argument("--format", choices=("text", "json", "markdown", "html"),
-                        default="text")
-    replay.add_argument("--output", "-o", metavar="FILE", help="write the report here "
-                        "(default: standard output)")
+    _report_flags(replay, "stored")
     replay.add_argument("--rules-version", action="append", default=[], metavar="VERSION=DIR",
                         help="replay the leads that VERSION decided against DIR (repeatable); "
                         "with it, each lead is replayed against its own version's rules and "
                         "leads of versions not given are skipped — the check that a replay "
                         "reproduces what was decided")
     replay.set_defaults(func=cmd_rules_replay)
+
+
+def _redis_flags(parser: argparse.ArgumentParser, serve_flag: FLAG) -> None:
+    """Where the service's state is, found as ``serve`` finds it."""
+    serve_flag(parser, "--redis-url", "redis_url", "the service's Redis/Valkey URL",
+               metavar="URL")
+    serve_flag(parser, "--data-dir", "data_dir", "the service's data dir (its embedded "
+               "Valkey)", metavar="DIR")
+
+
+def _report_flags(parser: argparse.ArgumentParser, decision: str) -> None:
+    """Which leads and which report: filters on the ``decision`` ("stored", "live") side."""
+    parser.add_argument("--limit", type=int, help="replay at most this many leads")
+    parser.add_argument("--status", help=f"only leads whose {decision} status is this")
+    parser.add_argument("--pool", help=f"only leads the {decision} decision sent to this pool")
+    parser.add_argument("--territory", help=f"only leads in this {decision} territory")
+    parser.add_argument("--format", choices=("text", "json", "markdown", "html"),
+                        default="text")
+    parser.add_argument("--output", "-o", metavar="FILE", help="write the report here "
+                        "(default: standard output)")
 
 
 def _fail(message: str, code: int = 1) -> int:
@@ -199,21 +209,11 @@ def add_shadow_report(rsub: Any, *, serve_flag: FLAG) -> None:
         description="The report of shadow mode (LEADROUTER_SHADOW_RULES): the leads of the "
         "shadow period replayed against the recorded shadow rules — the same report as "
         "`rules replay`. See docs/rules.md, 'Shadow mode'.")
-    serve_flag(report, "--redis-url", "redis_url", "the service's Redis/Valkey URL",
-               metavar="URL")
-    serve_flag(report, "--data-dir", "data_dir", "the service's data dir (its embedded "
-               "Valkey)", metavar="DIR")
+    _redis_flags(report, serve_flag)
     report.add_argument("--version", dest="shadow_version", metavar="VERSION",
                         help="an earlier shadow rules version (7+ characters; default: the "
                         "latest)")
-    report.add_argument("--limit", type=int, help="replay at most this many leads")
-    report.add_argument("--status", help="only leads whose live status is this")
-    report.add_argument("--pool", help="only leads the live decision sent to this pool")
-    report.add_argument("--territory", help="only leads in this live territory")
-    report.add_argument("--format", choices=("text", "json", "markdown", "html"),
-                        default="text")
-    report.add_argument("--output", "-o", metavar="FILE", help="write the report here "
-                        "(default: standard output)")
+    _report_flags(report, "live")
     report.set_defaults(func=cmd_rules_shadow_report)
 
 
