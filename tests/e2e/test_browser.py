@@ -8,14 +8,9 @@ chromium binary is installed (CI installs it: see .ci/run).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import http.server
-import json
 import os
-import shutil
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,10 +19,9 @@ from typing import Any
 
 import httpx
 import pytest
+from _browser import CHROMIUM, Page, chromium
 from _service import AUTH, free_port, write_rules
-from websockets.sync.client import ClientConnection, connect
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # In CI (CI=true) a missing browser is a failure, not a skip: .ci/run installs it.
 pytestmark = pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"),
                                 reason="chromium is not installed")
@@ -93,84 +87,10 @@ def site(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         server.server_close()
 
 
-class Page:
-    """One tab over the DevTools Protocol: commands and the events seen meanwhile."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self.next_id = 0
-        self.events: list[dict[str, Any]] = []
-
-    def send(self, method: str, **params: Any) -> dict[str, Any]:
-        self.next_id += 1
-        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
-        while True:
-            message = json.loads(self.ws.recv(timeout=20))
-            if message.get("id") == self.next_id:
-                if "error" in message:
-                    raise RuntimeError(f"{method}: {message['error']}")
-                result: dict[str, Any] = message.get("result", {})
-                return result
-            self.events.append(message)
-
-    def wait_for(self, method: str, timeout: float = 20) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for i, event in enumerate(self.events):
-                if event.get("method") == method:
-                    return self.events.pop(i)
-            with contextlib.suppress(TimeoutError):
-                self.events.append(json.loads(self.ws.recv(timeout=0.5)))
-        raise TimeoutError(f"no {method} within {timeout}s")
-
-    def js(self, expression: str) -> Any:
-        result = self.send("Runtime.evaluate", expression=expression, returnByValue=True,
-                           awaitPromise=True)
-        return result["result"].get("value")
-
-
 @pytest.fixture
 def browser() -> Iterator[Callable[[], Page]]:
-    assert CHROMIUM is not None, "install Debian's chromium (apt-get install chromium)"
-    port = free_port()
-    profile = tempfile.mkdtemp(prefix="lr-chromium-")
-    proc = subprocess.Popen(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
-         f"--remote-debugging-port={port}", "--remote-debugging-address=127.0.0.1",
-         "about:blank"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    sockets = contextlib.ExitStack()  # each DevTools connection, closed at the end
-
-    def open_page() -> Page:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                targets = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=2).json()
-                pages = [t for t in targets if t.get("type") == "page"]
-                if pages:
-                    break
-            except (httpx.TransportError, ValueError):
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("chromium's DevTools endpoint did not come up")
-            time.sleep(0.1)
-        ws: ClientConnection = sockets.enter_context(
-            connect(pages[0]["webSocketDebuggerUrl"], max_size=2**24, open_timeout=10))
-        return Page(ws)
-
-    try:
+    with chromium() as open_page:
         yield open_page
-    finally:
-        sockets.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def test_real_browser_submits_form_and_lead_is_routed(

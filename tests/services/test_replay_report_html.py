@@ -7,84 +7,25 @@ Protocol like tests/e2e/test_browser.py; outside CI a missing chromium skips, in
 from __future__ import annotations
 
 import base64
-import contextlib
-import json
 import re
-import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
+from _browser import CHROMIUM, Page, chromium
 from _ci import unavailable
 from _replay_data import build
-from _service import free_port
-from websockets.sync.client import ClientConnection, connect
 
 from router.services.replay_render import render
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-class _Tab:
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws, self.next_id = ws, 0
-
-    def send(self, method: str, **params: Any) -> dict[str, Any]:
-        self.next_id += 1
-        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
-        while True:
-            message = json.loads(self.ws.recv(timeout=30))
-            if message.get("id") == self.next_id:
-                if "error" in message:
-                    raise RuntimeError(f"{method}: {message['error']}")
-                result: dict[str, Any] = message.get("result", {})
-                return result
-
-    def js(self, expression: str) -> Any:
-        return self.send("Runtime.evaluate", expression=expression,
-                         returnByValue=True)["result"].get("value")
-
 
 @pytest.fixture
-def tab() -> Iterator[_Tab]:
+def tab() -> Iterator[Page]:
     if CHROMIUM is None:
         unavailable("chromium is not installed (apt-get install chromium)")
-    assert CHROMIUM is not None
-    port, profile = free_port(), tempfile.mkdtemp(prefix="lr-chromium-")
-    proc = subprocess.Popen(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", f"--user-data-dir={profile}",
-         f"--remote-debugging-port={port}", "--remote-debugging-address=127.0.0.1",
-         "--window-size=1200,900", "about:blank"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(httpx.TransportError, ValueError):
-                pages = [t for t in httpx.get(f"http://127.0.0.1:{port}/json/list",
-                                              timeout=2).json() if t.get("type") == "page"]
-                if pages:
-                    break
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("chromium's DevTools endpoint did not come up")
-            time.sleep(0.1)
-        with connect(pages[0]["webSocketDebuggerUrl"], max_size=2**25,
-                     open_timeout=10) as ws:
-            yield _Tab(ws)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        shutil.rmtree(profile, ignore_errors=True)
+    with chromium("--window-size=1200,900", reply_timeout=30) as open_page:
+        yield open_page()
 
 
 def test_html_is_self_contained() -> None:
@@ -94,7 +35,7 @@ def test_html_is_self_contained() -> None:
     assert page.count("<svg") == 3 and "class=\"heat\"" in page
 
 
-def test_html_report_charts_are_drawn_in_chromium(tab: _Tab, tmp_path: Path) -> None:
+def test_html_report_charts_are_drawn_in_chromium(tab: Page, tmp_path: Path) -> None:
     report = build()
     path = tmp_path / "replay.html"
     path.write_bytes(render(report, "html"))
