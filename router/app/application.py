@@ -23,6 +23,7 @@ from router import __version__
 from router.api import ROUTE_HANDLERS
 from router.api.errors import exception_handlers
 from router.api.openapi import complete_allow, declare_problems
+from router.api.web import static_files, template_config
 from router.app.services import Connected, Services, resolve_dependencies_in_order
 from router.engine.ruleset import Ruleset
 from router.observability import metrics
@@ -164,7 +165,8 @@ def create_app(settings: Settings, *, rules: RulesManager | None = None,
         manager.load_initial()  # invalid rules at start-up: refuse to start, say why
     services = Services(settings=settings, rules=manager, plugins=host, clock=Clock(clock))
     app = Litestar(
-        route_handlers=ROUTE_HANDLERS,
+        route_handlers=[*ROUTE_HANDLERS, static_files()],
+        template_config=template_config(),  # server-rendered pages (router/api/web.py)
         dependencies=services.providers(),
         lifespan=[_lifespan(services, store)],
         # Our handlers (router/api/errors.py) answer every HTTPException as a problem; the

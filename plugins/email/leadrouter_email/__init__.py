@@ -1,0 +1,1 @@
+"""leadrouter plugin: email notifications (being written)."""

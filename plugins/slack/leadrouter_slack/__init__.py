@@ -1,0 +1,1 @@
+"""leadrouter plugin: Slack notifications (being written)."""
