@@ -9,7 +9,9 @@ sends what the vendor documents:
 
 * HubSpot CRM v3: ``POST /crm/v3/objects/contacts/search``, ``PATCH
   /crm/v3/objects/contacts/{id}``, ``POST /crm/v3/objects/tasks`` (private-app bearer token);
-* Salesforce REST v60.0: ``POST /services/oauth2/token`` (client credentials), ``GET
+* Salesforce REST v60.0: ``POST /services/oauth2/token`` (client credentials, or the JWT bearer
+  flow: the RS256 assertion verified with the public key the test made: iss, sub, aud, exp
+  within 3 minutes), ``GET
   /services/data/vXX.X/sobjects/Lead/{field}/{value}``, ``PATCH .../sobjects/Lead/{id}``,
   ``POST .../sobjects/Task``; tokens can be revoked (401 ``INVALID_SESSION_ID``).
 """
@@ -254,8 +256,12 @@ class Salesforce:
                              "ReminderDateTime", "Status", "Priority", "Description"})
 
     def __init__(self, client_id: str, client_secret: str, users: set[str],
-                 leads: dict[str, dict[str, str]]) -> None:
+                 leads: dict[str, dict[str, str]], *, jwt_key: Any = None,
+                 username: str = "integration@acme.example",
+                 audience: str = "https://login.salesforce.com") -> None:
         self.client_id, self.client_secret, self.users = client_id, client_secret, users
+        self.jwt_key, self.username, self.audience = jwt_key, username, audience
+        self.assertions: list[dict[str, Any]] = []
         self.leads = {lid: {"OwnerId": "005000000000001", **fields}
                       for lid, fields in leads.items()}
         self.tasks: list[dict[str, Any]] = []
@@ -284,13 +290,41 @@ class Salesforce:
             return self.create_task(r.json())
         return _sf_error(404, "NOT_FOUND", "The requested resource does not exist")
 
+    def jwt_bearer(self, form: dict[str, str]) -> str | None:
+        """None if the assertion is valid (signature, iss, sub, aud, exp ≤ 3 min), else why."""
+        import jwt
+
+        if set(form) != {"grant_type", "assertion"}:
+            return f"unexpected parameters {sorted(form)}"
+        try:
+            claims = jwt.decode(form["assertion"], self.jwt_key, algorithms=["RS256"],
+                                audience=self.audience, issuer=self.client_id,
+                                options={"require": ["iss", "sub", "aud", "exp"]})
+        except jwt.PyJWTError as exc:
+            return f"invalid assertion: {exc}"
+        self.assertions.append(claims)
+        if claims["sub"] != self.username:
+            return "user hasn't approved this consumer"
+        if claims["exp"] - time.time() > 180:
+            return "expiration time is more than 3 minutes away"
+        return None
+
     def token(self, r: Recorded) -> Answer:
         form = r.form()
+        if (r.method == "POST" and self.jwt_key is not None
+                and form.get("grant_type") == "urn:ietf:params:oauth:grant-type:jwt-bearer"):
+            problem = self.jwt_bearer(form)
+            if problem is not None:
+                return 400, {}, {"error": "invalid_grant", "error_description": problem}
+            return self._issue()
         if r.method != "POST" or form.get("grant_type") != "client_credentials":
             return 400, {}, {"error": "unsupported_grant_type", "error_description": "grant type"}
         if (form.get("client_id"), form.get("client_secret")) != (self.client_id,
                                                                   self.client_secret):
             return 400, {}, {"error": "invalid_client", "error_description": "invalid client"}
+        return self._issue()
+
+    def _issue(self) -> Answer:
         self.issued += 1
         token = f"00Dxx0000001gPL!tok{self.issued}"
         self.valid.add(token)

@@ -143,7 +143,10 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
 
     ``type`` is ``lead.<what>``: ``lead.assigned`` and ``lead.queued`` when a lead is routed,
     then ``lead.accepted``, ``lead.contacted``, ``lead.reassigned``, ``lead.breached``,
-    ``lead.recycled``... ``id`` is the outbox entry id: the same on every delivery attempt of
+    ``lead.recycled``..., and ``sla.warning`` before a deadline. Events for a rep who can act
+    carry ``data["links"]`` (signed accept/contacted/reject URLs) when the service has an
+    action secret, and events with an owner ``data["owner_timezone"]`` (the rep's IANA zone in
+    rules/reps.yaml). ``id`` is the outbox entry id: the same on every delivery attempt of
     this event (use it to drop duplicates, delivery is at least once), increasing with time.
     ``attempt`` counts deliveries to this sink, from 1. ``data`` holds the event's other
     fields (owner, pool, queue, due_at, the stored decision...); an event that carries the
@@ -224,4 +227,12 @@ class HookSpecs:
         number of attempts it is moved to the dead-letter stream. Raise
         :class:`PermanentDeliveryError` when retrying cannot help: the event is dead-lettered
         at once with your message. Each plugin gets every event independently of the others.
+        """
+
+    @hookspec
+    def shutdown(self) -> Awaitable[None] | None:
+        """Called once when the service stops, after the last event was delivered (may be
+        ``async``): close what the plugin keeps open (a connection, a file, a client).
+
+        Within the event budget; an exception is logged and never stops the shutdown.
         """

@@ -3,9 +3,13 @@
 On ``lead.assigned`` and ``lead.reassigned`` (from the durable outbox, at least once) it
 
 1. maps the rep to a Salesforce user id (``LEADROUTER_SALESFORCE_OWNERS``: ``alice=005...``);
-2. gets an access token with the OAuth 2.0 client credentials flow
-   (``POST {LEADROUTER_SALESFORCE_LOGIN_URL}/services/oauth2/token``), cached until an API call
-   answers 401 ``INVALID_SESSION_ID``: then it fetches a new one and repeats the call once;
+2. gets an access token (``POST {LEADROUTER_SALESFORCE_LOGIN_URL}/services/oauth2/token``) with
+   the OAuth 2.0 client credentials flow, or, with ``LEADROUTER_SALESFORCE_AUTH=jwt``, the OAuth
+   2.0 JWT bearer flow (an RS256 assertion signed with the connected app's private key:
+   ``iss`` the client id, ``sub`` the integration user's username, ``aud`` the login server,
+   ``exp`` 3 minutes ahead); cached until ``LEADROUTER_SALESFORCE_TOKEN_TTL`` seconds have
+   passed or an API call answers 401 ``INVALID_SESSION_ID``: then it fetches a new one and
+   repeats the call once;
 3. finds the Lead: its Salesforce id (the lead's external id ``salesforce:<id>`` or a bare
    ``00Q...`` id), else, with ``LEADROUTER_SALESFORCE_EXTERNAL_ID_FIELD``, ``GET
    /services/data/vXX.X/sobjects/Lead/{field}/{value}?fields=Id`` with the lead's external id
@@ -34,6 +38,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 import httpx
+import jwt
 from leadrouter_sdk import Event, PluginDisabled, writeback
 from leadrouter_sdk.writeback import (
     LeadKeys,
@@ -49,12 +54,33 @@ __version__ = "0.1.0"
 
 _LEAD_ID: Final = re.compile(r"00Q[A-Za-z0-9]{12}(?:[A-Za-z0-9]{3})?")
 _FIELD: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_JWT_GRANT: Final = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+_ASSERTION_LIFETIME: Final = 170  # seconds; Salesforce accepts at most 3 minutes
+
+
+def _audience(login_url: str) -> str:
+    """The JWT ``aud``: Salesforce's authorization server (test.salesforce.com for sandboxes)."""
+    host = urllib.parse.urlsplit(login_url).hostname or ""
+    sandbox = host == "test.salesforce.com" or ".sandbox.my.salesforce.com" in host
+    return "https://test.salesforce.com" if sandbox else "https://login.salesforce.com"
 
 
 def lead_id_of(external_id: str | None) -> str | None:
     """The Salesforce Lead id in an external id (``salesforce:00Q...`` or ``00Q...``)."""
     text = (external_id or "").removeprefix("salesforce:")
     return text if _LEAD_ID.fullmatch(text) else None
+
+
+def _read_key(env: Mapping[str, str]) -> str:
+    """The PEM private key: LEADROUTER_SALESFORCE_PRIVATE_KEY, or the file named by
+    LEADROUTER_SALESFORCE_PRIVATE_KEY_FILE."""
+    if env.get("LEADROUTER_SALESFORCE_PRIVATE_KEY"):
+        return env["LEADROUTER_SALESFORCE_PRIVATE_KEY"]
+    path = env.get("LEADROUTER_SALESFORCE_PRIVATE_KEY_FILE")
+    if not path:
+        return ""
+    with open(path, encoding="ascii") as handle:
+        return handle.read()
 
 
 def _flag(text: str | None) -> bool:
@@ -93,15 +119,33 @@ class SalesforceOwnerPlugin(writeback.WriteBack):
                  api_version: str | None = None, external_id_field: str | None = None,
                  tasks: bool | None = None, events: Iterable[str] | None = None,
                  timeout: float | None = None, inline_wait: float | None = None,
+                 auth: str | None = None, username: str | None = None,
+                 private_key: str | None = None, audience: str | None = None,
+                 token_ttl: float | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         env = os.environ
         self.login_url = (login_url or env.get("LEADROUTER_SALESFORCE_LOGIN_URL", "")).rstrip("/")
         self.client_id = client_id or env.get("LEADROUTER_SALESFORCE_CLIENT_ID", "")
         self.client_secret = client_secret or env.get("LEADROUTER_SALESFORCE_CLIENT_SECRET", "")
-        if not (self.login_url and self.client_id and self.client_secret):
+        self.auth = (auth or env.get("LEADROUTER_SALESFORCE_AUTH") or "client_credentials").lower()
+        if self.auth not in ("client_credentials", "jwt"):
+            raise ValueError("LEADROUTER_SALESFORCE_AUTH must be client_credentials or jwt")
+        self.username = username or env.get("LEADROUTER_SALESFORCE_USERNAME", "")
+        self.private_key = private_key or _read_key(env)
+        self.audience = audience or env.get("LEADROUTER_SALESFORCE_AUDIENCE") or _audience(
+            self.login_url)
+        self.token_ttl = token_ttl if token_ttl is not None else float(
+            env.get("LEADROUTER_SALESFORCE_TOKEN_TTL") or 3600)
+        if self.auth == "jwt":
+            if not (self.login_url and self.client_id and self.username and self.private_key):
+                raise PluginDisabled("JWT bearer flow not configured: set "
+                                     "LEADROUTER_SALESFORCE_LOGIN_URL, _CLIENT_ID, _USERNAME and "
+                                     "_PRIVATE_KEY_FILE (the connected app's certificate key)")
+        elif not (self.login_url and self.client_id and self.client_secret):
             raise PluginDisabled("not configured: set LEADROUTER_SALESFORCE_LOGIN_URL (your My "
                                  "Domain URL), LEADROUTER_SALESFORCE_CLIENT_ID and "
-                                 "LEADROUTER_SALESFORCE_CLIENT_SECRET")
+                                 "LEADROUTER_SALESFORCE_CLIENT_SECRET (or "
+                                 "LEADROUTER_SALESFORCE_AUTH=jwt)")
         if not self.login_url.startswith(("https://", "http://")):
             raise ValueError("LEADROUTER_SALESFORCE_LOGIN_URL must be a URL, e.g. "
                              "https://acme.my.salesforce.com")
@@ -119,6 +163,7 @@ class SalesforceOwnerPlugin(writeback.WriteBack):
         self.external_id_field = field or None
         self.tasks = tasks if tasks is not None else _flag(env.get("LEADROUTER_SALESFORCE_TASKS"))
         self._token: tuple[str, str] | None = None  # (access token, instance URL)
+        self._token_at = 0.0
         self.token_fetches = 0
         super().__init__(
             owners=mapping,
@@ -130,24 +175,38 @@ class SalesforceOwnerPlugin(writeback.WriteBack):
                 env.get("LEADROUTER_SALESFORCE_INLINE_WAIT") or 2.0),
             clock=clock)
 
+    def assertion(self, now: float | None = None) -> str:
+        """The JWT bearer flow's assertion: RS256 over iss, sub, aud and exp (≤ 3 min)."""
+        issued = int(time.time() if now is None else now)
+        claims = {"iss": self.client_id, "sub": self.username, "aud": self.audience,
+                  "exp": issued + _ASSERTION_LIFETIME}
+        return jwt.encode(claims, self.private_key, algorithm="RS256")
+
     async def token(self) -> tuple[str, str]:
-        """(access token, instance URL): cached, else the client credentials flow."""
-        if self._token is not None:
+        """(access token, instance URL): cached (up to the token TTL), else a new one by the
+        configured flow (client credentials, or the JWT bearer flow)."""
+        if self._token is not None and self.clock() - self._token_at < self.token_ttl:
             return self._token
+        if self.auth == "jwt":
+            form = {"grant_type": _JWT_GRANT, "assertion": self.assertion()}
+            fix = ("check LEADROUTER_SALESFORCE_CLIENT_ID, _USERNAME and _PRIVATE_KEY_FILE (the "
+                   "key of the certificate uploaded to the connected app), and that the user is "
+                   "pre-authorized (profile or permission set on the app)")
+        else:
+            form = {"grant_type": "client_credentials", "client_id": self.client_id,
+                    "client_secret": self.client_secret}
+            fix = ("check LEADROUTER_SALESFORCE_CLIENT_ID / _CLIENT_SECRET and that the "
+                   "connected app enables the client credentials flow with a run-as user")
         response = await self.send(
-            "POST", f"{self.login_url}/services/oauth2/token", "token request",
-            data={"grant_type": "client_credentials", "client_id": self.client_id,
-                  "client_secret": self.client_secret})
+            "POST", f"{self.login_url}/services/oauth2/token", "token request", data=form)
         self.token_fetches += 1
         if response.status_code != 200:
             _, _, text = _errors(response)
-            raise RetryableError(
-                f"token request: {text}: check LEADROUTER_SALESFORCE_CLIENT_ID / _CLIENT_SECRET "
-                "and that the connected app enables the client credentials flow with a run-as "
-                "user")
+            raise RetryableError(f"token request: {text}: {fix}")
         body = response.json()
         self._token = (str(body["access_token"]),
                        str(body.get("instance_url") or self.login_url).rstrip("/"))
+        self._token_at = self.clock()
         return self._token
 
     async def _call(self, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:

@@ -175,3 +175,107 @@ def test_wrong_client_secret_is_retried(salesforce: Salesforce, make_event: Any)
     with pytest.raises(RetryableError, match=r"invalid_client.*CLIENT_SECRET"):
         asyncio.run(plugin.on_event(event=make_event(owner="alice", external_id=LEAD_A)))
     assert salesforce.leads[LEAD_A]["OwnerId"] != ALICE
+
+
+# -- the OAuth 2.0 JWT bearer flow --------------------------------------------------------------
+
+def _rsa_pair() -> tuple[str, str]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return private, public
+
+
+@pytest.fixture(scope="module")
+def rsa_pair() -> tuple[str, str]:
+    return _rsa_pair()
+
+
+def _jwt_org(public: str) -> Salesforce:
+    return Salesforce("3MVG9-client", "unused", users={ALICE, BOB}, leads={LEAD_A: {}},
+                      jwt_key=public, username="integration@acme.example")
+
+
+def _jwt_plugin(crm: Salesforce, private: str, **kw: Any) -> SalesforceOwnerPlugin:
+    kw.setdefault("username", "integration@acme.example")
+    return SalesforceOwnerPlugin(crm.api.url, "3MVG9-client", owners={"alice": ALICE, "bob": BOB},
+                                 auth="jwt", private_key=private, timeout=2, **kw)
+
+
+def test_jwt_bearer_flow(rsa_pair: tuple[str, str], leadrouter: Any, make_event: Any) -> None:
+    import time
+
+    private, public = rsa_pair
+    crm = _jwt_org(public)
+    with crm.api:
+        plugin = _jwt_plugin(crm, private)
+        assert plugin.audience == "https://login.salesforce.com"  # not a sandbox
+        h = leadrouter(plugin)
+        h.deliver(make_event(lead_id="ld_1", owner="alice", external_id=LEAD_A))
+        (token,) = crm.api.calls("POST", "/services/oauth2/token")
+        form = token.form()
+        assert set(form) == {"grant_type", "assertion"}
+        assert form["grant_type"] == "urn:ietf:params:oauth:grant-type:jwt-bearer"
+        (claims,) = crm.assertions  # verified with the public key by the server
+        assert (claims["iss"], claims["sub"], claims["aud"]) == (
+            "3MVG9-client", "integration@acme.example", "https://login.salesforce.com")
+        assert 0 < claims["exp"] - time.time() <= 180
+        assert crm.leads[LEAD_A]["OwnerId"] == ALICE
+        crm.revoke_tokens()  # 401 → a new assertion, a new token, the call repeated
+        h.deliver(make_event(id="2-0", lead_id="ld_1", owner="bob", external_id=LEAD_A))
+        assert crm.leads[LEAD_A]["OwnerId"] == BOB
+        assert plugin.token_fetches == 2 and len(crm.assertions) == 2
+
+
+def test_jwt_token_renewed_after_its_ttl(rsa_pair: tuple[str, str], make_event: Any) -> None:
+    private, public = rsa_pair
+    crm = _jwt_org(public)
+    now = [1000.0]
+    with crm.api:
+        plugin = _jwt_plugin(crm, private, token_ttl=60, clock=lambda: now[0])
+        asyncio.run(plugin.on_event(event=make_event(owner="alice", external_id=LEAD_A)))
+        now[0] += 30
+        asyncio.run(plugin.on_event(event=make_event(id="2-0", owner="bob", external_id=LEAD_A)))
+        assert plugin.token_fetches == 1
+        now[0] += 31  # past the TTL: a new token before the call, no 401 first
+        asyncio.run(plugin.on_event(event=make_event(id="3-0", owner="alice",
+                                                     external_id=LEAD_A)))
+    assert plugin.token_fetches == 2
+    assert [r.status for r in crm.api.requests].count(401) == 0
+
+
+def test_jwt_with_the_wrong_key_or_user_is_retried_naming_the_settings(
+        rsa_pair: tuple[str, str], make_event: Any, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Any) -> None:
+    private, public = rsa_pair
+    other, _ = _rsa_pair()
+    crm = _jwt_org(public)
+    with crm.api:
+        with pytest.raises(RetryableError, match=r"invalid_grant.*Signature.*PRIVATE_KEY_FILE"):
+            asyncio.run(_jwt_plugin(crm, other).on_event(
+                event=make_event(owner="alice", external_id=LEAD_A)))
+        with pytest.raises(RetryableError, match="approved this consumer"):
+            asyncio.run(_jwt_plugin(crm, private, username="someone@else.example").on_event(
+                event=make_event(owner="alice", external_id=LEAD_A)))
+    assert crm.leads[LEAD_A]["OwnerId"] != ALICE
+    # configured from the environment, the key read from a file
+    key_file = tmp_path / "server.key"
+    key_file.write_text(private)
+    for var, value in {"AUTH": "jwt", "LOGIN_URL": "https://test.salesforce.com",
+                       "CLIENT_ID": "3MVG9-client", "USERNAME": "integration@acme.example",
+                       "OWNERS": f"alice={ALICE}"}.items():
+        monkeypatch.setenv(f"LEADROUTER_SALESFORCE_{var}", value)
+    monkeypatch.delenv("LEADROUTER_SALESFORCE_CLIENT_SECRET", raising=False)
+    monkeypatch.delenv("LEADROUTER_SALESFORCE_PRIVATE_KEY", raising=False)
+    monkeypatch.delenv("LEADROUTER_SALESFORCE_PRIVATE_KEY_FILE", raising=False)
+    with pytest.raises(PluginDisabled, match="_PRIVATE_KEY_FILE"):
+        SalesforceOwnerPlugin()
+    monkeypatch.setenv("LEADROUTER_SALESFORCE_PRIVATE_KEY_FILE", str(key_file))
+    plugin = SalesforceOwnerPlugin()
+    assert plugin.audience == "https://test.salesforce.com"  # a sandbox
+    assert plugin.private_key == private
