@@ -43,6 +43,15 @@ POOL = PoolPlan(id="inbound", strategy="round_robin", pool_cap=-1, day=DAY,
 DECISION = b'{"lead":{"email":"x@acme.example"},"explanation":"' + b"x" * 2000 + b'"}'
 
 
+# The list indexes' values (router/state/lists.py) as the service passes them; the
+# environment variable BENCH_NO_LISTS=1 leaves them out (the A/B of their Valkey cost).
+LISTS = () if os.environ.get("BENCH_NO_LISTS") else ("mql", "us", "enterprise", "B", "")
+# The funnel's groups (router/state/funnel.py; pool and owner come from the pick);
+# BENCH_NO_FUNNEL=1 leaves them out (the A/B of the commit's funnel counting).
+FUNNEL = () if os.environ.get("BENCH_NO_FUNNEL") else (
+    "enterprise", "na-east", "web", "", "", "B", "mql", "r")
+
+
 def plan(i: int) -> CommitPlan:
     kind = ("pool", "owner", "queue")[i % 3]
     extra: dict[str, object] = {"pool": {"chain": (POOL,)},
@@ -53,6 +62,7 @@ def plan(i: int) -> CommitPlan:
     person = f"p{i % 500}"
     return CommitPlan(lead_id=f"ld_{os.urandom(12).hex()}", now=NOW, kind=kind,
                       decision=DECISION, reason="rule r sends it", rule="r", person=person,
+                      lists=LISTS, funnel=FUNNEL,
                       engagement=EngagementLink(person=person, seq=0, dom="acme.example",
                                                 ttl_ms=86_400_000), **extra)  # type: ignore[arg-type]
 

@@ -66,6 +66,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # to them) is kept after their last event; event times older than this are not kept one by
     # one. Default 400 days (the longest count() window is 365).
     engagement_retention: Seconds = 400 * 86400
+    # How long the audit log (GET /v1/admin/audit: who changed rules, reps, accounts, keys,
+    # erasures) keeps an entry; default 400 days.
+    audit_retention: Seconds = 400 * 86400
     inflight_timeout: Seconds = 30
     batch_limit: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1_048_576
@@ -128,6 +131,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # the person had no engagement, and let the commit check both: one Redis round trip per
     # lead instead of two; a wrong guess costs a second evaluation (docs/operations.md).
     optimistic_reads: bool = True
+    # The list indexes (GET /v1/leads?status=..., queues, a rep's leads; docs/operations.md):
+    # ~1 KB of Redis per lead. false: not written (those lists answer 409).
+    list_indexes: bool = True
     # Set by `leadrouter serve` when it started the embedded valkey-server (for /v1/status).
     embedded_redis: bool = False
     # Intake (docs/intake.md). Client addresses: X-Forwarded-For is believed only from these
@@ -136,6 +142,17 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # The service's public base URL (https://leads.example.com) as senders see it: HubSpot signs
     # the URL it called. Unset: the request's own URL.
     public_url: str | None = None
+    # Signed action links (docs/notifications.md, "Action links"): the HMAC secret (unset: no
+    # links), the previous secret still accepted until an ISO-8601 time (rotation), how long a
+    # link outlives the lead's SLA deadline, and a link's lifetime when the lead has no SLA.
+    action_secret: str | None = None
+    action_secret_previous: str | None = None
+    action_secret_previous_until: str | None = None
+    action_link_margin: Seconds = 86400
+    action_link_lifetime: Seconds = 7 * 86400
+    # sla.warning events this long before a lead's SLA deadline (0: none); see
+    # docs/notifications.md, "SLA warnings".
+    sla_warn_before: Annotated[int, msgspec.Meta(ge=0)] = 0
     # Default rate limits: per client address per form, per API key / source (N/min, N/h ...).
     form_rate_limit: str = "20/min"
     source_rate_limit: str = "600/min"
@@ -158,7 +175,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
                 raw[name] = value
         raw.update({k: v for k, v in overrides.items() if v is not None})
         for name in ("decision_retention", "idempotency_retention", "engagement_retention",
-                     "inflight_timeout"):
+                     "audit_retention", "inflight_timeout", "action_link_margin",
+                     "action_link_lifetime", "sla_warn_before"):
             if isinstance(raw.get(name), str) and not raw[name].isdigit():
                 try:
                     raw[name] = parse_duration(raw[name])

@@ -12,11 +12,17 @@ from litestar.types import ControllerRouterHandler
 
 from router.api import (
     accounts,
+    actions,
     admin_keys,
+    audit,
+    calibration,
+    console,
     events,
     forms,
     health,
     leads,
+    lists,
+    outcomes,
     owner,
     people,
     replay,
@@ -35,5 +41,8 @@ ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     replay.replay_rules, shadow.shadow_rules_report,
     *leads.handlers, *events.handlers, *reps.handlers, *accounts.handlers, *status.handlers,
     *forms.handlers, *sources.handlers, *admin_keys.handlers, *people.handlers,
-    *owner.handlers, *sla.handlers,
+    *owner.handlers, *sla.handlers, *audit.handlers, *calibration.handlers,
+    *outcomes.handlers, *lists.handlers,
+    *console.handlers,  # /ui (router/api/console), not in the schema
+    *actions.handlers,  # /a/{token}: signed action links, not in the schema
 ]

@@ -10,7 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from router.api._body import decode_json
-from router.api.auth import admin_guard
+from router.api.auth import admin_guard, guarded_actor
 from router.api.errors import problem
 from router.api.openapi import json_body, problems
 from router.engine.functions import domain_of
@@ -47,7 +47,7 @@ async def put_account(request: Request[Any, Any, Any], domain: FromPath[str],
                       "rules/reps.yaml", kind="validation",
                       errors=[{"path": "$.owner", "message": "unknown rep"}]) from None
     name = _domain(domain)
-    await directory.set_account_owner(name, body.owner)
+    await directory.set_account_owner(name, body.owner, by=guarded_actor(request))
     return {"domain": name, "owner": body.owner}
 
 
@@ -68,10 +68,10 @@ async def get_account(domain: FromPath[str],
 
 @delete("/v1/accounts/{domain:str}", tags=["accounts"], guards=[admin_guard], status_code=204,
         responses=problems(422))
-async def delete_account(domain: FromPath[str],
+async def delete_account(request: Request[Any, Any, Any], domain: FromPath[str],
                          directory: NamedDependency[DirectoryService]) -> Response[None]:
     name = _domain(domain)
-    if not await directory.delete_account(name):
+    if not await directory.delete_account(name, by=guarded_actor(request)):
         raise _not_found(name)
     return Response(None, status_code=204)
 

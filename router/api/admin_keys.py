@@ -16,7 +16,7 @@ from litestar.di import NamedDependency
 from litestar.params import Parameter
 
 from router.api._body import decode_json
-from router.api.auth import admin_or_key
+from router.api.auth import admin_actor, admin_or_key
 from router.api.errors import problem
 from router.api.openapi import json_body
 from router.services.keys import SCOPES, ApiKeys, KeyRecord
@@ -66,7 +66,7 @@ def _info(record: KeyRecord, key: str | None = None) -> KeyInfo:
 async def create_key(request: Request[Any, Any, Any], settings: NamedDependency[Settings],
                      keys: NamedDependency[ApiKeys]) -> KeyInfo:
     """Create an API key; the key itself is in this answer only (store it now)."""
-    await admin_or_key(request, settings, keys)
+    by = await admin_actor(request, settings, keys)
     spec = decode_json(await request.body(), NewKey)
     bad = [s for s in spec.scopes if s not in SCOPES]
     if bad:
@@ -79,7 +79,7 @@ async def create_key(request: Request[Any, Any, Any], settings: NamedDependency[
         raise problem(422, "Invalid key", detail, kind="validation",
                       errors=[{"path": "$.rep", "message": detail}])
     token, record = await keys.create(source=spec.source, scopes=spec.scopes, name=spec.name,
-                                      rep=spec.rep)
+                                      rep=spec.rep, by=by)
     log.info("api key created", extra={"key_id": record.id, "source": record.source})
     return _info(record, token)
 
@@ -98,8 +98,8 @@ async def rotate_key(request: Request[Any, Any, Any], key_id: _KEY_ID,
                      grace: Annotated[int, Parameter(ge=0, le=30 * 86400)] = 86400) -> KeyInfo:
     """A new key with the same source and scopes; the old one keeps working for ``grace``
     seconds (default one day), so senders can switch without a gap."""
-    await admin_or_key(request, settings, keys)
-    rotated = await keys.rotate(key_id, grace_s=grace)
+    by = await admin_actor(request, settings, keys)
+    rotated = await keys.rotate(key_id, grace_s=grace, by=by)
     if rotated is None:
         raise problem(404, "Not found", f"no API key {key_id!r}", kind="key-not-found")
     token, new, _ = rotated
@@ -111,8 +111,8 @@ async def rotate_key(request: Request[Any, Any, Any], key_id: _KEY_ID,
 async def revoke_key(request: Request[Any, Any, Any], key_id: _KEY_ID,
                      settings: NamedDependency[Settings], keys: NamedDependency[ApiKeys]) -> None:
     """Revoke a key at once."""
-    await admin_or_key(request, settings, keys)
-    if not await keys.revoke(key_id):
+    by = await admin_actor(request, settings, keys)
+    if not await keys.revoke(key_id, by=by):
         raise problem(404, "Not found", f"no API key {key_id!r}", kind="key-not-found")
     log.info("api key revoked", extra={"key_id": key_id})
 

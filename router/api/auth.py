@@ -9,7 +9,10 @@ handlers share.
 * :func:`require_key` — with ``LEADROUTER_REQUIRE_API_KEY=true``, a key with a scope
   (``POST /v1/leads``: ``intake`` for the source ``api``; ``POST /v1/events``: ``events``);
 * :func:`acting_for` — the owner actions: the rep's own ``owner`` key, or the admin token (or
-  an ``admin`` key) acting for any rep; open only while no token and no key is configured.
+  an ``admin`` key) acting for any rep; open only while no token and no key is configured;
+* :func:`admin_actor` / :func:`guarded_actor` — who is acting, as the typed
+  :class:`~router.state.audit.Actor` the audit log records (built here, from the verified
+  credential only).
 
 Keys are checked by :class:`router.services.keys.ApiKeys`; this module turns its answers into
 401/403 problems.
@@ -25,13 +28,16 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.plugins.problem_details import ProblemDetailsException
 
 from router.api.errors import problem
+from router.services.audit import Actor
 from router.services.keys import ApiKeys, KeyProblem, KeyRecord, token_from_headers
 from router.settings import Settings
 
-__all__ = ["acting_for", "admin_guard", "admin_or_key", "authorize", "key_problem",
-           "require_intake_key", "require_key"]
+__all__ = ["acting_for", "admin_actor", "admin_guard", "admin_or_key", "authorize",
+           "guarded_actor", "key_problem", "require_intake_key", "require_key"]
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="leadrouter"'}
+_ACTOR = "leadrouter.actor"  # where admin_guard leaves who passed it, for the handler
+ADMIN_TOKEN = Actor("admin-token")
 
 
 def _is_admin(header: str, token: str | None) -> bool:
@@ -109,8 +115,25 @@ async def admin_guard(connection: ASGIConnection[Any, Any, Any, Any],
                       "LEADROUTER_ADMIN_TOKEN and send it as 'Authorization: Bearer <token>'",
                       kind="admin-disabled")
     if _is_admin(connection.headers.get("authorization", ""), settings.admin_token):
+        connection.state[_ACTOR] = ADMIN_TOKEN
         return  # the common case needs no key lookup (nor the store)
-    await authorize(connection, settings, _keys_of(connection), "admin")
+    record = await _credential(connection, settings, _keys_of(connection), "admin")
+    connection.state[_ACTOR] = ADMIN_TOKEN if record is None else Actor("key", record.id)
+
+
+def guarded_actor(connection: ASGIConnection[Any, Any, Any, Any]) -> Actor:
+    """Who passed :func:`admin_guard` on this request (the admin token or an admin key)."""
+    actor = connection.state.get(_ACTOR)
+    if not isinstance(actor, Actor):
+        raise RuntimeError("guarded_actor() in a handler without admin_guard")
+    return actor
+
+
+async def admin_actor(connection: ASGIConnection[Any, Any, Any, Any], settings: Settings,
+                      keys: ApiKeys, scope: str = "admin") -> Actor:
+    """:func:`admin_or_key`, answering the typed actor (``admin-token`` or ``key:<id>``)."""
+    record = await _credential(connection, settings, keys, scope)
+    return ADMIN_TOKEN if record is None else Actor("key", record.id)
 
 
 async def admin_or_key(connection: ASGIConnection[Any, Any, Any, Any], settings: Settings,

@@ -22,7 +22,7 @@ from litestar.plugins.problem_details import ProblemDetailsException
 from router.intake.form import WEB_TO_LEAD
 from router.state.errors import ReplicasBehind, StateUnavailable
 
-__all__ = ["exception_handlers", "problem", "validation_problem"]
+__all__ = ["exception_handlers", "problem", "unavailable", "validation_problem"]
 
 log = logging.getLogger("leadrouter.api")
 
@@ -135,14 +135,20 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
                    **extra).to_response(request)
 
 
-def _unavailable(request: Request[Any, Any, Any], exc: StateUnavailable) -> Response[Any]:
+def unavailable(request: Request[Any, Any, Any], exc: StateUnavailable
+                ) -> ProblemDetailsException:
+    """The 503 (with Retry-After) of a Redis outage; the console renders the same as HTML."""
     retry = str(getattr(request.app.state, "retry_after", 2))
     detail = ("the lead is stored, but fewer Redis replicas than LEADROUTER_REDIS_WAIT_REPLICAS "
               "confirmed it in time — retry with the same Idempotency-Key (or external_id) to "
               "get it" if isinstance(exc, ReplicasBehind) else
               "the state store (Redis) is unreachable; nothing was written — retry later")
     return problem(503, "Service unavailable", detail,
-                   kind="state-unavailable", headers={"Retry-After": retry}).to_response(request)
+                   kind="state-unavailable", headers={"Retry-After": retry})
+
+
+def _unavailable(request: Request[Any, Any, Any], exc: StateUnavailable) -> Response[Any]:
+    return unavailable(request, exc).to_response(request)
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

@@ -19,7 +19,7 @@ from litestar import Request, delete, get
 from litestar.di import NamedDependency
 from litestar.params import Parameter
 
-from router.api.auth import admin_or_key
+from router.api.auth import admin_actor, admin_or_key
 from router.api.errors import problem
 from router.api.openapi import problems
 from router.services.keys import ApiKeys
@@ -61,7 +61,7 @@ async def erase_person(request: Request[Any, Any, Any], email: _EMAIL,
                        settings: NamedDependency[Settings], keys: NamedDependency[ApiKeys],
                        privacy: NamedDependency[PrivacyService]) -> Erasure:
     """Erase every lead and engagement event of one email address (right to erasure)."""
-    by = await admin_or_key(request, settings, keys)
+    by = await admin_actor(request, settings, keys)
     entry = await privacy.erase_person(_email(email), by=by)
     log.info("person erased", extra={"erasure": entry.id, "leads": entry.leads})
     return entry
@@ -72,7 +72,7 @@ async def erase_lead(request: Request[Any, Any, Any], lead_id: _LEAD,
                      settings: NamedDependency[Settings], keys: NamedDependency[ApiKeys],
                      privacy: NamedDependency[PrivacyService]) -> Erasure:
     """Erase one lead: decision, history, queue and SLA entries, outbox events."""
-    by = await admin_or_key(request, settings, keys)
+    by = await admin_actor(request, settings, keys)
     try:
         entry = await privacy.erase_lead(lead_id, by=by)
     except UnknownLead:

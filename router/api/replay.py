@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 from typing import Any, Literal
 
+import anyio.to_thread
 import msgspec
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
@@ -28,10 +29,10 @@ from router.services.replay_options import (
     version_rules,
 )
 from router.services.replay_render import MEDIA_TYPES, render
-from router.services.replay_report import collect
+from router.services.replay_report import Report, collect
 from router.services.rules import RulesManager
 
-__all__ = ["ReplayRequest", "replay_rules"]
+__all__ = ["ReplayRequest", "replay_report", "replay_rules"]
 
 
 class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -87,7 +88,17 @@ async def replay_rules(request: Request[Any, Any, Any], replay: NamedDependency[
     histogram, SLA load, samples of changed leads). ``format``: ``json`` (default; the shape
     is in docs/rules.md), ``text``, ``markdown`` or ``html`` (a self-contained page)."""
     req = decode_json(await request.body(), ReplayRequest, title=_TITLE)
-    candidate, versions = _candidate(req, plugins.functions())
+    report = await replay_report(req, replay, rules, clock, plugins)
+    return Response(render(report, req.format), media_type=MEDIA_TYPES[req.format])
+
+
+async def replay_report(req: ReplayRequest, replay: ReplayService, rules: RulesManager,
+                        clock: Clock, plugins: PluginHost) -> Report:
+    """The replay ``req`` asks for (also the console's replay page); a 422 problem says what
+    to fix in the request or the candidate rules."""
+    # Parsing and compiling a rules directory takes a while: off the event loop, so live
+    # routing on this worker goes on meanwhile.
+    candidate, versions = await anyio.to_thread.run_sync(_candidate, req, plugins.functions())
     now = clock()
     try:
         query = query_of(now if now.tzinfo else now.replace(tzinfo=datetime.UTC),
@@ -97,6 +108,5 @@ async def replay_rules(request: Request[Any, Any, Any], replay: NamedDependency[
         raise problem(422, _TITLE, str(exc), kind="validation") from None
     rulesets: Any = {**versions, candidate.version: candidate} if versions else candidate
     await replay.prepare()  # older leads indexed, if the start-up backfill never finished
-    report = await collect(replay.run(rulesets, query), candidate=candidate,
-                           base=rules.current, query=query)
-    return Response(render(report, req.format), media_type=MEDIA_TYPES[req.format])
+    return await collect(replay.run(rulesets, query), candidate=candidate,
+                         base=rules.current, query=query)

@@ -11,7 +11,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from router.api._body import decode_json
-from router.api.auth import admin_guard
+from router.api.auth import admin_guard, guarded_actor
 from router.api.errors import problem
 from router.api.openapi import json_body
 from router.services.directory import (
@@ -60,7 +60,8 @@ async def put_rep(request: Request[Any, Any, Any], rep_id: FromPath[str],
         raise problem(422, "Invalid rep state", "$.until: give a time zone, e.g. "
                       "2026-12-01T09:00:00Z", kind="validation",
                       errors=[{"path": "$.until", "message": "time zone required"}])
-    return await directory.set_rep(rep_id, update.status, update.until)
+    return await directory.set_rep(rep_id, update.status, update.until,
+                                   by=guarded_actor(request))
 
 
 @get("/v1/pools/{pool_id:str}", tags=["reps"])

@@ -12,7 +12,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery
 
 from router.api._body import decode_body, decode_json
-from router.api.auth import admin_guard
+from router.api.auth import admin_guard, guarded_actor
 from router.api.errors import problem
 from router.api.openapi import DryRunRequest, json_body, problems
 from router.engine.cases import CaseState
@@ -23,7 +23,7 @@ from router.services.decide import dry_run
 from router.services.rules import RulesManager
 from router.services.rules_watch import RulesWatcher
 
-__all__ = ["evaluate_lead", "get_rules", "reload_rules"]
+__all__ = ["evaluate", "evaluate_lead", "get_rules", "reload_rules"]
 
 
 def _status(rules: RulesManager) -> dict[str, Any]:
@@ -49,12 +49,12 @@ async def get_rules(rules: NamedDependency[RulesManager]) -> dict[str, Any]:
 
 @post("/v1/admin/rules/reload", guards=[admin_guard], tags=["rules", "admin"], status_code=200,
       responses=problems(422))
-async def reload_rules(watcher: NamedDependency[RulesWatcher],
+async def reload_rules(request: Request[Any, Any, Any], watcher: NamedDependency[RulesWatcher],
                        max_change: FromQuery[str | None] = None) -> dict[str, Any]:
     """Reload the rules directory now: all or nothing, and only if its test cases pass.
     ``max_change`` (e.g. ``status:5%``; default LEADROUTER_RELOAD_MAX_CHANGE): refuse a change
     that moves more than that share of the last 7 days' leads."""
-    result, gate = await watcher.reload("admin", _limits(max_change))
+    result, gate = await watcher.reload("admin", _limits(max_change), by=guarded_actor(request))
     if gate is not None and not gate.ok:
         raise problem(422, "Rules change refused", result.errors[0], kind="change-refused",
                       version=result.version, attempted_version=result.attempted_version,
@@ -99,7 +99,13 @@ async def evaluate_lead(request: Request[Any, Any, Any], rules: NamedDependency[
     The body is a lead, or ``{"lead": {...}, "state": {"account_owner": ..., "events":
     [{"event": ..., "days_ago": ...}]}, "now": "..."}`` to try engagement and ownership.
     """
-    body = await request.body()
+    return await evaluate(await request.body(), rules, clock, plugins)
+
+
+async def evaluate(body: bytes, rules: RulesManager, clock: Clock,
+                   plugins: PluginHost) -> dict[str, Any]:
+    """``POST /v1/rules/evaluate``'s answer for ``body`` (also the console's playground);
+    a problem (400/422) says what to fix."""
     wrapped = decode_body(body, msgspec.json.decode) if body.lstrip().startswith(b"{") \
         else None
     state, now, prefix = CaseState(), None, "$"

@@ -40,6 +40,7 @@ from router.services.clock import Clock
 from router.services.engagement import EngagementService
 from router.services.keys import ApiKeys, KeyProblem, token_from_headers
 from router.services.leads import LeadService
+from router.services.outcomes import OutcomeError, OutcomeIn, OutcomeService
 from router.services.ratelimit import RateLimits, WebhookReplays
 from router.services.rules import RulesManager
 from router.settings import Settings
@@ -129,6 +130,23 @@ class _Router:
     leads: LeadService
     engagement: EngagementService
     retry_after: int
+    outcomes: OutcomeService | None = None
+
+    async def outcome(self, body: dict[str, Any]) -> dict[str, Any]:
+        """An outcome item: recorded as ``POST /v1/outcomes`` would (201 new stage, 200 a
+        repeat; 404 / 422 as problems)."""
+        if self.outcomes is None:  # pragma: no cover (always wired by post_source)
+            raise IntakeError(503, "Unavailable", "outcomes are not available here")
+        try:
+            reply, new = await self.outcomes.record(None, msgspec.convert(body, OutcomeIn))
+        except msgspec.ValidationError as exc:
+            raise IntakeError(422, "Invalid outcome", f"{exc} — check the source's "
+                              "outcomes.fields mapping", field="$") from None
+        except OutcomeError as exc:
+            raise IntakeError(exc.status, exc.title, exc.detail, field=exc.field,
+                              kind=exc.kind) from None
+        return {"status": 201 if new else 200, "lead_id": reply.lead_id,
+                "outcome": reply.status, "stage": reply.stage}
 
     async def event(self, event: dict[str, Any]) -> dict[str, Any]:
         # The adapter already produced the POST /v1/events shape.
@@ -150,6 +168,8 @@ class _Router:
             return {"status": 204, "skipped": item.skipped}
         if item.event is not None:
             return await self.event(item.event)
+        if item.outcome is not None:
+            return await self.outcome(item.outcome)
         if item.lead is None:
             return {}
         key = item.key
@@ -182,9 +202,11 @@ class _Router:
 
 def _summary(results: list[dict[str, Any]]) -> dict[str, Any]:
     return {"results": results,
-            "created": sum(1 for r in results if r.get("status") == 201),
+            "created": sum(1 for r in results if r.get("status") == 201
+                           and "outcome" not in r),
             "duplicates": sum(1 for r in results if r.get("status") == 200
-                              and not r.get("updated")),
+                              and not r.get("updated") and "outcome" not in r),
+            "outcomes": sum(1 for r in results if "outcome" in r),
             "updated": sum(1 for r in results if r.get("updated")),
             "accepted_events": sum(1 for r in results if r.get("status") == 202),
             "skipped": sum(1 for r in results if r.get("status") == 204),
@@ -206,7 +228,8 @@ async def post_source(request: Request[Any, Any, Any], source_id: _SOURCE_ID,
                       clock: NamedDependency[Clock], keys: NamedDependency[ApiKeys],
                       rate_limits: NamedDependency[RateLimits],
                       replays: NamedDependency[WebhookReplays], leads: NamedDependency[LeadService],
-                      engagement: NamedDependency[EngagementService]) -> Response[Any]:
+                      engagement: NamedDependency[EngagementService],
+                      outcomes: NamedDependency[OutcomeService]) -> Response[Any]:
     """A machine source's delivery (see docs/intake.md): HubSpot, Segment or generic JSON,
     authenticated by signature or API key; one result per lead, event or skipped item."""
     try:
@@ -216,7 +239,7 @@ async def post_source(request: Request[Any, Any, Any], source_id: _SOURCE_ID,
                                    now=clock().timestamp(), public_url=settings.public_url)
         spec = source.rate_limit or parse_rate(settings.source_rate_limit)
         headers = await rate_limits.enforce(auth.bucket, spec)
-        router = _Router(leads, engagement, settings.retry_after_seconds)
+        router = _Router(leads, engagement, settings.retry_after_seconds, outcomes)
         return await _deliver(source, body, auth, headers, replays, router,
                               limits_of(settings))
     except IntakeError as exc:

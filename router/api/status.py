@@ -13,7 +13,7 @@ from router import __version__
 from router.observability import metrics
 from router.services.health import Health
 
-__all__ = ["handlers", "metrics_endpoint", "status"]
+__all__ = ["handlers", "metrics_endpoint", "status", "summary"]
 
 
 @get("/metrics", tags=["health"], include_in_schema=False, cache_control=None)
@@ -40,6 +40,11 @@ def _duration(seconds: float) -> str:
 async def status(health: NamedDependency[Health]) -> dict[str, Any]:
     """What is running, on which rules, against which Redis, since when, and how much it has
     routed — the summary an operator reads first."""
+    return await summary(health)
+
+
+async def summary(health: Health) -> dict[str, Any]:
+    """``GET /v1/status``'s body (also the console's status page)."""
     await health.refresh_scrape()
     values = metrics.SCRAPE
     settings = health.settings

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.datastructures import CacheControlHeader
+from litestar.openapi.plugins import OpenAPIRenderPlugin, RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.router import Router
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-__all__ = ["STATIC_PATH", "TEMPLATES", "static_files", "template_config"]
+__all__ = ["STATIC_PATH", "TEMPLATES", "openapi_renderers", "static_files", "template_config"]
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
@@ -42,3 +43,20 @@ def static_files() -> Router:
     return create_static_files_router(
         path=STATIC_PATH, directories=[STATIC], include_in_schema=False,
         cache_control=CacheControlHeader(max_age=86400, public=True))
+
+
+def openapi_renderers() -> list[OpenAPIRenderPlugin]:
+    """``/schema/swagger`` (also ``/schema``) and ``/schema/redoc`` from the vendored bundles
+    (static/vendor/swagger-ui, static/vendor/redoc): no CDN, no Google fonts, no remote
+    favicon, so both work offline."""
+    vendor = f"{STATIC_PATH}/vendor"
+    favicon = f"<link rel='icon' type='image/png' href='{vendor}/swagger-ui/favicon-32x32.png'>"
+    return [
+        SwaggerRenderPlugin(js_url=f"{vendor}/swagger-ui/swagger-ui-bundle.js",
+                            css_url=f"{vendor}/swagger-ui/swagger-ui.css",
+                            standalone_preset_js_url=(f"{vendor}/swagger-ui/"
+                                                      "swagger-ui-standalone-preset.js"),
+                            path=["/swagger", "/"], favicon=favicon),
+        RedocRenderPlugin(js_url=f"{vendor}/redoc/redoc.standalone.js", google_fonts=False,
+                          path="/redoc", favicon=favicon),
+    ]

@@ -23,25 +23,29 @@ from router import __version__
 from router.api import ROUTE_HANDLERS
 from router.api.errors import exception_handlers
 from router.api.openapi import complete_allow, declare_problems
-from router.api.web import static_files, template_config
+from router.api.web import openapi_renderers, static_files, template_config
 from router.app.services import Connected, Services, resolve_dependencies_in_order
 from router.engine.ruleset import Ruleset
 from router.observability import metrics
 from router.observability.instrument import InstrumentedStore
 from router.observability.middleware import ObservabilityMiddleware
-from router.plugins.delivery import run_sinks
+from router.plugins.delivery import run_sinks, with_owner_timezone
 from router.plugins.host import PluginHost
+from router.services.action_links import ActionLinks
+from router.services.audit import AuditLog
 from router.services.clock import Clock
 from router.services.directory import DirectoryService
 from router.services.engagement import EngagementService
 from router.services.keys import ApiKeys
 from router.services.leads import LeadService
+from router.services.lists import ListService
 from router.services.privacy import PrivacyService
 from router.services.ratelimit import RateLimits, WebhookReplays
 from router.services.replay import backfill_at_start
 from router.services.retention import log_warnings
 from router.services.rules import RulesManager
 from router.services.sla import SlaService
+from router.services.sla_warn import SlaWarner
 from router.services.updates import update_lead
 from router.settings import Settings
 from router.state.engagement import EngagementLimits, EngagementStore
@@ -65,12 +69,18 @@ def build_services(services: Services, store: Store) -> Connected:
     leads = LeadService(store=store, rules=rules, settings=settings, clock=clock,
                         plugins=plugins, engagement=limits, rescore=engagement.after_commit,
                         update=functools.partial(update_lead, engagement))
+    audit = AuditLog(store=store, clock=clock, retention_s=settings.audit_retention)
+    directory = DirectoryService(store=store, rules=rules, clock=clock, record=audit.record)
     return Connected(
         store=store, leads=leads, engagement=engagement,
         sla=SlaService(store=store, rules=rules, settings=settings, clock=clock),
-        privacy=PrivacyService(store=store, engagement=engagement_state, clock=clock),
-        directory=DirectoryService(store=store, rules=rules, clock=clock),
-        keys=ApiKeys.on(store, clock), replays=WebhookReplays(store),
+        privacy=PrivacyService(store=store, engagement=engagement_state, clock=clock,
+                               record=audit.record),
+        directory=directory,
+        keys=ApiKeys.on(store, clock, audit.record), replays=WebhookReplays(store), audit=audit,
+        links=ActionLinks(settings=settings, store=store, clock=clock),
+        lists=ListService(store=store, rules=rules, clock=clock, directory=directory,
+                          enabled=settings.list_indexes),
         # Valkey's clock for real time (one clock for all workers), the app's when injected
         rate_limits=RateLimits(store, clock=None if clock.real else clock))
 
@@ -132,17 +142,30 @@ def _lifespan(services: Services, store: Store | None) -> Callable[[Litestar], A
             tasks.append(asyncio.create_task(services.shadow.run(), name="shadow-rules"))
         if settings.sla_poll_seconds > 0:  # breach worker (router/services/sla.py)
             tasks.append(asyncio.create_task(services.sla.run(), name="sla-worker"))
+        warner = SlaWarner(store=connected, rules=manager, settings=settings,
+                           clock=services.clock)
+        if warner.enabled:  # sla.warning events (router/services/sla_warn.py)
+            tasks.append(asyncio.create_task(warner.run(), name="sla-warnings"))
+        links = services.links
+        if (note := links.startup_note()) is not None:
+            log.info(note)
         # Older leads into the replay's arrival index: once per deployment, in the background.
         tasks.append(asyncio.create_task(backfill_at_start(connected), name="arrivals-backfill"))
+        tasks.append(asyncio.create_task(services.lists.backfill_at_start(),
+                                         name="accounts-backfill"))  # older accounts listed
         _settle_collector(settings.gc_threshold)
         try:
-            async with run_sinks(connected, services.plugins, settings):  # outbox → on_event
+            async with run_sinks(connected, services.plugins, settings,  # outbox → on_event
+                                 enrich=with_owner_timezone(  # the rep's zone, then links
+                                     lambda: manager.current.reps,
+                                     links.enrich if links.signer else None)):
                 yield
         finally:
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await services.plugins.shutdown()  # after the sinks stopped: plugins close up
             metrics.mark_process_dead()
             manager.listeners.remove(retention_check)
             if store is None:  # ours to close
@@ -175,7 +198,9 @@ def create_app(settings: Settings, *, rules: RulesManager | None = None,
         exception_handlers=exception_handlers,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="leadrouter", version=__version__, path="/schema",
-                                     description="Lead scoring and routing service."),
+                                     description="Lead scoring and routing service.",
+                                     # swagger and redoc from vendored assets (no CDN)
+                                     render_plugins=openapi_renderers()),
         debug=False,
         # Logging is ours (router/observability/logs.py): litestar's default config would put
         # a plain-text handler on the root logger at INFO, so every library's INFO lines

@@ -212,7 +212,10 @@ Lead scoring and routing service.
   leadrouter rules test [DIR]      run the test cases in DIR/tests/*.yaml
   leadrouter rules explain LEAD    show the decision for one lead (nothing is written)
   leadrouter rules replay [DIR]    replay stored leads through DIR's rules: what would change
+  leadrouter rules calibrate [DIR] conversion by grade, score band and rule (outcomes)
+  leadrouter rules tune [DIR]      propose scoring points from outcomes (never applied)
   leadrouter plugins list          show the plugins the service would load
+  leadrouter plugins test-notify PLUGIN --rep REP   send a sample through a channel
 
 Rule commands take the rules directory as an argument or as --rules DIR (default: rules).
 Settings come from LEADROUTER_* environment variables (docs/operations.md); rule files are
@@ -286,6 +289,10 @@ def _add_rules(sub: Any) -> None:
     explain.set_defaults(func=cmd_rules_explain)
     add_replay(rsub, serve_flag=_serve_flag, rules_dir=_rules_dir)
     add_shadow_report(rsub, serve_flag=_serve_flag)
+    from router.app.cli_outcomes import add_calibrate, add_tune
+
+    add_calibrate(rsub, serve_flag=_serve_flag, rules_dir=_rules_dir)
+    add_tune(rsub, serve_flag=_serve_flag, rules_dir=_rules_dir)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -301,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     plist = psub.add_parser("list", help="each plugin's name, version, hooks and status")
     plist.add_argument("--format", choices=("text", "json"), default="text")
     plist.set_defaults(func=cmd_plugins_list)
+    from router.app.cli_notify import add_test_notify
+
+    add_test_notify(psub, _rules_dir)
     return parser
 
 

@@ -17,6 +17,8 @@ from litestar.di import Provide
 from litestar.routes import HTTPRoute
 
 from router.plugins.host import PluginHost
+from router.services.action_links import ActionLinks
+from router.services.audit import AuditLog
 from router.services.change_gate import (
     ChangeLimit,
     GateResult,
@@ -26,9 +28,13 @@ from router.services.change_gate import (
 from router.services.clock import Clock
 from router.services.directory import DirectoryService
 from router.services.engagement import EngagementService
+from router.services.funnel import FunnelService
 from router.services.health import Health
 from router.services.keys import ApiKeys
 from router.services.leads import LeadService
+from router.services.lists import ListService
+from router.services.outcome_reader import CalibrationService
+from router.services.outcomes import OutcomeService
 from router.services.privacy import PrivacyService
 from router.services.ratelimit import RateLimits, WebhookReplays
 from router.services.replay import ReplayService
@@ -55,6 +61,9 @@ class Connected(NamedTuple):
     keys: ApiKeys
     rate_limits: RateLimits
     replays: WebhookReplays
+    audit: AuditLog
+    links: ActionLinks  # signed action links (router/api/actions.py)
+    lists: ListService  # the list APIs (router/api/lists.py) and the console's lists
 
 
 class Services:
@@ -80,9 +89,17 @@ class Services:
         self._provided.update(connected._asdict())
         # What-if replays (POST /v1/rules/replay): reads only, on the same store.
         replay = self._provided["replay"] = ReplayService(connected.store, plugins=self.plugins)
+        # Score calibration (GET /v1/scoring/calibration): reads only, page by page.
+        self._provided["calibration"] = CalibrationService(connected.store)
+        # Outcomes in (POST /v1/leads/{id}/outcome, /v1/outcomes) and GET /v1/funnel.
+        self._provided["outcomes"] = OutcomeService(connected.store, rules=self.rules,
+                                                    clock=self.clock)
+        self._provided["funnel"] = FunnelService(connected.store, rules=self.rules,
+                                                 clock=self.clock)
         if self.shadow is not None:
             connected.leads.shadow = self.shadow.submit
         self.watcher.gated = reload_gate(self.rules, replay, self.clock)
+        self.watcher.record = connected.audit.record  # rules reloads in the audit log
         self.health.store = connected.store
 
     @property
@@ -128,12 +145,25 @@ class Services:
     def replays(self) -> WebhookReplays:
         return self.connected.replays
 
+    @property
+    def links(self) -> ActionLinks:
+        return self.connected.links
+
+    @property
+    def audit(self) -> AuditLog:
+        return self.connected.audit
+
+    @property
+    def lists(self) -> ListService:
+        return self.connected.lists
+
     def providers(self) -> dict[str, Provide]:
         """The app's dependencies: a handler parameter with one of these names (and the
         matching type) gets that service."""
         names = ("settings", "rules", "plugins", "clock", "health", "watcher", "leads",
                  "engagement", "sla", "privacy", "directory", "keys", "rate_limits", "replays",
-                 "replay", "shadow")
+                 "replay", "shadow", "audit", "calibration", "links", "outcomes", "funnel",
+                 "lists")
         # One dict read per dependency and request (no property chain on the hot path); the
         # services that need the store join it in connect(), and asking for one before that
         # is a 503 (_Provided.__missing__).

@@ -341,6 +341,7 @@ def _sla_rule(c: _Compiler, doc: Document, path: tuple[str | int, ...], r: s.Sla
         c.err(doc, (*path, "accept_within"), str(exc), "write e.g. 30s, 5m, 4h, 2d or 1h30m",
               r.id)
         return None
+    warn = _warn_before(c, doc, path, r, within)
     targets: dict[str, tuple[str, str | None]] = {}
     for key, value in (("on_breach", r.on_breach), ("final", r.final)):
         if isinstance(value, s.Target):
@@ -355,5 +356,25 @@ def _sla_rule(c: _Compiler, doc: Document, path: tuple[str | int, ...], r: s.Sla
                         on_breach=targets["on_breach"][0],
                         on_breach_target=targets["on_breach"][1],
                         max_reassignments=r.max_reassignments,
-                        final=targets["final"][0] or None, final_target=targets["final"][1])
+                        final=targets["final"][0] or None, final_target=targets["final"][1],
+                        warn_before=warn)
     return base("sla", doc, path, r)
+
+
+def _warn_before(c: _Compiler, doc: Document, path: tuple[str | int, ...], r: s.SlaRule,
+                 within: int) -> int | None:
+    """The policy's ``warn_before`` in seconds (None: not set); on the wall clock it must be
+    shorter than ``accept_within`` (a warning before the assignment is no warning)."""
+    if r.warn_before is None:
+        return None
+    try:
+        warn = 0 if str(r.warn_before).strip() == "0" else s.parse_duration(r.warn_before)
+    except ValueError as exc:
+        c.err(doc, (*path, "warn_before"), str(exc), "write e.g. 5m, 1h, or 0 for none", r.id)
+        return None
+    if r.clock == "wall" and warn >= within > 0:
+        c.err(doc, (*path, "warn_before"), f"warn_before ({r.warn_before}) is not shorter "
+              f"than accept_within ({r.accept_within}): the warning would never come",
+              "make it shorter than accept_within, or 0 for no warning", r.id)
+        return None
+    return warn

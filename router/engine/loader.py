@@ -25,6 +25,7 @@ from router.engine._yaml import Document, load_yaml
 from router.engine.engagement import compile_engagement, tracked_events
 from router.engine.errors import RuleError, RulesetError
 from router.engine.functions import BUILTINS, Function
+from router.engine.funnel import DEFAULT_FUNNEL, compile_funnel
 
 __all__ = ["Loaded", "Section", "SectionCompiler", "load_directory", "load_texts"]
 
@@ -215,10 +216,13 @@ def load_texts(files: Mapping[str, str], *, source: str = "<memory>",
     engagement = None
     if "engagement" in loaded.values:
         engagement = compile_engagement(*loaded.values["engagement"], errors, _decode)
+    funnel = DEFAULT_FUNNEL
+    if "funnel" in loaded.values:
+        funnel = compile_funnel(*loaded.values["funnel"], errors, _decode) or DEFAULT_FUNNEL
     if errors or ruleset is None:
         raise RulesetError(errors)
     return msgspec.structs.replace(
-        ruleset, intake=compiled_intake, engagement=engagement,
+        ruleset, intake=compiled_intake, engagement=engagement, funnel=funnel,
         engagement_events=tracked_events(ruleset.windows, ruleset.last_events, engagement))
 
 

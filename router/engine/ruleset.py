@@ -10,6 +10,7 @@ from leadrouter_sdk import Contribution
 
 from router.engine.engagement import EngagementSpec
 from router.engine.expr import StageFn
+from router.engine.funnel import DEFAULT_FUNNEL, FunnelSpec
 from router.engine.schema import Hours
 
 __all__ = ["CompiledRule", "PoolSpec", "RepSpec", "Route", "Ruleset", "SlaSpec", "Stage"]
@@ -81,6 +82,7 @@ class SlaSpec(msgspec.Struct, frozen=True, kw_only=True):
     max_reassignments: int
     final: str | None
     final_target: str | None
+    warn_before: int | None = None  # seconds; None: the service's default
 
 
 class Ruleset(msgspec.Struct, frozen=True, kw_only=True):
@@ -113,6 +115,8 @@ class Ruleset(msgspec.Struct, frozen=True, kw_only=True):
     # type the rules read (count/last arguments and those points), which the state layer reads
     engagement: EngagementSpec | None = None
     engagement_events: tuple[str, ...] = ()
+    # funnel: the stages after routing (rules/funnel.yaml; the default funnel without one)
+    funnel: FunnelSpec = DEFAULT_FUNNEL
 
     @property
     def stages(self) -> tuple[Stage, ...]:

@@ -117,6 +117,9 @@ class SlaRule(_Rule):
     on_breach: Literal["reassign", "notify", "nurture"] | Target = "reassign"
     max_reassignments: Annotated[int, msgspec.Meta(ge=0, le=100)] = 0
     final: Literal["notify", "nurture"] | Target | None = None
+    # sla.warning events this long before the deadline (0: none; unset: the service's
+    # LEADROUTER_SLA_WARN_BEFORE)
+    warn_before: str | int | None = None
     description: Text | None = None
 
 
@@ -159,6 +162,7 @@ class _Sections(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     forms: dict[str, object] | None = None
     sources: dict[str, object] | None = None
     leads: dict[str, object] | None = None  # what every lead must bring, how repeats answer
+    funnel: dict[str, object] | None = None  # stages after routing (router/engine/funnel.py)
 
 
 SECTIONS = tuple(_Sections.__struct_fields__)

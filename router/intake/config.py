@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Final, Literal, NamedTuple
 
 import msgspec
@@ -19,6 +19,7 @@ from leadrouter_sdk import Lead
 
 from router.engine import Document, RuleError, Section
 from router.engine.schema import parse_duration
+from router.intake.outcome_map import OutcomeMap, OutcomesSpec, compile_outcomes, funnel_stages
 from router.intake.policy import DEFAULT as DEFAULT_POLICY
 from router.intake.policy import LeadPolicy, compile_leads
 
@@ -112,6 +113,7 @@ class SourceSpec(_Item):
     route_on: list[Name] = []
     events: bool = True
     external_id_repeat: Literal["reject", "duplicate", "update"] | None = None
+    outcomes: OutcomesSpec | None = None  # deliveries that are outcomes (outcome_map.py)
     description: str | None = None
 
 
@@ -158,6 +160,7 @@ class SourceConfig(msgspec.Struct, frozen=True, kw_only=True):
     route_on: frozenset[str]
     events: bool
     external_id_repeat: str | None = None  # its own `leads.external_id_repeat` (policy.py)
+    outcomes: OutcomeMap | None = None  # router/intake/outcome_map.py
 
 
 class IntakeConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -279,7 +282,7 @@ def _form(doc: Document, path: tuple[str | int, ...], form_id: str, spec: FormSp
 
 
 def _source(doc: Document, path: tuple[str | int, ...], source_id: str, spec: SourceSpec,
-            errors: list[RuleError]) -> SourceConfig | None:
+            errors: list[RuleError], stages: Sequence[str] = ()) -> SourceConfig | None:
     n = len(errors)
     kind = spec.type or (source_id if source_id in SOURCE_TYPES else None)
     if kind is None:
@@ -305,6 +308,8 @@ def _source(doc: Document, path: tuple[str | int, ...], source_id: str, spec: So
         errors.append(doc.error((*path, "tolerance"), str(exc), rule=source_id,
                                 fix="write e.g. 5m"))
     fields, defaults, rate = _shared(doc, path, spec, errors, source_id)
+    outcomes = None if spec.outcomes is None else compile_outcomes(
+        doc, path, spec.outcomes, kind, stages, errors, source_id)
     if len(errors) > n:
         return None
     return SourceConfig(
@@ -312,7 +317,7 @@ def _source(doc: Document, path: tuple[str | int, ...], source_id: str, spec: So
         tolerance=tolerance, source=spec.source or source_id, defaults=defaults, fields=fields,
         unmapped=spec.unmapped or ("ignore" if kind != "json" else "attributes"),
         route_on=frozenset(spec.route_on), events=spec.events,
-        external_id_repeat=spec.external_id_repeat)
+        external_id_repeat=spec.external_id_repeat, outcomes=outcomes)
 
 
 def compile_intake(values: Mapping[str, Section], errors: list[RuleError]) -> IntakeConfig:
@@ -323,6 +328,7 @@ def compile_intake(values: Mapping[str, Section], errors: list[RuleError]) -> In
     """
     forms: dict[str, FormConfig] = {}
     sources: dict[str, SourceConfig] = {}
+    stages = funnel_stages(values["funnel"][2] if "funnel" in values else None)
     for section in ("forms", "sources"):
         if section not in values:
             continue
@@ -347,7 +353,8 @@ def compile_intake(values: Mapping[str, Section], errors: list[RuleError]) -> In
                     forms[ident] = form
             else:
                 spec: SourceSpec | None = doc.decode(where, item, SourceSpec, errors, rule=ident)
-                source = None if spec is None else _source(doc, where, ident, spec, errors)
+                source = None if spec is None else _source(doc, where, ident, spec, errors,
+                                                           stages)
                 if source is not None:
                     sources[ident] = source
     policy = compile_leads(*values["leads"], errors) if "leads" in values else DEFAULT_POLICY

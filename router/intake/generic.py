@@ -8,6 +8,7 @@ from typing import Any, Final
 from router.intake.config import SourceConfig
 from router.intake.items import Item, fingerprint_of
 from router.intake.mapping import IntakeError, Limits, build_lead
+from router.intake.outcomes import json_outcome
 
 __all__ = ["json_items"]
 
@@ -29,6 +30,9 @@ def _one(source: SourceConfig, obj: Any, label: str, limits: Limits) -> Item:
     if not isinstance(obj, dict):
         return Item(label, error=IntakeError(422, "Invalid lead", f"`{label}` is not a JSON "
                                              "object", field=label))
+    outcome = json_outcome(source, obj, label)  # the source's `outcomes:` (outcomes.py)
+    if outcome is not None:
+        return outcome
     pairs: list[tuple[str, Any]] = []
     _flatten("", obj, pairs)
     builtin = {name: name for name, _ in pairs if name.startswith("attributes.")}

@@ -22,6 +22,7 @@ from typing import Any, Final
 from router.intake.config import SourceConfig
 from router.intake.items import Item, fingerprint_of
 from router.intake.mapping import IntakeError, Limits, build_lead
+from router.intake.outcomes import deal_item, is_deal
 
 __all__ = ["HUBSPOT_PROPERTIES", "hubspot_items"]
 
@@ -115,8 +116,11 @@ def _events(source: SourceConfig, events: list[Any], limits: Limits) -> list[Ite
         kind = ev.get("subscriptionType")
         obj = ev.get("objectId")
         if not isinstance(kind, str) or not kind.startswith("contact.") or obj is None:
-            items.append(Item(f"event {ev.get('eventId', i)}",
-                              skipped=f"{kind!s:.60} events are not leads"))
+            why = f"{kind!s:.60} events are not leads"
+            if source.outcomes is not None and str(kind).startswith("deal."):
+                why += (" (an app webhook's deal event names no contact: send deal stages from "
+                        "a workflow webhook, docs/intake.md \"Outcomes\")")
+            items.append(Item(f"event {ev.get('eventId', i)}", skipped=why))
             continue
         key = (str(ev.get("portalId", ""))[:40], str(obj)[:40])
         c = contacts.setdefault(key, {"created": False, "props": {}, "changed": set(),
@@ -162,6 +166,8 @@ def hubspot_items(source: SourceConfig, doc: Any, body: bytes, limits: Limits) -
     if isinstance(doc, dict):
         if "fields" in doc:
             return _form_submission(source, doc, limits, body)
+        if is_deal(source, doc):  # a deal-stage change: an outcome (router/intake/outcomes.py)
+            return [deal_item(source, doc)]
         if "properties" in doc:
             return _contact_object(source, doc, limits, body)
     raise IntakeError(422, "Invalid HubSpot payload", "expected a Forms v3 submission "

@@ -37,5 +37,6 @@ class Item:
     key: str | None = None
     body: bytes = b""
     event: dict[str, Any] | None = None
+    outcome: dict[str, Any] | None = None  # an outcome (router/intake/outcomes.py)
     skipped: str | None = None
     error: IntakeError | None = None

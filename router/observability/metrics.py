@@ -52,6 +52,7 @@ from router.observability._fast import (
 )
 from router.observability._fast import scrape_gauge as _scrape_gauge
 from router.observability._reference import BEGIN, END, reference_markdown
+from router.observability.funnel import FUNNEL_STAGES, OUTCOMES  # noqa: F401 (reference)
 
 __all__ = [
     "BEGIN",

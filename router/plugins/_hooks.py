@@ -18,7 +18,8 @@ from router.plugins._metrics import NULL_SERIES, Series, series
 __all__ = ["HOOKS", "SPEC_ARGS", "DeliveryFailed", "DeliveryRejected", "Impl", "PluginError",
            "PluginInfo", "accepted", "hook_signatures", "short"]
 
-HOOKS = ("enrich", "score", "register_functions", "route", "on_decision", "on_event")
+HOOKS = ("enrich", "score", "register_functions", "route", "on_decision", "on_event",
+         "shutdown")
 
 
 class PluginError(RuntimeError):

@@ -28,8 +28,11 @@ import datetime as dt
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
+
+import msgspec
+from leadrouter_sdk import Event
 
 from router.plugins._metrics import notifications
 from router.plugins.host import DeliveryFailed, DeliveryRejected, PluginHost
@@ -37,7 +40,7 @@ from router.state.errors import StateError
 from router.state.outbox import Outbox, OutboxEntry
 from router.state.store import Store
 
-__all__ = ["Delivery", "group_name", "run_sinks"]
+__all__ = ["Delivery", "group_name", "run_sinks", "with_owner_timezone"]
 
 log = logging.getLogger("leadrouter.outbox")
 
@@ -52,8 +55,12 @@ class Delivery:
     def __init__(self, store: Store, host: PluginHost, *, poll: float = 0.2,
                  batch: int = 32, max_attempts: int = 12, retry_base: float = 1.0,
                  retry_max: float = 300.0,
-                 clock: Callable[[], dt.datetime] | None = None) -> None:
+                 clock: Callable[[], dt.datetime] | None = None,
+                 enrich: Callable[[Event], Event] | None = None) -> None:
         self.outbox = Outbox(store)
+        # What the service adds to each event on its way to a sink (the app wires the signed
+        # action links here: router/services/action_links.py); this layer imports no service.
+        self.enrich = enrich
         self.host = host
         self.poll = poll
         self.batch = batch
@@ -146,6 +153,16 @@ class Delivery:
             await self._deliver(plugin, entry, 1)
         return busy
 
+    def _event(self, entry: OutboxEntry, attempt: int) -> Event:
+        event = entry.event(attempt)
+        if self.enrich is None:
+            return event
+        try:
+            return self.enrich(event)
+        except Exception:  # an enricher's bug must not stop delivery: the event goes as is
+            log.exception("outbox: enriching %s failed; delivered without", entry.id)
+            return event
+
     def _count(self, plugin: str, outcome: str) -> None:
         counted = self._counted.get(plugin)
         if counted is None:
@@ -154,7 +171,7 @@ class Delivery:
 
     async def _deliver(self, plugin: str, entry: OutboxEntry, attempt: int) -> bool:
         try:
-            await self.host.deliver(plugin, entry.event(attempt))
+            await self.host.deliver(plugin, self._event(entry, attempt))
         except DeliveryRejected as exc:
             self.last_error.pop(entry.id, None)
             await self._dead_letter(plugin, entry, attempt, str(exc))
@@ -195,17 +212,34 @@ class Delivery:
                       "stream: %s", plugin, entry.id, attempts, error)
 
 
+def with_owner_timezone(reps: Callable[[], Mapping[str, Any]],
+                        then: Callable[[Event], Event] | None = None) -> Callable[[Event], Event]:
+    """An enricher adding ``data["owner_timezone"]``: the owner's IANA zone from the live
+    rules/reps.yaml (``reps()`` → rep id → spec with ``timezone``), so a channel can show the
+    due time in the rep's own zone; then ``then`` (e.g. the action links)."""
+    def enrich(event: Event) -> Event:
+        owner = event.data.get("owner")
+        spec = reps().get(owner) if isinstance(owner, str) and owner else None
+        zone = getattr(spec, "timezone", None)
+        if isinstance(zone, str) and zone and "owner_timezone" not in event.data:
+            event = msgspec.structs.replace(event, data={**event.data, "owner_timezone": zone})
+        return then(event) if then is not None else event
+    return enrich
+
+
 @contextlib.asynccontextmanager
-async def run_sinks(store: Store, host: PluginHost, settings: Any) -> AsyncIterator[None]:
+async def run_sinks(store: Store, host: PluginHost, settings: Any,
+                    enrich: Callable[[Event], Event] | None = None) -> AsyncIterator[None]:
     """Deliver outbox events to ``host``'s sinks while the block runs (the app lifespan).
-    The consumer groups are created first, so no event committed while serving is missed."""
+    The consumer groups are created first, so no event committed while serving is missed.
+    ``enrich`` adds to each event before a sink sees it (the action links)."""
     if not host.sinks:
         yield
         return
     delivery = Delivery(store, host, poll=settings.outbox_poll_seconds,
                         max_attempts=settings.outbox_max_attempts,
                         retry_base=settings.outbox_retry_seconds,
-                        retry_max=settings.outbox_retry_max_seconds)
+                        retry_max=settings.outbox_retry_max_seconds, enrich=enrich)
     try:
         await delivery.ensure_groups()
     except StateError as exc:  # Redis down at start: the loops create the groups later

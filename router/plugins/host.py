@@ -27,7 +27,9 @@ what hooks return router/plugins/_results.py, the function table router/plugins/
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import inspect
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -357,6 +359,18 @@ class PluginHost(FunctionTable):
                 return b.state == "closed" or (b.state == "open" and b.remaining() == 0) \
                     or (b.state == "half_open" and not b.trial)
         return False
+
+    async def shutdown(self) -> None:
+        """Call every plugin's ``shutdown`` once (the service's lifespan end), each within the
+        event budget; one that raises or runs past it is logged, never stops the others."""
+        impls, self._impls["shutdown"] = self._impls["shutdown"], ()  # once
+        for impl in impls:
+            try:
+                result = impl.fn()
+                if inspect.isawaitable(result):
+                    await asyncio.wait_for(result, self.event_budget)
+            except Exception as exc:  # TimeoutError included: stopping goes on
+                log.warning("plugin %s: shutdown() failed: %s", impl.plugin, short(exc))
 
     async def deliver(self, plugin: str, event: Event) -> None:
         """Hand ``event`` to ``plugin``'s ``on_event``; raises :class:`DeliveryFailed` unless

@@ -14,6 +14,7 @@ import msgspec
 from router.engine.availability import pool_plan
 from router.services.clock import Clock
 from router.services.rules import RulesManager
+from router.state.audit import Actor, Recorder
 from router.state.models import PoolStats, RepState, RepStatus
 from router.state.store import Store
 
@@ -49,10 +50,12 @@ class RepView(msgspec.Struct, kw_only=True):
 
 
 class DirectoryService:
-    def __init__(self, *, store: Store, rules: RulesManager, clock: Clock) -> None:
+    def __init__(self, *, store: Store, rules: RulesManager, clock: Clock,
+                 record: Recorder | None = None) -> None:
         self.store = store
         self.rules = rules
         self.clock = clock
+        self.record = record  # the audit log (router/services/audit.py); None: not recorded
 
     def check_rep(self, rep: str) -> None:
         """UnknownRep unless ``rep`` is in the current rules."""
@@ -68,10 +71,18 @@ class DirectoryService:
                        daily_cap=spec.daily_cap, live=state,
                        available_now=state.available_at(self.clock()))
 
-    async def set_rep(self, rep: str, status: RepStatus, until: dt.datetime | None) -> RepState:
-        """A rep's new availability; ``until`` ends an absence by itself."""
+    async def set_rep(self, rep: str, status: RepStatus, until: dt.datetime | None, *,
+                      by: Actor) -> RepState:
+        """A rep's new availability; ``until`` ends an absence by itself. Audited (``by``)."""
         self.check_rep(rep)
-        return await self.store.put_rep(rep, status, until)
+        before = await self.store.get_rep(rep) if self.record else None
+        state = await self.store.put_rep(rep, status, until)
+        if self.record and before is not None:
+            was = "available" if before.available_at(self.clock()) else before.status
+            await self.record(by, "rep.status", f"rep:{rep}", {
+                "rep": rep, "from": was, "to": status,
+                "until": until.isoformat() if until else None})
+        return state
 
     async def pool(self, pool_id: str) -> PoolStats:
         """Members, who is eligible right now and why not, assignments today, caps used."""
@@ -82,14 +93,24 @@ class DirectoryService:
         now = self.clock()
         return await self.store.pool_stats(pool_plan(pool, ruleset.reps, now), now=now)
 
-    async def set_account_owner(self, domain: str, owner: str) -> None:
-        """``owner`` owns every lead from ``domain``; UnknownRep if not a rep in the rules."""
+    async def set_account_owner(self, domain: str, owner: str, *, by: Actor) -> None:
+        """``owner`` owns every lead from ``domain``; UnknownRep if not a rep in the rules.
+        Audited (``by``)."""
         self.check_rep(owner)
+        before = await self.store.get_account(domain) if self.record else None
         await self.store.put_account(domain, owner)
+        if self.record:
+            await self.record(by, "account.owner", f"account:{domain}",
+                              {"domain": domain, "from": before, "to": owner})
 
     async def account_owner(self, domain: str) -> str | None:
         return await self.store.get_account(domain)
 
-    async def delete_account(self, domain: str) -> bool:
-        """True if there was an owner to forget."""
-        return await self.store.delete_account(domain)
+    async def delete_account(self, domain: str, *, by: Actor) -> bool:
+        """True if there was an owner to forget. Audited (``by``) when there was."""
+        before = await self.store.get_account(domain) if self.record else None
+        deleted = await self.store.delete_account(domain)
+        if self.record and deleted:
+            await self.record(by, "account.owner", f"account:{domain}",
+                              {"domain": domain, "from": before, "to": None})
+        return deleted

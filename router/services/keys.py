@@ -6,7 +6,8 @@ one, and a lookup stays one HGET. The key is shown once, when it is created or r
 
 Scopes: ``intake`` (leads, sources), ``events`` (posting engagement events), ``viewer`` (reading
 a person's engagement, ``GET /v1/engagement``), ``owner`` (a rep's own key for the owner actions
-accept / contacted / reject, bound to that rep: it acts for no one else), ``admin`` (key
+accept / contacted / reject, bound to that rep: it acts for no one else), ``outcomes``
+(posting outcomes: ``POST /v1/leads/{id}/outcome``, ``POST /v1/outcomes``), ``admin`` (key
 management, erasure, the admin endpoints; implies the others and acts for any rep). A key
 belongs to one source (``*`` = any source); a rotation creates a new key with the same source,
 scopes and rep and lets the old one live on for a grace period, so senders can switch without a
@@ -22,12 +23,13 @@ from typing import Final
 
 from router.services.clock import Clock
 from router.state.apikeys import KeyRecord, KeyStore
+from router.state.audit import Actor, Recorder
 from router.state.store import Store
 
 __all__ = ["SCOPES", "ApiKeys", "KeyProblem", "KeyRecord", "digest", "new_token",
            "token_from_headers"]
 
-SCOPES: Final = ("intake", "events", "viewer", "owner", "admin")
+SCOPES: Final = ("intake", "events", "viewer", "owner", "outcomes", "admin")
 PREFIX: Final = "lrk_"
 
 
@@ -61,18 +63,35 @@ class KeyProblem(Exception):
 class ApiKeys:
     """Every use of the stored keys: create, check, list, rotate, revoke."""
 
-    def __init__(self, store: KeyStore, clock: Clock | None = None) -> None:
+    def __init__(self, store: KeyStore, clock: Clock | None = None,
+                 record: Recorder | None = None) -> None:
         self.store = store
         self.clock = clock or Clock()  # the app's: expiry and grace periods are judged by it
+        self.record = record  # the audit log (router/services/audit.py); None: not recorded
 
     @classmethod
-    def on(cls, store: Store, clock: Clock | None = None) -> ApiKeys:
+    def on(cls, store: Store, clock: Clock | None = None,
+           record: Recorder | None = None) -> ApiKeys:
         """The keys kept in ``store`` (one hash, see router/state/apikeys.py)."""
-        return cls(KeyStore(store), clock)
+        return cls(KeyStore(store), clock, record)
 
-    async def create(self, *, source: str, scopes: list[str], name: str = "",
+    async def _audit(self, by: Actor, action: str, record: KeyRecord, **extra: object) -> None:
+        if self.record:  # never the key: its id, source and scopes
+            await self.record(by, action, f"apikey:{record.id}", {
+                "key_id": record.id, "source": record.source, "scopes": record.scopes,
+                "rep": record.rep, **extra})
+
+    async def create(self, *, source: str, scopes: list[str], by: Actor, name: str = "",
                      now_ms: int | None = None, rep: str | None = None
                      ) -> tuple[str, KeyRecord]:
+        """A new key (audited: ``by``); the key itself is in this answer only."""
+        token, record = await self._new(source=source, scopes=scopes, name=name,
+                                        now_ms=now_ms, rep=rep)
+        await self._audit(by, "apikey.created", record)
+        return token, record
+
+    async def _new(self, *, source: str, scopes: list[str], name: str, now_ms: int | None,
+                   rep: str | None) -> tuple[str, KeyRecord]:
         token = new_token()
         record = KeyRecord(id="key_" + secrets.token_hex(6), source=source,
                            scopes=sorted(set(scopes)), name=name,
@@ -115,7 +134,7 @@ class ApiKeys:
                 return dig, record
         return None
 
-    async def rotate(self, key_id: str, *, grace_s: int,
+    async def rotate(self, key_id: str, *, grace_s: int, by: Actor,
                      now_ms: int | None = None) -> tuple[str, KeyRecord, KeyRecord] | None:
         """New key, same source/scopes; the old one expires after ``grace_s``."""
         found = await self.find(key_id)
@@ -123,13 +142,17 @@ class ApiKeys:
             return None
         dig, old = found
         now = now_ms or self.clock.ms()
-        token, new = await self.create(source=old.source, scopes=old.scopes, name=old.name,
-                                       now_ms=now, rep=old.rep)
+        token, new = await self._new(source=old.source, scopes=old.scopes, name=old.name,
+                                     now_ms=now, rep=old.rep)
         old.expires_at = min(old.expires_at or now + grace_s * 1000, now + grace_s * 1000)
         old.rotated_to = new.id
         await self.store.put(dig, old)
+        await self._audit(by, "apikey.rotated", old, new_key_id=new.id, grace_s=grace_s)
         return token, new, old
 
-    async def revoke(self, key_id: str) -> bool:
+    async def revoke(self, key_id: str, *, by: Actor) -> bool:
         found = await self.find(key_id)
-        return found is not None and await self.store.delete(found[0])
+        if found is None or not await self.store.delete(found[0]):
+            return False
+        await self._audit(by, "apikey.revoked", found[1])
+        return True

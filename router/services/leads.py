@@ -222,7 +222,8 @@ class LeadService:
         person = req.person
         if lead.email != req.email:  # never in practice: traits and plugins keep the email
             person = person_hash(lead.email) if lead.email else None
-        return _Decided(plan, link, _commit_plan(req, plan, pre, person, link, snapshot))
+        return _Decided(plan, link, _commit_plan(req, plan, pre, person, link, snapshot,
+                                                 self.settings.list_indexes))
 
     async def _blocked(self, pre: Prefetched, blocking: Claim, repeat: str, lead: Lead,
                        notes: tuple[Step, ...]) -> Answer:
@@ -314,7 +315,8 @@ def _claims(lead: Lead, sent: Lead, source: str, idempotency_key: str | None,
 
 
 def _commit_plan(req: _Request, plan: DecisionPlan, pre: Prefetched, person: str | None,
-                 link: EngagementLink | None, snapshot: DecisionSnapshot) -> CommitPlan:
+                 link: EngagementLink | None, snapshot: DecisionSnapshot,
+                 lists: bool = True) -> CommitPlan:
     """What the commit script writes. ``person``: :func:`person_hash` of the lead's email;
     ``snapshot``: what decide() read (kept with the input, for the replay)."""
     ev = plan.evaluation
@@ -331,9 +333,19 @@ def _commit_plan(req: _Request, plan: DecisionPlan, pre: Prefetched, person: str
                       guards=pre.guards, chain=where.chain, queue=where.queue,
                       owner=where.owner, owner_day=where.owner_day, due_at=plan.due_at,
                       due_by_rep=plan.due_by_rep, engagement=link,
+                      lists=(ev.status, ev.territory or "", ev.segment or "",
+                             ev.score.grade or "", req.lead.external_id or "") if lists else (),
+                      funnel=_funnel_groups(req, ev),
                       input=encode_input(DecisionInput(
                           req.lead, snapshot, req.notes, req.spam, req.source,
                           req.ruleset.version, committed_of(ev))))
+
+
+def _funnel_groups(req: _Request, ev: Evaluation) -> tuple[str, ...]:
+    """The lead's funnel groups (router/state/funnel.py); the pick fills pool and owner."""
+    return tuple(g or "(none)" for g in (ev.segment, ev.territory, req.lead.source or req.source,
+                                          "", "",
+                                          ev.score.grade, ev.status, ev.route.rule))
 
 
 def _count_created(ev: Evaluation, result: AssignResult, t0: float, t1: float,

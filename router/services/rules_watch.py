@@ -4,17 +4,25 @@ An admin reload happens in one worker; it bumps a counter in Redis (``announce``
 polls the rules directory and that counter (``run``, one GET per poll interval) and reloads
 when either moved, so all converge on what is on disk even if file timestamps did not change
 (e.g. a ConfigMap swap that preserves mtimes).
+
+The audit log gets one entry per reload, not one per worker: an admin reload is recorded by the
+worker that served the request (with the verified actor); the others' "generation" reloads are
+not recorded; a file change, which every worker's watcher reloads on its own, is recorded by
+the one worker that wins its claim (a key named by the files' fingerprint, router/state/audit.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from router.services.change_gate import ChangeLimit, GateResult
 from router.services.rules import ReloadResult, RulesManager
+from router.state.audit import Actor, Recorder
 from router.state.errors import StateError, StateUnavailable
 from router.state.rules_sync import bump_rules_generation, rules_generation
 from router.state.store import Store
@@ -26,6 +34,21 @@ log = logging.getLogger("leadrouter.rules")
 # (limits, trigger) → the reload's result and the gate's (change_gate.gated_reload, bound by
 # the app to the replay service).
 Gated = Callable[[list[ChangeLimit], str], Awaitable[tuple[ReloadResult, GateResult | None]]]
+
+WATCHER = Actor("rules-watcher")
+_MAX_ERRORS, _MAX_TEXT, _MAX_FILES = 5, 300, 50  # what an audit entry keeps of a reload
+
+
+def rule_files(directory: Path) -> dict[str, str]:
+    """Each rule and case file (relative name) → the SHA-256 of its contents."""
+    out: dict[str, str] = {}
+    for folder in (directory, directory / "tests"):
+        if folder.is_dir():
+            for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
+                with contextlib.suppress(OSError):
+                    out[str(path.relative_to(directory))] = hashlib.sha256(
+                        path.read_bytes()).hexdigest()
+    return out
 
 
 class RulesWatcher:
@@ -41,18 +64,52 @@ class RulesWatcher:
         # gated reload the app gives (it replays: it needs Redis).
         self.limits: list[ChangeLimit] = []
         self.gated: Gated | None = None
+        # The audit log's record (router/services/audit.py), once the store is connected; the
+        # files as the serving rules were loaded from, to name what a reload changed.
+        self.record: Recorder | None = None
+        self._files = rule_files(rules.directory)
 
-    async def reload(self, reason: str, limits: list[ChangeLimit] | None = None
-                     ) -> tuple[ReloadResult, GateResult | None]:
+    async def reload(self, reason: str, limits: list[ChangeLimit] | None = None, *,
+                     by: Actor | None = None) -> tuple[ReloadResult, GateResult | None]:
         """Reload now, through the gate when there are limits (``limits``, else the default
-        ones). Raises StateError when the gate cannot replay (nothing changed)."""
+        ones), and audit it (``by``: who asked; None: this watcher). Raises StateError when
+        the gate cannot replay (nothing changed)."""
         limits = self.limits if limits is None else limits
+        # what this reload reads, taken before it: the audit entry's files and claim
+        seen = (rule_files(self.rules.directory), self.rules.fingerprint())
         if not limits:
-            return self.rules.reload(reason=reason), None
-        if self.gated is None:
+            result, gate = self.rules.reload(reason=reason), None
+        elif self.gated is None:
             raise StateUnavailable("the state store is not connected yet (the reload gate "
                                    "replays stored leads)")
-        return await self.gated(limits, reason)
+        else:
+            result, gate = await self.gated(limits, reason)
+        await self._audit(result, reason, by, seen)
+        return result, gate
+
+    async def _audit(self, result: ReloadResult, reason: str, by: Actor | None,
+                     seen: tuple[dict[str, str], tuple[object, ...]]) -> None:
+        """One audit entry for this reload, unless another worker records it (see above)."""
+        files, fingerprint = seen
+        changed = sorted(n for n in files.keys() | self._files.keys()
+                         if files.get(n) != self._files.get(n))
+        if result.ok:
+            self._files = files
+        if self.record is None or reason == "generation" or (
+                by is None and result.ok and not result.changed):  # a file touched, not changed
+            return
+        details: dict[str, object] = {"version": result.version, "trigger": reason,
+                                      "files": changed[:_MAX_FILES]}
+        if result.ok:
+            details["changed"] = result.changed
+        else:
+            details.update(attempted_version=result.attempted_version,
+                           errors=[e[:_MAX_TEXT] for e in result.errors[:_MAX_ERRORS]],
+                           error_count=len(result.errors))
+        claim = None if by is not None else hashlib.sha256(repr(
+            (fingerprint, result.ok, result.attempted_version)).encode()).hexdigest()[:32]
+        await self.record(by or WATCHER, "rules.reload.accepted" if result.ok
+                          else "rules.reload.rejected", "rules", details, claim=claim)
 
     async def attach(self, store: Store) -> None:
         """Start from the counter as it is now (if Redis answers: else the first poll does)."""

@@ -32,6 +32,7 @@ from router.engine.availability import chain_plan
 from router.engine.ruleset import Ruleset, SlaSpec
 from router.engine.sla_clock import deadline
 from router.observability import metrics
+from router.observability.funnel import FUNNEL_STAGES
 from router.services.records import UnknownLead, from_stored
 from router.services.rules import RulesManager
 from router.settings import Settings
@@ -41,6 +42,7 @@ from router.state.store import Store
 
 __all__ = [
     "ACTIONS",
+    "WRONG_TERRITORY",
     "Action",
     "Conflict",
     "SlaCounts",
@@ -229,6 +231,14 @@ def build_report(facts: Iterable[Fact], since: dt.datetime, until: dt.datetime) 
                      by_pool=dict(sorted(by_pool.items())))
 
 
+def _count_stages(lead: SlaLead, action: Action) -> None:
+    """The funnel's first stages for Prometheus (lua/_funnel.lua counts them in the store)."""
+    if lead.accepted_at is None:
+        FUNNEL_STAGES.labels("accepted").inc()
+    if action == "contacted" and lead.state != "contacted":
+        FUNNEL_STAGES.labels("contacted").inc()
+
+
 # -- the service -----------------------------------------------------------------------------
 
 
@@ -273,12 +283,15 @@ class SlaService:
                 if action == "reject" else None
             result = await self.state.owner_action(lead, action=action, rep=rep, now=now,
                                                    move=move, reason=reason or "",
-                                                   note=note or "", via=via)
+                                                   note=note or "", via=via,
+                                                   funnel=ruleset.funnel)
             if result.status == "not_found":
                 raise UnknownLead(f"no lead {lead_id!r}")
             if result.status == "ok":
                 if action == "reject":
                     metrics.RECYCLES.labels(reason or "other").inc()
+                else:
+                    _count_stages(lead, action)
                 log.info("lead %s: %s by %s%s", lead_id, action, rep,
                          f" ({reason})" if reason else "")
                 break

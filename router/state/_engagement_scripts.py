@@ -258,7 +258,10 @@ class EngagementScripts:
         keys: list[PackedKeys] = [pack_keys(own)]
         if plan.mode == "route" and plan.kind == "pool":
             keys += [s.pool_keys(p) for p in plan.chain]
-        elif plan.mode == "route" and plan.kind in ("owner", "account_owner") and plan.target:
+        # The list indexes (lua/_lx.lua) before the owner's keys: those are the last two.
+        keys.append(pack_keys((k.lists, k.lists_vals)))
+        lxk = sum(p.n for p in keys) - 1
+        if plan.mode == "route" and plan.kind in ("owner", "account_owner") and plan.target:
             keys.append(pack_keys((k.rep_day(plan.target, plan.owner_day or
                                              plan.now.astimezone(dt.UTC).date().isoformat()),
                                    k.rep_open(plan.target))))
@@ -273,7 +276,7 @@ class EngagementScripts:
             pools=plan.chain if plan.mode == "route" and plan.kind == "pool" else (),
             due_wall=ms(plan.due_at) if plan.due_at else -1,
             dueby={rep: ms(when) for rep, when in plan.due_by_rep.items()}, entry=plan.entry,
-            update=plan.update)
+            update=plan.update, lxk=lxk)
         status, owner, state, pool, queue, due = await self._run(
             "requalify", keys, [encode(arg), plan.decision])
         return RequalifyResult(status=status.decode(), owner=text(owner), state=text(state),

@@ -34,6 +34,8 @@ class LeadWriteArg(msgspec.Struct, kw_only=True):
     hmax: int  # most history entries kept per lead (LTRIM)
     omax: int  # MAXLEN ~ of the outbox stream
     fmax: int  # MAXLEN ~ of the SLA facts stream
+    # KEYS index of the list indexes (lx, then lx:vals; lua/_lx.lua): the moves keep them.
+    lxk: int = 0
 
 
 class LuaPlan(LeadWriteArg, kw_only=True):
@@ -57,6 +59,10 @@ class LuaPlan(LeadWriteArg, kw_only=True):
     eng_dom: str = ""
     eng_ttl: int = 0
     person: int = 0  # 1: the last key is the person index (erasure.py)
+    # The list indexes (lua/_lx.lua): status, territory, segment, grade, external id.
+    lx: tuple[str, ...] = ()
+    # The funnel's groups (lua/_funnel.lua; its day hashes are the keys before the person's)
+    fg: tuple[str, ...] = ()
     # Optimistic reads (models.Guard): (KEYS index, the first field as guessed, the fields).
     guard: tuple[tuple[int, str, tuple[str, ...]], ...] = ()
 

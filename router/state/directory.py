@@ -14,7 +14,7 @@ from router.state.codec import PoolStatsArg, pool_stats_from_reply, text
 from router.state.errors import check_reply, translate_errors
 from router.state.keys import Keys
 from router.state.models import PoolStats, RepState, RepStatus, from_ms, to_ms
-from router.state.scripts import PackedKeys, Script
+from router.state.scripts import PackedKeys, Script, pack_keys
 from router.state.wire import Wire
 
 __all__ = ["Directory"]
@@ -76,11 +76,17 @@ class Directory:
 
     async def put_account(self, domain: str, owner: str, *,
                           now: dt.datetime | None = None) -> None:
-        at = to_ms(now or dt.datetime.now(dt.UTC))
-        with translate_errors("put_account"):
-            self.round_trips += 1
-            await self.wire.call(
-                "HSET", self.keys.account(domain), "owner", owner, "at", at)
+        await self._account("put_account", domain, owner, now)
+
+    async def _account(self, what: str, domain: str, owner: str,
+                       now: dt.datetime | None) -> int:
+        """lua/accounts.lua for one account: its hash and the accounts index (lists.py)."""
+        at = str(to_ms(now or dt.datetime.now(dt.UTC)))
+        name = domain.strip().lower().rstrip(".")  # as Keys.account spells it
+        keys = pack_keys((self.keys.accounts_index, self.keys.account(name)))
+        with translate_errors(what):
+            return int(await self._scripts["accounts"](self.wire, [keys], [at, name, owner],
+                                                       self._count))
 
     async def get_account(self, domain: str) -> str | None:
         """The owner rep of ``domain``, or None."""
@@ -91,6 +97,4 @@ class Directory:
 
     async def delete_account(self, domain: str) -> bool:
         """True if there was an account to delete."""
-        with translate_errors("delete_account"):
-            self.round_trips += 1
-            return bool(await self.wire.call("DEL", self.keys.account(domain)))
+        return bool(await self._account("delete_account", domain, "", None))

@@ -3,9 +3,10 @@
 The commit script adds each lead to ``person:<sha256 of the email>`` (a set of lead ids with
 the leads' retention), so a person's leads are found without scanning. Erasing a lead removes
 its decision (with the input it was made from), history, idempotency record of its external
-id, its places in queues, open sets, the SLA schedule and the arrival index (replays), and
-its events in the outbox streams; then a ``lead.erased`` event (id only) tells the sinks to
-erase downstream, and ``{erasures}`` records when and how much was erased — never who.
+id, its places in queues, open sets, the SLA schedule, the arrival index (replays) and the
+list indexes (lists.py), and its events in the outbox streams; then a ``lead.erased`` event
+(id only) tells the sinks to erase downstream, and ``{erasures}`` records when and how much
+was erased — never who.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import msgspec
 
 from router.state.errors import check_reply, translate_errors
+from router.state.lists import index_members
 from router.state.store import Store
 from router.state.wire import Arg
 
@@ -78,12 +80,12 @@ async def erase_leads(store: Store, lead_ids: Sequence[str], *, now_ms: int, kin
         with translate_errors("erasure read"):
             store._count(1)
             stored = await store.wire.batch(
-                [("HMGET", k.lead(i), "owner", "queue", "decision") for i in ids])
+                [("HMGET", k.lead(i), "owner", "queue", "decision", "lx") for i in ids])
     commands: list[tuple[Arg, ...]] = [("MULTI",)]
     found = 0
     for lead_id, reply in zip(ids, stored, strict=True):
         check_reply("erasure read", reply)
-        owner, queue, decision = reply
+        owner, queue, decision, lx = reply
         if decision is not None:
             found += 1
         commands += [("DEL", k.lead(lead_id), k.history(lead_id)),
@@ -92,6 +94,8 @@ async def erase_leads(store: Store, lead_ids: Sequence[str], *, now_ms: int, kin
             commands.append(("ZREM", k.rep_open(owner.decode()), lead_id))
         if queue:
             commands.append(("ZREM", k.queue(queue.decode()), lead_id))
+        if lx:  # the list indexes (lists.py)
+            commands.append(("ZREM", k.lists, *index_members(lead_id, lx)))
         if decision:
             try:
                 record = _decode_record(decision)

@@ -22,6 +22,8 @@ single-slot and atomic on a cluster; deployments with other prefixes (``acme:`` 
                                    (ids = event ms: the SLA report's range)        TTL retention
     outbox                 stream  events for sinks (a consumer group per sink)    MAXLEN ~ N
     outbox:dead            stream  events a sink failed to take (outbox.py)        MAXLEN ~ 10k
+    link:ID                str     a signed action link in use / spent             TTL <= link
+                                   (action_links.py: single use)                   expiry
     eng:PERSON             hash    engagement: lead, seq, traits, e:<type> = times TTL 400 d
     eng:PERSON:seen        zset    messageIds seen (dedupe), newest 500            TTL 2 d
     eng:alias:KIND:HASH    str     the PERSON an anonymousId / userId stands for   TTL 400 d
@@ -30,14 +32,28 @@ single-slot and atomic on a cluster; deployments with other prefixes (``acme:`` 
     person:SHA256          set     lead ids of one email, for erasure              TTL retention*
     apikeys                hash    sha256(API key) → metadata (never the key)      long-lived
     erasures               stream  erasure log: when, kind, counts (no PII)        MAXLEN ~ 100k
+    audit                  stream  who changed what (state/audit.py; ids = ms)     MINID retention
+    audit:claim:HASH       str     the one worker that records a file-change       TTL 1 d
+                                   rules reload (every worker reloads it)
     rules:generation       str     bumped on every rules reload (rules_sync.py)    long-lived
+    funnel:DIM:YYYY-MM-DD  hash    funnel stages / velocity of leads routed that   TTL day +
+                                   day, per group of DIM (router/state/funnel.py)  retention
+    funnel:routed:YYYY-MM-DD hash  leads routed that day per combination of groups + 2 d
+                                   (folded into the DIM hashes once the day is past)
     shadow:NAME            (any)   shadow rules versions and periods (shadow.py)   TTL setting
+    ui:session:SHA256      str     a console session (JSON: role, who, CSRF token) TTL session
     leads:arrivals         zset    lead ids by created ms (replay reads a window)  TTL retention
     leads:arrivals:backfill
                            hash    done = leads added, or the SCAN cursor of the   long-lived
                                    one-off index of older leads (complete_backfill)
     leads:arrivals:backfill:lease
                            str     the process running that backfill               TTL 60 s
+    lx                     zset    the list indexes, score 0, members in byte      TTL retention
+                                   order CODE\x1fVALUE\x1fINV\x1fID (lists.py)
+    lx:vals                set     the CODE\x1fVALUE ranges of lx (pruning)        TTL retention
+    lx:secret              str     HMAC key of list cursors (random, set once)     long-lived
+    accounts               zset    d\x1fDOMAIN and o\x1fOWNER\x1fDOMAIN (lex)        long-lived
+    accounts:backfill      str     set once older account hashes were indexed      long-lived
 
 The lead hash also keeps what its decision was made from (``input``: msgpack of the lead as
 decided, the snapshot, spam, source and the decision as committed) and ``pick``: the owner,
@@ -62,11 +78,15 @@ Older versions put one hash tag per entity (``lr:{lead:ID}:history``, ``lr:{sla}
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import lru_cache
 
-__all__ = ["DAY_TTL_S", "LEGACY_TAGS", "Keys", "hash_tag", "legacy_to_current"]
+__all__ = ["DAY_TTL_S", "FUNNEL_DIMS", "LEGACY_TAGS", "Keys", "hash_tag", "legacy_to_current"]
 
 DAY_TTL_S = 2 * 86400  # a day counter outlives its day in every time zone (UTC-12 … UTC+14)
+# The funnel's dimensions (router/state/funnel.py, lua/_funnel.lua), in the order of the
+# groups the commit passes and of the day hashes (Keys.funnel_day).
+FUNNEL_DIMS = ("segment", "territory", "source", "pool", "owner", "grade", "status", "rule")
 
 
 class Keys:
@@ -85,6 +105,11 @@ class Keys:
         self.arrivals_backfill = f"{b}leads:arrivals:backfill"  # hash: done | cursor
         self.arrivals_lease = f"{b}leads:arrivals:backfill:lease"
         self.rules_generation = f"{b}rules:generation"
+        self.lists = f"{b}lx"  # zset: the list indexes (lists.py, lua/_lx.lua)
+        self.lists_vals = f"{b}lx:vals"  # set: the value ranges of lx in use (pruning)
+        self.lists_secret = f"{b}lx:secret"  # str: the cursors' HMAC key
+        self.accounts_index = f"{b}accounts"  # zset: domains (lex), owner\x1fdomain (lex)
+        self.accounts_backfill = f"{b}accounts:backfill"  # str: set once older ones are in
         # Bound methods wrapped per instance, so two stores with different prefixes never share.
         self.pool = lru_cache(maxsize=1024)(self._pool)
         self.pool_day = lru_cache(maxsize=4096)(self._pool_day)
@@ -92,6 +117,7 @@ class Keys:
         self.rep_day = lru_cache(maxsize=8192)(self._rep_day)
         self.rep_open = lru_cache(maxsize=4096)(self._rep_open)
         self.queue = lru_cache(maxsize=1024)(self._queue)
+        self._routed_by_day: dict[int, str] = {}
 
     def _pool(self, pool: str) -> str:
         return f"{self.base}pool:{pool}"
@@ -120,6 +146,10 @@ class Keys:
 
     def history(self, lead_id: str) -> str:
         return f"{self.base}lead:{lead_id}:history"
+
+    def action_link(self, link_id: str) -> str:
+        """str: a signed action link's use (``busy`` while acting, then ``spent``)."""
+        return f"{self.base}link:{link_id}"
 
     def idempotency(self, scope: str, key: str) -> str:
         """``scope`` says whose key it is (``key:<source>`` for the Idempotency-Key header,
@@ -165,9 +195,45 @@ class Keys:
         """stream: one entry per erasure (when, what kind, how many records); no personal data."""
         return f"{self.base}erasures"
 
+    @property
+    def audit(self) -> str:
+        """stream: the audit log (router/state/audit.py); ids are ms, trimmed by MINID."""
+        return f"{self.base}audit"
+
+    def audit_claim(self, digest: str) -> str:
+        """str: which worker records one event every worker sees (a rules file change)."""
+        return f"{self.base}audit:claim:{digest}"
+
+    def funnel(self, dim: str, day: str) -> str:
+        """hash: the funnel aggregates of one dimension for the leads routed that UTC day
+        (router/state/funnel.py); TTL the day's end + retention + 2 days."""
+        return f"{self.base}funnel:{dim}:{day}"
+
+    def funnel_routed(self, when: dt.datetime | str) -> str:
+        """hash: the leads routed one UTC day per combination of their groups (the 8
+        dimensions' groups joined by ``\x1f``), counted by the commit in one write. Memoised
+        by day number: every commit asks."""
+        if isinstance(when, str):
+            return self.funnel("routed", when)
+        day = int(when.timestamp()) // 86400
+        key = self._routed_by_day.get(day)
+        if key is None:
+            key = self._routed_by_day[day] = self.funnel("routed", _day(when))
+        return key
+
+    def funnel_day(self, when: dt.datetime | str) -> tuple[str, ...]:
+        """The funnel hashes of one UTC day (a date string, or a time's UTC day), one per
+        dimension in :data:`FUNNEL_DIMS` order."""
+        day = _day(when)
+        return tuple(self.funnel(d, day) for d in FUNNEL_DIMS)
+
     def shadow(self, name: str) -> str:
         """hash: a shadow rules version's periods (router/state/shadow.py)."""
         return f"{self.base}shadow:{name}"
+
+    def console_session(self, digest: str) -> str:
+        """str: a console session by the sha256 of its cookie (router/state/console.py)."""
+        return f"{self.base}ui:session:{digest}"
 
     def lead_id(self, key: str | bytes) -> str | None:
         """The lead id in a lead hash's name (``lead:ID``, not its history), else None."""
@@ -176,6 +242,10 @@ class Keys:
         if not name.startswith(head) or name.endswith(":history"):
             return None
         return name[len(head):]
+
+
+def _day(when: dt.datetime | str) -> str:
+    return when if isinstance(when, str) else when.astimezone(dt.UTC).date().isoformat()
 
 
 def hash_tag(prefix: str) -> str:
@@ -188,7 +258,8 @@ def hash_tag(prefix: str) -> str:
 # The tags of the layout before one tag per deployment: an entity kind (``lead:ID``) or a
 # singleton (``outbox``). Only names whose tag is one of these are renamed.
 LEGACY_TAGS = ("pool:", "rep:", "account:", "lead:", "idem:", "eng:", "rl:", "wh:", "person:",
-               "queue:", "shadow", "rules", "apikeys", "erasures", "outbox", "sla", "leads")
+               "queue:", "shadow", "rules", "apikeys", "erasures", "outbox", "sla", "leads",
+               "lx", "accounts")  # the last two: newer singletons, renamed alike
 
 
 def legacy_to_current(keys: Keys, name: str) -> str | None:
@@ -201,7 +272,8 @@ def legacy_to_current(keys: Keys, name: str) -> str | None:
     inner, brace, suffix = name[len(keys.prefix) + 1:].rpartition("}")
     if not brace:
         return None
-    singleton = inner in ("shadow", "rules", "apikeys", "erasures", "outbox", "sla", "leads")
+    singleton = inner in ("shadow", "rules", "apikeys", "erasures", "outbox", "sla", "leads",
+                          "lx", "accounts")
     if not singleton and not inner.startswith(tuple(t for t in LEGACY_TAGS if t.endswith(":"))):
         return None
     return f"{keys.base}{inner}{suffix}"

@@ -169,6 +169,12 @@ class CommitPlan(msgspec.Struct, frozen=True, kw_only=True):
     # the lead with the facts the pick read, for the replay (router/state/inputs.py). b"":
     # nothing kept.
     input: bytes = b""
+    # The list indexes (router/state/lists.py): status, territory, segment, grade, external
+    # id ("" = none); () = not listed.
+    lists: tuple[str, ...] = ()
+    # The funnel groups (router/state/funnel.py) in keys.FUNNEL_DIMS order, pool and owner
+    # left "" (the pick fills them); () = not counted.
+    funnel: tuple[str, ...] = ()
 
 
 class AssignResult(msgspec.Struct, frozen=True, kw_only=True):

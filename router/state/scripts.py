@@ -20,7 +20,7 @@ from router.state.wire import ReplyError, Wire, bulk
 __all__ = ["SCRIPT_NAMES", "PackedKeys", "Script", "load_scripts", "pack_keys"]
 
 SCRIPT_NAMES = ("commit", "pool_stats", "release", "transition", "claim_due", "escalate",
-                "owner")
+                "owner", "outcome", "funnel_fold", "accounts")
 
 
 class PackedKeys(NamedTuple):

@@ -23,8 +23,10 @@ from typing import Any, Literal
 import msgspec
 
 from router.engine.availability import PoolPlan
+from router.engine.funnel import FunnelSpec
 from router.state.codec import LeadWriteArg, text
 from router.state.errors import check_reply, translate_errors
+from router.state.funnel import FunnelArg, day_keys, day_of, expiry_ms, funnel_arg
 from router.state.models import from_ms, to_ms
 from router.state.scripts import PackedKeys, pack_keys
 from router.state.store import Store
@@ -148,6 +150,16 @@ class _Arg(LeadWriteArg, kw_only=True):
     reason: str = ""
     note: str = ""
     via: str = ""  # the credential that acted for ``rep`` (admin-token, a key id), if any
+    # accept / contacted: the funnel (lua/_funnel.lua): KEYS index of the lead's routing day
+    # hashes (0 = none), the funnel, when the hashes expire
+    fk: int = 0
+    fs: FunnelArg = FunnelArg(stages=(), chain=(), won="", pairs=())
+    fexp: int = 0
+
+
+def _lxk(keys: Sequence[PackedKeys]) -> int:
+    """The KEYS index of the list index zset: the last pack holds it and ``lx:vals``."""
+    return sum(p.n for p in keys) - 1
 
 
 def _ms(value: bytes | None) -> dt.datetime | None:
@@ -195,7 +207,9 @@ class SlaState:
         own = pack_keys((k.lead(lead_id), k.history(lead_id), k.outbox, k.sla_due, k.sla_facts,
                          k.rep_open(owner or "-"), k.queue(queue or "-"),
                          k.queue(target or "-")))
-        return [own, *(self.store.pool_keys(p) for p in chain)]
+        # Last: the list indexes (lua/_lx.lua), at KEYS[lxk], KEYS[lxk + 1] (see _lxk).
+        return [own, *(self.store.pool_keys(p) for p in chain), pack_keys((k.lists,
+                                                                          k.lists_vals))]
 
     def _arg(self, lead_id: str, now: dt.datetime, move: Move, **extra: Any) -> bytes:
         s = self.store
@@ -211,7 +225,8 @@ class SlaState:
         """Apply ``move`` to a breached lead claimed with ``fence``, exactly once (one EVALSHA):
         records the breach (history, ``lead.breached`` event, fact) and the move's own."""
         keys = self._keys(lead.lead_id, lead.owner, lead.queue, move.queue, move.chain)
-        arg = self._arg(lead.lead_id, now, move, fence=fence, due=lead.due_ms, owner=lead.owner)
+        arg = self._arg(lead.lead_id, now, move, fence=fence, due=lead.due_ms, owner=lead.owner,
+                        lxk=_lxk(keys))
         status, owner, pool, queue, due = await self.store.run_script("escalate", keys, [arg])
         return MoveResult(status=status.decode(), owner=text(owner), pool=text(pool),
                           queue=text(queue), due_at=from_ms(due) if due >= 0 else None)
@@ -220,15 +235,23 @@ class SlaState:
 
     async def owner_action(self, lead: SlaLead, *, action: str, rep: str, now: dt.datetime,
                            move: Move | None = None, reason: str = "",
-                           note: str = "", via: str = "") -> OwnerResult:
+                           note: str = "", via: str = "",
+                           funnel: FunnelSpec | None = None) -> OwnerResult:
         """Accept / contacted / reject by ``rep``, if ``lead`` still has the owner and state it
         was read with (one EVALSHA). ``move`` says where a rejected lead goes; ``via`` (the
         credential that acted for the rep) is recorded in the history entry."""
         move = move or Move(how="nurture")
         keys = self._keys(lead.lead_id, lead.owner, lead.queue, move.queue, move.chain)
+        fun: dict[str, Any] = {}
+        if funnel is not None and action != "reject" and lead.assigned_at is not None:
+            # The lead's routing day hashes, before the list indexes (which stay last).
+            start = to_ms(lead.assigned_at) - to_ms(lead.assigned_at) % 86_400_000
+            keys.insert(len(keys) - 1, day_keys(self.keys, day_of(start)))
+            fun = {"fk": sum(p.n for p in keys[:-2]) + 1, "fs": funnel_arg(funnel),
+                   "fexp": expiry_ms(start, self.store.retention_ms)}
         arg = self._arg(lead.lead_id, now, move, action=action, rep=rep,
                         expect_owner=lead.owner, expect_state=lead.state, reason=reason,
-                        note=note, via=via)
+                        note=note, via=via, lxk=_lxk(keys), **fun)
         status, owner, state, pool, queue, due = await self.store.run_script(
             "owner", keys, [arg])
         return OwnerResult(status=status.decode(), owner=text(owner), state=text(state),

@@ -272,8 +272,8 @@ class Store(Directory):
         return tuple(out)
 
     def _packed_fixed(self, queue: str) -> bytes:
-        """The commit's KEYS[3..7] (outbox, SLA schedule, ``queue``, SLA facts, arrival
-        index) in RESP form."""
+        """The commit's KEYS[3..9] (outbox, SLA schedule, ``queue``, SLA facts, arrival
+        index, list indexes) in RESP form."""
         packed = self._fixed_by_queue.get(queue)
         if packed is None:
             if len(self._fixed_by_queue) > 1024:
@@ -281,7 +281,7 @@ class Store(Directory):
             k = self.keys
             packed = self._fixed_by_queue[queue] = b"".join(
                 bulk(key) for key in (k.outbox, k.sla_due, k.queue(queue), k.sla_facts,
-                                      k.arrivals))
+                                      k.arrivals, k.lists, k.lists_vals))
         return packed
 
     async def commit(self, plan: CommitPlan) -> AssignResult:
@@ -291,12 +291,12 @@ class Store(Directory):
         owner_kind = plan.kind in _OWNER_KINDS
         if owner_kind and not plan.owner:
             raise ValueError(f"a {plan.kind} route needs plan.owner")
-        # KEYS: lead, history, outbox, SLA schedule, queue, SLA facts, arrivals, the claims,
-        # (owner routes) the owner's day counter and open set; then the pools' keys, the
-        # person's engagement hash and the person index (RESP fragments: see pack_keys).
+        # KEYS: lead, history, outbox, SLA schedule, queue, SLA facts, arrivals, lx, lx:vals,
+        # the claims, (owner routes) the owner's day counter and open set; then the pools'
+        # keys, the person's engagement hash and the person index (RESP fragments: pack_keys).
         own = [bulk(k.lead(lead_id)), bulk(k.history(lead_id)), self._packed_fixed(plan.queue)]
         own += [bulk(c.redis_key) for c in plan.claims]
-        n = 7 + len(plan.claims)
+        n = 9 + len(plan.claims)
         if owner_kind:
             owner = plan.owner or ""
             own += (bulk(k.rep_day(owner, plan.owner_day or plan.now.astimezone(dt.UTC).date()
@@ -320,6 +320,7 @@ class Store(Directory):
         if link is not None:
             eng = n + 1
             keys.append(PackedKeys(1, bulk(k.engagement(link.person))))
+        keys += [pack_keys((k.funnel_routed(plan.now),))] if plan.funnel else []  # _funnel.lua
         if plan.person:
             keys.append(PackedKeys(1, bulk(k.person(plan.person))))
         arg = LuaPlan(
@@ -334,7 +335,7 @@ class Store(Directory):
             eng=eng, eng_seq=link.seq if link else 0, eng_dom=link.dom if link else "",
             eng_ttl=link.ttl_ms if link else 0,
             hmax=self.history_max, omax=self.outbox_maxlen, fmax=self.sla_facts_maxlen,
-            person=1 if plan.person else 0, guard=tuple(guard),
+            person=1 if plan.person else 0, guard=tuple(guard), lx=plan.lists, fg=plan.funnel,
         )
         with translate_errors("commit"):
             reply = await self._scripts["commit"](
@@ -404,13 +405,15 @@ class Store(Directory):
         keys = [k.lead(lead_id), k.history(lead_id), k.outbox, k.sla_due]
         if close_open and expected_owner:
             keys.append(k.rep_open(expected_owner))
+        keys += (k.lists, k.lists_vals)  # lua/_lx.lua: the indexes follow the move
         doc = msgspec.to_builtins(entry)
         doc.pop("at", None)
         flat = [item for pair in (fields or {}).items() for item in pair]
         arg = {"id": lead_id, "now": to_ms(now), "owner": expected_owner or "",
                "states": list(expected_states), "state": new_state, "entry": doc,
                "fields": flat, "close_open": close_open, "clear_sla": clear_sla,
-               "event": event or "", "hmax": self.history_max, "omax": self.outbox_maxlen}
+               "event": event or "", "hmax": self.history_max, "omax": self.outbox_maxlen,
+               "lxk": len(keys) - 1}
         with translate_errors("transition"):
             status, owner, state = await self._scripts["transition"](
                 self.wire, keys, [self._encoder.encode(arg)], self._count)

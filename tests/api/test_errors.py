@@ -10,7 +10,7 @@ from _service import JSON, assert_problem, lead
 
 
 def test_routing_errors_are_problems(api: httpx.Client) -> None:
-    for method, path, status in (("GET", "/v1/nothing-here", 404), ("GET", "/v1/leads", 405),
+    for method, path, status in (("GET", "/v1/nothing-here", 404), ("DELETE", "/v1/leads", 405),
                                  ("PATCH", "/v1/leads/ld_x", 405),
                                  ("PUT", "/v1/rules/evaluate", 405)):
         assert_problem(api.request(method, path), status)

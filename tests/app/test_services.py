@@ -15,6 +15,7 @@ from router.app.application import create_app
 from router.app.services import Services
 from router.plugins.host import PluginHost
 from router.services.clock import Clock
+from router.services.rules import RulesManager
 from router.settings import Settings
 from router.state.errors import StateUnavailable
 
@@ -41,10 +42,10 @@ def test_every_handler_s_dependencies_are_resolved_one_after_another() -> None:
 
 
 def test_what_needs_the_store_is_a_503_until_it_is_connected() -> None:
-    services = Services(settings=Settings(), rules=None,  # type: ignore[arg-type]
+    services = Services(settings=Settings(), rules=RulesManager(RULES, require_tests=False),
                         plugins=PluginHost(), clock=Clock())
     for name in ("store", "leads", "engagement", "sla", "privacy", "directory", "keys",
-                 "rate_limits", "replays"):
+                 "rate_limits", "replays", "lists", "audit", "links"):
         with pytest.raises(StateUnavailable, match="not connected"):
             getattr(services, name)
     providers = services.providers()

@@ -6,14 +6,17 @@ from __future__ import annotations
 import pytest
 
 from router.services.keys import ApiKeys, KeyProblem, digest, token_from_headers
+from router.state.audit import Actor
 from router.state.store import Store
+
+ADMIN = Actor("admin-token")
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_a_key_is_stored_hashed_and_checked_by_source_and_scope(store: Store) -> None:
     keys = ApiKeys.on(store)
-    token, record = await keys.create(source="crm", scopes=["intake"], name="CRM")
+    token, record = await keys.create(source="crm", scopes=["intake"], name="CRM", by=ADMIN)
     assert token.startswith("lrk_") and record.prefix == token[:8]
     assert token not in str(await keys.store.all())  # only its digest is a field
     assert await keys.store.get(digest(token)) == record
@@ -35,11 +38,11 @@ async def test_a_key_is_stored_hashed_and_checked_by_source_and_scope(store: Sto
 
 async def test_listing_rotation_and_revocation(store: Store) -> None:
     keys = ApiKeys.on(store)
-    _, first = await keys.create(source="*", scopes=["admin"], now_ms=1_000)
-    old_token, second = await keys.create(source="crm", scopes=["intake"], now_ms=2_000)
+    _, first = await keys.create(source="*", scopes=["admin"], now_ms=1_000, by=ADMIN)
+    old_token, second = await keys.create(source="crm", scopes=["intake"], now_ms=2_000, by=ADMIN)
     assert [r.id for r in await keys.all()] == [first.id, second.id]  # oldest first
 
-    rotated = await keys.rotate(second.id, grace_s=60, now_ms=10_000)
+    rotated = await keys.rotate(second.id, grace_s=60, now_ms=10_000, by=ADMIN)
     assert rotated is not None
     new_token, new, old = rotated
     assert (new.source, new.scopes) == ("crm", ["intake"])
@@ -47,10 +50,10 @@ async def test_listing_rotation_and_revocation(store: Store) -> None:
     await keys.check(old_token, source="crm", scope="intake", now_ms=69_999)  # still valid
     with pytest.raises(KeyProblem):
         await keys.check(old_token, source="crm", scope="intake", now_ms=70_000)
-    assert await keys.rotate("key_missing", grace_s=60) is None
+    assert await keys.rotate("key_missing", grace_s=60, by=ADMIN) is None
 
-    assert await keys.revoke(new.id) is True
-    assert await keys.revoke(new.id) is False
+    assert await keys.revoke(new.id, by=ADMIN) is True
+    assert await keys.revoke(new.id, by=ADMIN) is False
     with pytest.raises(KeyProblem):
         await keys.check(new_token, source="crm", scope="intake")
 

@@ -8,6 +8,7 @@ import pytest
 from _wiring import route, wired
 
 from router.services.privacy import UnknownLead
+from router.state.audit import Actor
 from router.state.store import Store
 
 pytestmark = pytest.mark.anyio
@@ -22,7 +23,7 @@ async def test_a_person_s_leads_are_found_and_erased_with_a_log_entry(store: Sto
     other = await route(services, "bob@example.com")
     assert await privacy.lead_ids("ada@example.com") == sorted([first, second])
 
-    entry = await privacy.erase_person("ada@example.com", by="admin-token")
+    entry = await privacy.erase_person("ada@example.com", by=Actor("admin-token"))
 
     assert (entry.kind, entry.leads, entry.by) == ("person", 2, "admin-token")
     assert entry.id and entry.at > 0
@@ -39,12 +40,12 @@ async def test_one_lead_is_erased_and_an_unknown_one_is_refused(store: Store,
     kept = await route(services, "cy@example.com")
     gone = await route(services, "cy@example.com")
 
-    entry = await privacy.erase_lead(gone, by="key_1")
+    entry = await privacy.erase_lead(gone, by=Actor("key", "key_1"))
 
     assert (entry.kind, entry.leads, entry.events, entry.by) == ("lead", 1, 0, "key_1")
     assert await privacy.lead_ids("cy@example.com") == [kept]  # left the person's index
     with pytest.raises(UnknownLead, match="no lead"):
-        await privacy.erase_lead(gone, by="key_1")
+        await privacy.erase_lead(gone, by=Actor("key", "key_1"))
     first, second = await privacy.erasures(), await privacy.erasures(count=1)
     assert len(first) == 1 and second == first  # newest first, bounded by count
 

@@ -9,6 +9,7 @@ from importlib import resources
 from router.state._engagement_scripts import _script as _engagement_script
 from router.state.ratelimit import _script as _ratelimit_script
 from router.state.scripts import SCRIPT_NAMES, load_scripts
+from router.state.sla_warn import warn_script
 
 
 def test_pick_library_is_included_once_where_asked() -> None:
@@ -110,6 +111,7 @@ def _all_scripts() -> dict[str, str]:
     scripts |= {name: _engagement_script(name).source
                 for name in ("event", "identify", "requalify")}
     scripts["ratelimit"] = _ratelimit_script().source
+    scripts["sla_warn"] = warn_script().source
     return scripts
 
 

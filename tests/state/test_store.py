@@ -244,7 +244,7 @@ async def test_every_key_expires_except_the_long_lived(store: Store,
                            close_open=True, clear_sla=True, event="lead.accepted")
 
     # Documented in keys.py: one per rep, account and pool, or bounded by MAXLEN.
-    long_lived = re.compile(r"^lr:\{lr\}:(rep:[^:]*|account:[^:]*|pool:[^:]*|outbox)$")
+    long_lived = re.compile(r"^lr:\{lr\}:(rep:[^:]*|account:[^:]*|accounts|pool:[^:]*|outbox)$")
     keys = sorted(k.decode() for k in redis_client.scan_iter(count=1000))
     assert len(keys) > 15
     for key in keys:

@@ -5,10 +5,14 @@
 -- The pool pick itself is the shared one (_pick.lua); SLA facts for the report: _sla.lua.
 --!include _pick.lua
 --!include _sla.lua
+--!include _lx.lua
+--!include _funnel.lua
 local plan = cmsgpack.unpack(ARGV[1])  -- MessagePack: decodes in ~2/3 of cjson's time
 local now, id, ret = plan.now, plan.id, plan.ret
 local K_LEAD, K_HIST, K_OUTBOX, K_SLA, K_QUEUE = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_FACTS, K_ARRIVALS = KEYS[6], KEYS[7]
+-- The list indexes (_lx.lua): the zset and its ranges.
+local K_LX, K_LXV = KEYS[8], KEYS[9]
 
 -- A lead id is committed at most once, whatever the caller does (retries, bugs).
 if redis.call('EXISTS', K_LEAD) == 1 then
@@ -31,7 +35,7 @@ if stale then return {'stale', '', '', '', '', '', -1, now, '', 0, reads} end
 
 -- Our idempotency claims must still be ours. One can be lost only if this request ran longer
 -- than the in-flight TTL and another request took the key over: then it wins, we yield.
-local ki = 8
+local ki = 10
 for _, c in ipairs(plan.claims) do
   local v = redis.call('GET', KEYS[ki])
   if v and v ~= c[1] then
@@ -104,6 +108,17 @@ if input ~= '' then
   fields[n + 4] = (owner or '') .. '\31' .. (pool or '') .. '\31' .. (queue or '') .. '\31'
                .. table.concat(ctx.facts, '\31')
 end
+if plan.lx and #plan.lx > 0 then
+  -- The list indexes: one ZADD (status, territory, segment, grade, external id from the
+  -- plan; where the lead went from here). The lead hash remembers them (`lx`) for moves.
+  local sla = ''
+  if due >= 0 then sla = 'pending' end
+  local lx = lx_commit(K_LX, K_LXV, id, now, ret,
+                       {'', plan.lx[1], plan.lx[2], plan.lx[3], plan.lx[4], plan.lx[5],
+                        owner or '', pool or '', queue or '', sla})
+  fields[#fields + 1] = 'lx'; fields[#fields + 1] = lx
+end
+funnel_commit(plan, owner, pool, fields)   -- the funnel's routed counts (_funnel.lua)
 redis.call('HSET', K_LEAD, unpack(fields))
 redis.call('PEXPIRE', K_LEAD, ttl)
 if input ~= '' then
@@ -145,7 +160,7 @@ redis.call('XADD', K_OUTBOX, 'NOMKSTREAM', 'MAXLEN', '~', plan.omax, '*',
 -- decision they point to (a retry must find it).
 local idem_ttl = math.min(plan.idem, ttl)
 for i, c in ipairs(plan.claims) do
-  redis.call('SET', KEYS[7 + i], c[2], 'PX', idem_ttl)
+  redis.call('SET', KEYS[9 + i], c[2], 'PX', idem_ttl)
 end
 
 -- The person index (erasure, access requests): the last key, when the lead has an email.

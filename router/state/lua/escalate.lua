@@ -14,7 +14,10 @@
 -- queued | recycled, or stale (claim lost) | gone (lead expired) | changed (moved on meanwhile).
 --!include _pick.lua
 --!include _sla.lua
+--!include _lx.lua
 local a = cjson.decode(ARGV[1])
+-- The script's own work; then the list indexes follow the lead (_lx.lua lx_sync).
+local function lx_main()
 local score = redis.call('ZSCORE', KEYS[4], a.id)
 if not score or tonumber(score) ~= a.fence then return {'stale', '', '', '', -1} end
 local cur = sla_lead()
@@ -95,3 +98,7 @@ sla_fact(KEYS[5], a.now, a.fmax, a.ret,
          {'t', 'recycle', 'lead', a.id, 'policy', cur.policy, 'pool', cur.pool,
           'queue', cur.queue, 'owner', cur.owner, 'reason', 'sla_breach'})
 return {'recycled', '', '', a.queue, -1}
+end
+local lx_reply = lx_main()
+if (a.lxk or 0) > 0 then lx_sync(KEYS[1], KEYS[a.lxk], KEYS[a.lxk + 1], a.id, nil) end
+return lx_reply

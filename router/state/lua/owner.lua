@@ -12,7 +12,11 @@
 -- Reply: {'ok' | 'not_found' | 'changed', owner, state, pool, queue, due ms (-1 = none)}.
 --!include _pick.lua
 --!include _sla.lua
+--!include _lx.lua
+--!include _funnel.lua
 local a = cjson.decode(ARGV[1])
+-- The script's own work; then the list indexes follow the lead (_lx.lua lx_sync).
+local function lx_main()
 local cur = sla_lead()
 if not cur then return {'not_found', '', '', '', '', -1} end
 if cur.owner ~= a.expect_owner or cur.state ~= a.expect_state then
@@ -62,6 +66,7 @@ if a.action == 'accept' or a.action == 'contacted' then
     end
   end
   redis.call('HSET', KEYS[1], unpack(fields))
+  funnel_owner(a, cur, state)   -- the funnel's first stages (_funnel.lua)
   local data = {note = note, via = nz(a.via)}
   if in_time ~= nil then data.in_time = in_time end
   lead_event(a, 'lead.' .. state,
@@ -107,3 +112,7 @@ sla_to_queue(a, cur, 'recycled', stopped, 'lead.recycled',
              {event = 'recycled', queue = a.queue, reason = a.reason, by = a.rep, data = base},
              {'', rejected .. ' → nurture (queue ' .. a.queue .. ')'})
 return {'ok', '', 'recycled', '', a.queue, -1}
+end
+local lx_reply = lx_main()
+if (a.lxk or 0) > 0 then lx_sync(KEYS[1], KEYS[a.lxk], KEYS[a.lxk + 1], a.id, nil) end
+return lx_reply

@@ -22,7 +22,10 @@
 -- 'changed' (the lead moved since it was read: read again), 'not_found'.
 --!include _pick.lua
 --!include _sla.lua
+--!include _lx.lua
 local a = cjson.decode(ARGV[1])
+-- The script's own work; then the list indexes follow the lead (_lx.lua lx_sync).
+local function lx_main()
 local cur = sla_lead()
 if not cur then return {'not_found', '', '', '', '', -1} end
 local function reply(status, due)
@@ -146,3 +149,19 @@ if a.rule ~= '' then entry.rule = a.rule end
 lead_event(a, 'lead.requalified', entry, owner, pool, queue, due, state)
 keep_alive(due)
 return {'requalified', owner or '', state, pool or '', queue or '', due}
+end
+-- A re-score may change the grade, territory and segment (the status is the hash's).
+local function lx_over(r)
+  if (r[1] ~= 'rescored' and r[1] ~= 'requalified') or (ARGV[2] or '') == '' then
+    return nil
+  end
+  local ok, d = pcall(cjson.decode, ARGV[2])
+  if not ok or type(d) ~= 'table' then return nil end
+  local function s(v) if type(v) == 'string' then return v end return '' end
+  local grade = ''
+  if type(d.score) == 'table' then grade = s(d.score.grade) end
+  return {[3] = s(d.territory), [4] = s(d.segment), [5] = grade}
+end
+local lx_reply = lx_main()
+if (a.lxk or 0) > 0 then lx_sync(KEYS[1], KEYS[a.lxk], KEYS[a.lxk + 1], a.id, lx_over(lx_reply)) end
+return lx_reply

@@ -3,7 +3,10 @@
 -- ARGV[1] = {id, now, owner ('' = any), states ([] = any), state, entry, fields (flat list),
 --            close_open, clear_sla, event ('' = none), hmax, omax}.
 -- Reply: {'ok' | 'not_found' | 'conflict', current owner, current state}.
+--!include _lx.lua
 local a = cjson.decode(ARGV[1])
+-- The script's own work; then the list indexes follow the lead (_lx.lua lx_sync).
+local function lx_main()
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found', '', ''} end
 local cur = redis.call('HMGET', KEYS[1], 'owner', 'state')
 local owner, state = cur[1] or '', cur[2] or ''
@@ -49,3 +52,7 @@ if a.event ~= '' then
              'entry', cjson.encode(a.entry))
 end
 return {'ok', owner, a.state}
+end
+local lx_reply = lx_main()
+if (a.lxk or 0) > 0 then lx_sync(KEYS[1], KEYS[a.lxk], KEYS[a.lxk + 1], a.id, nil) end
+return lx_reply
