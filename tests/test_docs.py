@@ -428,8 +428,8 @@ def endpoint_problems(text: str, served: set[tuple[str, str]]) -> list[str]:
     documented = set()
     for methods, path in re.findall(r"`((?:GET|POST|PUT|DELETE|PATCH)(?:/[A-Z]+)*) (/[^`\s]*)`",
                                     section(text, 2, "API")):
-        path = path.partition("?")[0]  # a row may show the query: `GET /v1/leads?status=`
-        documented |= {(m, path) for m in methods.split("/")}
+        bare = path.partition("?")[0]  # a row may show the query: `GET /v1/leads?status=`
+        documented |= {(m, bare) for m in methods.split("/")}
     problems = [f"{m} {p} is served but not in the README's API table"
                 for m, p in sorted(served - documented)]
     problems += [f"the README documents {m} {p}, which the service does not serve"
