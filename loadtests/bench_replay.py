@@ -114,23 +114,29 @@ def as_before() -> Iterator[None]:
     lead normalised again on decoding (``decode_input``), and a full ``decide()`` — the
     explanation and the SLA deadlines computed for every lead."""
     import router.services.replay as replay
+    from router.services.decide import decide_now
 
-    fast = {name: getattr(replay, name) for name in ("decode_stored", "redecide", "decide_now")}
+    fast = {name: getattr(replay, name) for name in ("decode_stored", "redecide")}
+    quick = getattr(replay._Run, "_quick")  # noqa: B009
 
     async def full(*args: Any, **kwargs: Any) -> Any:
         return await fast["redecide"](*args, **{**kwargs, "explain": True})
 
-    def full_now(*args: Any, **kwargs: Any) -> Any:
-        return fast["decide_now"](*args, **{**kwargs, "explain": True})
+    def full_now(run: Any, s: Any, inp: Any, facts: Any, ruleset: Any, evaluator: Any) -> Any:
+        plan = decide_now(inp.lead, inp.snapshot, ruleset, evaluator=evaluator,
+                          notes=inp.notes, spam=inp.spam, explain=True)
+        return run._compared(s, inp, facts, ruleset, plan)
 
-    patched = {"decode_stored": decode_input, "redecide": full, "decide_now": full_now}
+    patched = {"decode_stored": decode_input, "redecide": full}
     for name, value in patched.items():
         setattr(replay, name, value)
+    setattr(replay._Run, "_quick", full_now)  # noqa: B010
     try:
         yield
     finally:
         for name, value in fast.items():
             setattr(replay, name, value)
+        setattr(replay._Run, "_quick", quick)  # noqa: B010
 
 
 async def replay_rate(store: Store, manager: RulesManager, profile: bool) -> tuple[float, int]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -269,31 +270,53 @@ def activity_from_times(times: Mapping[str, Iterable[int]], now: int, *, seq: in
 def windows(activity: Activity, wanted: Iterable[tuple[str, int]], last_events: Iterable[str],
             now: dt.datetime) -> tuple[dict[tuple[str, int], int], dict[str, dt.datetime]]:
     """``count()`` and ``last()`` values: an event counts in an N-day window when it happened
-    less than N days before ``now`` (``now - t < N days``, to the millisecond)."""
+    less than N days before ``now`` (``now - t < N days``, to the millisecond). Only the
+    person's own event types are walked (the windows of other types stay 0)."""
+    counts: dict[tuple[str, int], int] = dict.fromkeys(wanted, 0)  # the order of ``wanted``
     types = activity.types
     if not types:  # a new person (most leads): every window is empty, nothing was last
-        return dict.fromkeys(wanted, 0), {}
+        return counts, {}
+    by_event = _by_event(wanted, counts)
     now_ms = ms(now)
-    counts: dict[tuple[str, int], int] = {}
-    for event, days in wanted:
-        a = types.get(event)
-        if a is None or not a.times:
-            counts[(event, days)] = 0
+    for event, a in types.items():
+        edges = by_event.get(event)
+        times = a.times
+        if edges is None or not times:
             continue
-        cutoff = now_ms - days * DAY_MS
-        # Times are ascending: count from the newest back to the window's edge.
-        n = 0
-        for t in reversed(a.times):
-            if t <= cutoff:
-                break
-            n += 1
-        counts[(event, days)] = n
+        size = len(times)
+        for key, span in edges:  # times are ascending: those after the window's edge count
+            counts[key] = size - bisect_right(times, now_ms - span)
     last: dict[str, dt.datetime] = {}
     for event in last_events:
-        a = types.get(event)
-        if a is not None and a.last is not None:
-            last[event] = from_ms(a.last)
+        seen = types.get(event)
+        if seen is not None:
+            t = seen.last
+            if t is not None:
+                last[event] = _EPOCH + _MS * t  # from_ms(t), exactly
     return counts, last
+
+
+# The windows of a ``wanted`` set grouped by event type, per set (a ruleset's is a frozenset,
+# the same object for every lead): a pure memo, a few slots.
+_Edges = dict[str, tuple[tuple[tuple[str, int], int], ...]]
+_BY_EVENT: dict[frozenset[tuple[str, int]], _Edges] = {}
+
+
+def _by_event(wanted: Iterable[tuple[str, int]], counts: Mapping[tuple[str, int], int]
+              ) -> _Edges:
+    """Event type → its windows of ``wanted``: (the ``(event, days)`` key, days in ms)."""
+    key = wanted if isinstance(wanted, frozenset) else None
+    found = _BY_EVENT.get(key) if key is not None else None
+    if found is None:
+        grouped: dict[str, list[tuple[tuple[str, int], int]]] = {}
+        for window in counts:
+            grouped.setdefault(window[0], []).append((window, window[1] * DAY_MS))
+        found = {event: tuple(edges) for event, edges in grouped.items()}
+        if key is not None:
+            if len(_BY_EVENT) >= 8:
+                _BY_EVENT.clear()
+            _BY_EVENT[key] = found
+    return found
 
 
 def decay(activity: TypeActivity, now_ms: int, half_life_ms: int) -> float:

@@ -14,7 +14,11 @@ changed the lead since; ``after``: the replay's) or a :class:`Skip` saying why n
 Replaying with the rules version that decided the leads reproduces every stored decision
 (tests/services/test_replay_determinism.py). For speed the stored inputs are decoded without
 normalising the lead again (``decode_stored``) and decided with ``explain=False``: only the
-leads whose outcome changed are explained (docs/BENCHMARKS.md, issue 17).
+leads whose outcome changed are explained (docs/BENCHMARKS.md, issue 17). Without plugin
+score/route hooks each lead goes through :meth:`_Run._quick`: decide()'s own steps one by one,
+the committed decision compared with the evaluation field by field (``_same``) and, when
+nothing differs, one :class:`Outcome` for both sides — the plan and the second outcome are
+built only for changed leads (tests/services/test_replay_fastpath.py: same items, same report).
 
 Leads stored before the arrival index existed are indexed once per deployment
 (:func:`backfill_at_start`, in the background at the service's start;
@@ -34,11 +38,21 @@ from leadrouter_sdk import Step
 
 from router.engine.availability import PoolPlan, local_day, utc_day
 from router.engine.backend import Evaluator, compiled_evaluator
+from router.engine.evaluate import Evaluation
 from router.engine.ruleset import Ruleset
 from router.plugins.host import PluginHost
 from router.services._replay_pick import Picked, PickWorld
-from router.services.decide import DecisionPlan, decide, decide_now, explain_plan
-from router.services.decision_input import DecisionInput, decode_stored
+from router.services.decide import (
+    DecisionPlan,
+    RoutingIntent,
+    _as_spam,  # decide()'s own steps, for the replay's hot loop (_Run._quick)
+    _planned,
+    _prepared,
+    _routing,
+    decide,
+    explain_plan,
+)
+from router.services.decision_input import Committed, DecisionInput, decode_stored
 from router.services.records import decode_record
 from router.services.replay_model import Outcome, ReplayedLead, ReplayQuery, Skip
 from router.state.errors import StateError
@@ -159,10 +173,9 @@ class _Run:
         self._chain: tuple[PoolPlan, ...] = ()
         self._rep_days: dict[str, str] = {}
         self._day: tuple[float, float, str] = (0.0, 0.0, "")
+        self._facts: dict[bytes, PickFacts] = {}  # no-pool pick facts by their bytes
+        self.unfiltered = query.status is None and query.pool is None and query.territory is None
         self.done = self.left is not None and self.left <= 0
-
-    def _ruleset(self, version: str) -> Ruleset | None:
-        return self.single if self.single is not None else self.by_version.get(version)
 
     def _evaluator(self, ruleset: Ruleset) -> Evaluator:
         found = self.evaluators.get(id(ruleset))
@@ -172,7 +185,7 @@ class _Run:
 
     def _wanted(self, inp: DecisionInput, facts: PickFacts) -> bool:
         q = self.query
-        return ((q.status is None or inp.committed.status == q.status)
+        return self.unfiltered or ((q.status is None or inp.committed.status == q.status)
                 and (q.pool is None or facts.pool == q.pool)
                 and (q.territory is None or inp.committed.territory == q.territory))
 
@@ -190,18 +203,19 @@ class _Run:
                 inp, facts, ruleset = opened
                 evaluator = self._evaluator(ruleset)
                 # No explanation and no SLA deadlines: only the changed leads are explained,
-                # below. Without score/route hooks decide() is decide_now(): no coroutine.
-                plan = await redecide(inp, ruleset, evaluator=evaluator, plugins=plugins,
-                                      explain=False) if hooks else \
-                    decide_now(inp.lead, inp.snapshot, ruleset, evaluator=evaluator,
-                               notes=inp.notes, spam=inp.spam, explain=False)
-                item = self._compared(s, inp, facts, ruleset, plan)
+                # below. Without score/route hooks: decide_now()'s steps, inline (_quick).
+                if hooks:
+                    plan = await redecide(inp, ruleset, evaluator=evaluator, plugins=plugins,
+                                          explain=False)
+                    item = self._compared(s, inp, facts, ruleset, plan)
+                else:
+                    item = self._quick(s, inp, facts, ruleset, evaluator)
             else:
                 item = opened
             if item is None:
                 continue
-            if isinstance(item, ReplayedLead) and item.before != item.after:
-                changed.append(len(out))
+            if isinstance(item, ReplayedLead) and item.before is not item.after:
+                changed.append(len(out))  # (an unchanged lead has one Outcome for both)
             out.append(item)
             if self.left is not None:
                 self.left -= 1
@@ -228,36 +242,81 @@ class _Run:
             return Skip(lead_id=s.lead_id, reason=NO_INPUT)
         try:
             inp = decode_stored(s.input)  # written by the service: not normalised again
-            facts = parse_pick(s.pick) if s.pick else _NO_FACTS
+            facts = self._parsed(s.pick) if s.pick else _NO_FACTS
         except (msgspec.DecodeError, ValueError):  # a newer version's format, a damaged field
             return Skip(lead_id=s.lead_id, reason=UNREADABLE)
-        ruleset = self._ruleset(inp.rules_version)
-        wanted = self._wanted(inp, facts)
+        single = self.single
+        ruleset = single if single is not None else self.by_version.get(inp.rules_version)
+        wanted = self.unfiltered or self._wanted(inp, facts)
         if ruleset is None or not wanted:
             # Not replayed, but it happened: the pick world takes it in as it was.
             self._as_committed(inp, facts, ruleset)
             return None if not wanted else Skip(lead_id=s.lead_id, reason=NOT_GIVEN)
         return inp, facts, ruleset
 
+    def _parsed(self, raw: bytes) -> PickFacts:
+        """``parse_pick(raw)``; the facts of a pick that tried no pool (most leads: a handful
+        of distinct owner/pool/queue triples) are parsed once (never changed after)."""
+        facts = self._facts.get(raw)
+        if facts is None:
+            facts = parse_pick(raw)
+            if not facts.pools and len(self._facts) < 4096:
+                self._facts[raw] = facts
+        return facts
+
+    def _quick(self, s: StoredInput, inp: DecisionInput, facts: PickFacts, ruleset: Ruleset,
+               evaluator: Evaluator) -> ReplayedLead:
+        """``_compared(..., decide_now(..., explain=False))`` with decide()'s own steps called
+        one by one (router/services/decide.py): the plan is built only for a lead whose
+        outcome changed (tests/services/test_replay_fastpath.py compares the two)."""
+        snapshot = inp.snapshot
+        now = snapshot.now
+        lead, snap = _prepared(inp.lead, snapshot, ruleset)
+        raw = ev = evaluator(lead, snap, now=now)
+        spam = inp.spam
+        if spam is not None:
+            ev = _as_spam(ev, spam)
+        routing = _routing(ruleset, ev, now, deadlines=False)[0]
+        picked = self._pick(routing, facts, now)
+        if _same(inp.committed, facts, ev, picked):
+            before = _before(inp, facts)
+            return ReplayedLead(lead_id=s.lead_id, created_at=from_ms(s.created_ms),
+                                before=before, after=before, rules_version=inp.rules_version)
+        plan = _planned(ruleset, lead, raw, now, inp.notes, spam, False)
+        return self._outcomes(s, inp, facts, ruleset, plan, picked)
+
     def _compared(self, s: StoredInput, inp: DecisionInput, facts: PickFacts, ruleset: Ruleset,
                   plan: DecisionPlan) -> ReplayedLead:
-        picked = self._pick(plan, facts, inp.snapshot.now)
+        return self._outcomes(s, inp, facts, ruleset, plan,
+                              self._pick(plan.routing, facts, inp.snapshot.now))
+
+    def _outcomes(self, s: StoredInput, inp: DecisionInput, facts: PickFacts, ruleset: Ruleset,
+                  plan: DecisionPlan, picked: Picked) -> ReplayedLead:
         before = _before(inp, facts)
-        after = _after(plan, picked)
-        if before != after:
-            after = msgspec.structs.replace(after, explanation=explain_plan(ruleset, plan))
+        if _same(inp.committed, facts, plan.evaluation, picked):
+            after = before  # the compact comparison first: one Outcome for both sides
+        else:
+            after = _after(plan, picked)
+            if before != after:
+                after = msgspec.structs.replace(after, explanation=explain_plan(ruleset, plan))
+            else:  # equal after all (e.g. -0.0 and 0.0): shared, like any unchanged lead
+                after = before
         return ReplayedLead(lead_id=s.lead_id, created_at=from_ms(s.created_ms),
                             before=before, after=after, rules_version=inp.rules_version)
 
-    def _pick(self, plan: DecisionPlan, facts: PickFacts, now: dt.datetime) -> Picked:
+    def _pick(self, routing: RoutingIntent, facts: PickFacts, now: dt.datetime) -> Picked:
         """The commit's pick, simulated on the world as the stored facts show it."""
-        world, routing = self.world, plan.routing
-        chain = routing.chain
-        if chain is not self._chain:  # the plan cache hands out one chain a minute
-            self._chain = chain
-            self._rep_days = {m.rep: m.day for p in chain for m in p.members}
-        rep_days = self._rep_days
-        world.observe(facts, self._utc_day(now), rep_days)
+        world = self.world
+        if facts.pools:  # the original pick read some pools: take in what it saw
+            chain = routing.chain
+            if not chain:
+                rep_days: dict[str, str] = {}
+            elif chain is self._chain:  # the plan cache hands out one chain object a while
+                rep_days = self._rep_days
+            else:
+                self._chain = chain
+                rep_days = self._rep_days = {m.rep: m.day for p in chain for m in p.members}
+            world.observe(facts, self._utc_day(now), rep_days)
         picked: Picked
         if routing.kind == "pool":
             picked = world.pick(routing.chain, routing.queue, to_ms(now))
@@ -266,7 +325,8 @@ class _Run:
             picked = (routing.owner, None, None)
         else:
             picked = (None, None, routing.queue)
-        world.settle((facts.owner, facts.pool, facts.queue), picked)
+        if picked[0] != facts.owner or picked[1] != facts.pool:  # else settle() does nothing
+            world.settle((facts.owner, facts.pool, facts.queue), picked)
         return picked
 
     def _utc_day(self, now: dt.datetime) -> str:
@@ -294,6 +354,16 @@ class _Run:
         if facts.pool:
             key = (facts.pool, day)
             self.world.pool_day[key] = self.world.pool_day.get(key, 0) + 1
+
+
+def _same(c: Committed, facts: PickFacts, ev: Evaluation, picked: Picked) -> bool:
+    """Whether ``_before`` and ``_after`` would be equal (compared field by field, without
+    building them)."""
+    return (c.status == ev.status and c.score == ev.score.total and c.grade == ev.score.grade
+            and c.territory == ev.territory and c.segment == ev.segment
+            and picked == (facts.owner, facts.pool, facts.queue)
+            and c.sla_policy == ev.sla_policy and c.route_rule == ev.route.rule
+            and c.matched == ev.matched)
 
 
 def _before(inp: DecisionInput, facts: PickFacts) -> Outcome:

@@ -8,6 +8,8 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from leadrouter_sdk import Lead
 
 from router.engine import engagement as eng
@@ -123,3 +125,44 @@ def test_rule_cases_get_the_decaying_points_too() -> None:
                         rs.windows, T0)
     ev = evaluate(rs, Lead(email="a@b.example"), snap, now=T0)
     assert ev.score.engagement == 15.0
+
+
+def _windows_by_walk(activity: Activity, wanted: Any, last_events: Any, now: dt.datetime
+                     ) -> tuple[dict[tuple[str, int], int], dict[str, dt.datetime]]:
+    """The reference: every wanted window, counted from the newest time back (the walk
+    ``windows()`` did before it went by the person's own event types)."""
+    now_ms = eng.ms(now)
+    counts = {}
+    for event, days in wanted:
+        a = activity.types.get(event)
+        times = a.times if a is not None else ()
+        counts[(event, days)] = sum(1 for t in times if t > now_ms - days * DAY_MS)
+    last = {e: eng.from_ms(a.last) for e in last_events
+            if (a := activity.types.get(e)) is not None and a.last is not None}
+    return counts, last
+
+
+_EVENTS = st.sampled_from(["p", "q", "r", "s"])
+# Times relative to now, window edges (whole days back, ±1 ms) among them.
+_TIMES = st.integers(-40 * DAY_MS, DAY_MS) | st.builds(
+    lambda d, off: -d * DAY_MS + off, st.integers(0, 45), st.sampled_from([-1, 0, 1]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(types=st.dictionaries(_EVENTS, st.tuples(
+           st.integers(0, 5), st.lists(_TIMES, max_size=8))),
+       wanted=st.frozensets(st.tuples(_EVENTS, st.integers(1, 45)), max_size=8),
+       last_events=st.frozensets(_EVENTS), as_set=st.booleans())
+def test_windows_by_event_type_count_what_the_walk_over_every_window_counts(
+        types: dict[str, tuple[int, list[int]]], wanted: frozenset[tuple[str, int]],
+        last_events: frozenset[str], as_set: bool) -> None:
+    now_ms = eng.ms(T0)
+    activity = Activity(types={e: TypeActivity(n=n + len(ts), rem=1.0 if n else 0.0,
+                                               rem_at=now_ms - 50 * DAY_MS if n else 0,
+                                               times=tuple(sorted(now_ms + t for t in ts)))
+                               for e, (n, ts) in types.items()})
+    given_wanted = set(wanted) if as_set else wanted  # a plain set is not memoised
+    counts, last = eng.windows(activity, given_wanted, last_events, T0)
+    want_counts, want_last = _windows_by_walk(activity, wanted, last_events, T0)
+    assert counts == want_counts and list(counts) == list(given_wanted)
+    assert last == want_last and all(v.tzinfo is dt.UTC for v in last.values())
