@@ -32,7 +32,7 @@ def age(now: dt.datetime, at: dt.datetime | None) -> float | None:
 
 def row(lead: lx.IndexedLead) -> LeadRow:
     v = [x or None for x in lead.values]
-    return LeadRow(id=lead.id, created_at=from_ms(lead.created_ms), state=lead.state,
+    return LeadRow(lead_id=lead.id, created_at=from_ms(lead.created_ms), state=lead.state,
                    status=v[1], territory=v[2], segment=v[3], grade=v[4], owner=v[6],
                    pool=v[7], queue=v[8], sla_state=v[9],
                    due_at=from_ms(lead.due_ms) if lead.due_ms is not None else None)

@@ -56,7 +56,7 @@ class LeadFilter(msgspec.Struct, frozen=True, kw_only=True):
 class LeadRow(msgspec.Struct, frozen=True, kw_only=True):
     """One lead of a list, from its index entry and live fields (never its decision JSON)."""
 
-    id: str
+    lead_id: str
     created_at: dt.datetime
     state: str  # assigned, queued, accepted, contacted, recycled...
     status: str | None

@@ -13,7 +13,7 @@ from _service import AUTH, assert_problem, lead
 
 
 def _ids(page: dict[str, Any]) -> list[str]:
-    return [item["id"] for item in page["items"]]
+    return [item["lead_id"] for item in page["items"]]
 
 
 def _list(api: httpx.Client, path: str = "/v1/leads", **params: Any) -> dict[str, Any]:
@@ -158,7 +158,7 @@ def test_moves_leave_the_old_index(api: httpx.Client, redis_client: redis.Redis)
     assert pooled["lead_id"] not in _ids(_list(api, owner=owner))
     assert pooled["lead_id"] not in _ids(_list(api, sla_state="pending"))
     now = _list(api, status="nurture")["items"]  # recycled to nurture: a new status
-    assert [r["id"] for r in now] == [pooled["lead_id"]] and now[0]["owner"] is None
+    assert [r["lead_id"] for r in now] == [pooled["lead_id"]] and now[0]["owner"] is None
     assert now[0]["queue"] and _ids(_list(api, queue=now[0]["queue"])) == [pooled["lead_id"]]
     members = [m.decode() for m in redis_client.zrange("lr:{lr}:lx", 0, -1)]
     mine = [m for m in members if m.endswith(pooled["lead_id"])]
@@ -173,10 +173,10 @@ def test_queues_with_ages(api: httpx.Client) -> None:
     assert queues["review"]["size"] == 2 and queues["review"]["oldest_age_seconds"] >= 0
     assert queues["unassigned"]["size"] == 0 and queues["unassigned"]["oldest_at"] is None
     page = _list(api, "/v1/queues/review", limit=1)
-    assert page["size"] == 2 and [i["lead"]["id"] for i in page["items"]] == [a["lead_id"]]
+    assert page["size"] == 2 and [i["lead"]["lead_id"] for i in page["items"]] == [a["lead_id"]]
     assert page["items"][0]["age_seconds"] >= 0
     rest = _list(api, "/v1/queues/review", limit=1, cursor=page["next_cursor"])
-    assert [i["lead"]["id"] for i in rest["items"]] == [b["lead_id"]]
+    assert [i["lead"]["lead_id"] for i in rest["items"]] == [b["lead_id"]]
     assert _list(api, "/v1/queues/nothing-here")["items"] == []
 
 
