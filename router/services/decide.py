@@ -8,8 +8,11 @@ the evaluation, the explanation, the lead as decided, where it should go and its
 Live routing (router/services/leads.py), engagement re-qualification
 (router/services/engagement.py), the ``POST /v1/rules/evaluate`` dry run (:func:`dry_run`) and
 ``leadrouter rules explain`` all call it, so the four can never disagree. Without plugin
-``score`` / ``route`` hooks it runs :func:`decide_now`, the same steps synchronously, which the
-replay (router/services/replay.py) calls directly to spare a coroutine per lead.
+``score`` / ``route`` hooks it runs :func:`decide_now`, the same steps synchronously. The
+replay (router/services/replay.py, ``_Run._quick``) runs those steps itself — ``_prepared``,
+the evaluator, ``_as_spam``, ``_routing`` and, only for a lead whose outcome changed,
+``_planned`` — so a change to these steps must keep it in step
+(tests/services/test_replay_fastpath.py compares the two paths).
 
 It does no I/O and reads no clock: the same lead, snapshot and rules give the same plan, byte
 for byte (``msgspec.json.encode``) — the snapshot is a msgspec struct, so a decision can be
@@ -153,8 +156,7 @@ def decide_now(lead: Lead, snapshot: DecisionSnapshot, ruleset: Ruleset, *,
                evaluator: Evaluator, notes: tuple[Step, ...] = (), spam: str | None = None,
                explain: bool = True) -> DecisionPlan:
     """:func:`decide` without plugin score/route hooks, synchronously (the same steps: it is
-    what ``decide()`` runs then; the replay calls it directly when no such hook is
-    registered)."""
+    what ``decide()`` runs then; the replay runs the same steps itself, see the module doc)."""
     lead, snap = _prepared(lead, snapshot, ruleset)
     ev = evaluator(lead, snap, now=snapshot.now)
     return _planned(ruleset, lead, ev, snapshot.now, notes, spam, explain)
