@@ -75,7 +75,8 @@ def decode_stored(raw: bytes) -> DecisionInput:
     """:func:`decode_input` for the service's own stored inputs (the replay), without running
     the normalisation again: the lead is decoded into :class:`_StoredLead` (same layout) and
     then made a plain :class:`Lead`. Equal to ``decode_input(raw)`` for every input the
-    service wrote (tests/services/test_decision_input.py)."""
+    service wrote (tests/services/test_decide.py: the replay-mode property and
+    test_a_stored_input_is_not_normalised_again)."""
     s = _decode_stored(raw)
     lead: Lead = s.lead
     lead.__class__ = Lead  # the same layout (no fields added): a plain Lead from here on
