@@ -5,6 +5,8 @@ Kept apart from ``store.py`` so the store reads as the list of operations it off
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any
 
 import msgspec
@@ -13,8 +15,8 @@ from router.engine.availability import PoolPlan
 from router.state.models import HistoryEntry, MemberStats, PoolStats, StoredLead, from_ms
 
 __all__ = [
-    "LeadWriteArg", "LuaPlan", "PoolStatsArg", "parse_history", "pool_stats_from_reply",
-    "stored_lead", "text",
+    "LeadWriteArg", "LuaPlan", "LxKeep", "PoolStatsArg", "lx_args", "parse_history",
+    "pool_stats_from_reply", "stored_lead", "text",
 ]
 
 
@@ -59,12 +61,73 @@ class LuaPlan(LeadWriteArg, kw_only=True):
     eng_dom: str = ""
     eng_ttl: int = 0
     person: int = 0  # 1: the last key is the person index (erasure.py)
-    # The list indexes (lua/_lx.lua): status, territory, segment, grade, external id.
+    # The list indexes (lua/_lx.lua lx_commit), built by lx_args: () = not listed.
     lx: tuple[str, ...] = ()
+    lxp: tuple[str, ...] = ()  # a pruning commit's ranges (lx_args); () = not one
+    lxt: int = 0  # 1: renew the index's TTL (LxKeep)
     # The funnel's groups (lua/_funnel.lua; its day hashes are the keys before the person's)
     fg: tuple[str, ...] = ()
     # Optimistic reads (models.Guard): (KEYS index, the first field as guessed, the fields).
     guard: tuple[tuple[int, str, tuple[str, ...]], ...] = ()
+
+
+_TOP = 9_999_999_999_999  # lists.TOP: INV = TOP - created ms
+
+
+class LxKeep:
+    """When this worker's commits renew the list index's TTL (lua/_lx.lua ``lx_commit``):
+    a renewal sets a retention and an eighth, so the next one is due an eighth of a retention
+    later (this worker's monotonic clock, from before the script ran): ``lx`` outlives every
+    commit by a retention without a PEXPIRE in each (~10k Valkey instructions a commit)."""
+
+    def __init__(self) -> None:
+        self._at = -math.inf  # when a renewal that ran was asked for
+
+    def ask(self, arg: LuaPlan, lists: tuple[str, ...]) -> float:
+        """Set the list indexes' arguments of ``arg`` (:func:`lx_args`, ``lxt`` 1: renew);
+        returns the ask's time (0: no renewal) for :meth:`done`."""
+        arg.lx, arg.lxp = lx_args(arg.id, arg.now, lists, arg.target, arg.queue)
+        t = time.monotonic()
+        due = bool(arg.lx) and not 0 <= t - self._at < arg.ret / 8000
+        arg.lxt = int(due)
+        return t if due else 0.0
+
+    def done(self, asked: float, status: bytes) -> None:
+        """After the commit: its renewal ran unless it wrote nothing."""
+        if asked and status in (b"assigned", b"queued"):
+            self._at = max(self._at, asked)
+
+
+def lx_args(lead_id: str, now: int, values: tuple[str, ...], target: str,
+            queue: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The commit's list-index arguments (router/state/lists.py for the format), built here
+    so that Valkey, shared by every worker, only stores them (lua/_lx.lua ``lx_commit``).
+
+    ``values``: status, territory, segment, grade, external id. Returns ``lx``: the lead
+    hash's ``lx`` field up to the owner (INV, then the values, each followed by \\x1f), the
+    member suffix (\\x1f INV \\x1f ID), the index values of an owner route's ``target`` and
+    of ``queue``, then ZADD's arguments ("0", member, ...) for the values known before the
+    pick; and ``lxp``: on a pruning commit (one in 16, by the id's last byte) the external
+    id's range ("" = none) then the other ranges, else (). A value holding \\x1f is not
+    indexed (stored as "")."""
+    if not values:
+        return (), ()
+    inv = f"{_TOP - now:013d}"
+    sfx = f"\x1f{inv}\x1f{lead_id}"
+    vals = [v if "\x1f" not in v else "" for v in (*values, "", "", "", "")[:5]]
+    ext = vals[4]
+    out = [inv + "\x1f\x1f" + "".join(v + "\x1f" for v in vals), sfx,
+           target if "\x1f" not in target else "", queue if "\x1f" not in queue else "",
+           "0", f"a\x1f{sfx}\x1f{ext}" if ext else "a\x1f" + sfx]
+    ranges = []
+    for code, v in zip("stgrx", vals, strict=True):
+        if v:
+            out += ("0", f"{code}\x1f{v}{sfx}")
+            if code != "x":
+                ranges.append(f"{code}\x1f{v}")
+    if lead_id.encode()[-1] % 16:
+        return tuple(out), ()
+    return tuple(out), (f"x\x1f{ext}" if ext else "", *ranges)
 
 
 class PoolStatsArg(msgspec.Struct):

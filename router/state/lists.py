@@ -9,10 +9,12 @@ empty), ``s`` status, ``t`` territory, ``g`` segment, ``r`` grade, ``x`` externa
 lead's entries in one ZADD and keeps in the lead hash ``lx`` = INV then its values in that
 order; every script that moves a lead (transition, owner, escalate, requalify) ends with
 ``lx_sync`` (lua/_lx.lua), which replaces the entries whose value changed. The ``a`` entry
-carries the external id after the lead id. Retention: the zset expires a retention after
-the last commit; one commit in 16 removes the oldest leads past the retention from the ``a``
-range (at most 64, with their ``x`` entries) and prunes by age its own ranges and 2 random
-others (``lx:vals``); readers never look past the retention horizon.
+carries the external id after the lead id. The commit's members are built by the worker
+(codec.py ``lx_args``), Valkey only stores them. Retention: the zset expires a retention
+(and up to an eighth more: codec.py ``LxKeep``) after the last commit; one commit in 16
+removes the oldest leads past the retention from the ``a`` range (at most 64, with their
+``x`` entries) and prunes by age its own ranges and 2 random others (``lx:vals``); readers
+never look past the retention horizon.
 Erasure removes the lead's entries (erasure.py). Leads stored before the indexes are not
 listed (they age out within one retention).
 

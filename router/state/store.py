@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import msgspec
 
 from router.engine.availability import PoolPlan
-from router.state.codec import LuaPlan, stored_lead, text
+from router.state.codec import LuaPlan, LxKeep, stored_lead, text
 from router.state.directory import Directory
 from router.state.errors import StateError, check_reply, confirm_replicas, translate_errors
 from router.state.guesses import Guesses
@@ -103,8 +103,7 @@ class Store(Directory):
         # decision (default: as long as the decision is kept).
         self.idempotency_ms = int((idempotency_retention or retention).total_seconds() * 1000)
         self.inflight_ms = int(inflight_ttl.total_seconds() * 1000)
-        self.history_max = history_max
-        self.outbox_maxlen = outbox_maxlen
+        self.history_max, self.outbox_maxlen = history_max, outbox_maxlen
         self.sla_facts_maxlen = sla_facts_maxlen
         self.round_trips = 0
         self._scripts = load_scripts()
@@ -112,7 +111,7 @@ class Store(Directory):
         self._plan_encoder = msgspec.msgpack.Encoder()  # LuaPlan: cmsgpack decodes faster
         self._pool_keys_by_id: dict[int, tuple[PoolPlan, PackedKeys]] = {}
         self._fixed_by_queue: dict[str, bytes] = {}
-        self._guesses = Guesses()  # optimistic reads: what to guess, and whether to
+        self._guesses, self._lx_keep = Guesses(), LxKeep()  # optimistic reads; lx TTL renewals
 
     @classmethod
     async def connect(cls, url: str, *, prefix: str = "lr:", verify: bool = True,
@@ -315,8 +314,7 @@ class Store(Directory):
             # As text: Valkey's cmsgpack takes no MessagePack bin. Versions are UTF-8 (digits,
             # rep ids); anything else would only make the guess stale.
             guard.append((n, (g.seen or b"").decode(errors="replace"), g.fields))
-        link = plan.engagement
-        eng = 0
+        link, eng = plan.engagement, 0
         if link is not None:
             eng = n + 1
             keys.append(PackedKeys(1, bulk(k.engagement(link.person))))
@@ -335,13 +333,15 @@ class Store(Directory):
             eng=eng, eng_seq=link.seq if link else 0, eng_dom=link.dom if link else "",
             eng_ttl=link.ttl_ms if link else 0,
             hmax=self.history_max, omax=self.outbox_maxlen, fmax=self.sla_facts_maxlen,
-            person=1 if plan.person else 0, guard=tuple(guard), lx=plan.lists, fg=plan.funnel,
+            person=1 if plan.person else 0, guard=tuple(guard), fg=plan.funnel,
         )
+        lxt = self._lx_keep.ask(arg, plan.lists)  # the list indexes' arguments (codec.py)
         with translate_errors("commit"):
             reply = await self._scripts["commit"](
                 self.wire, keys, [self._plan_encoder.encode(arg), plan.decision, plan.input],
                 self._count)
         status, owner_b, pool_b, queue_b, strategy_b, reason_b, due, at, other, *more = reply
+        self._lx_keep.done(lxt, status)
         if self.wait_replicas and status != b"stale":  # see docs/operations.md
             self.round_trips += await confirm_replicas(self.wire, self.wait_replicas,
                                                        self.wait_timeout_ms)

@@ -67,10 +67,45 @@ async def test_commit_indexes_every_value_and_remembers_them(store: Store) -> No
     assert [lx.member_id(m) for m in window] == ["L1"]
     assert await lx.count_ranges(store, [("s", "mql"), ("s", "sql")], since_ms=None,
                                  until_ms=None) == [2, 0]
-    assert 0 < await store.wire.call("PTTL", store.keys.lists) <= store.retention_ms
+    assert store.retention_ms < await store.wire.call("PTTL", store.keys.lists) \
+        <= store.retention_ms * 9 // 8
     # a value holding the separator is not indexed (it could not be told apart)
     await _commit(store, "L3", kind="queue", lists=("mql", "a\x1fb", "", "", ""))
     assert not any(m.startswith("t\x1f") for m in await _members(store, "L3"))
+
+
+async def test_the_commit_renews_the_index_ttl_once_an_eighth_of_a_retention(
+        store: Store, redis_url: str) -> None:
+    async def pttl() -> int:
+        return int(await store.wire.call("PTTL", store.keys.lists))
+
+    await _commit(store, "T1", kind="queue")
+    assert store.retention_ms < await pttl() <= store.retention_ms * 9 // 8
+    # renewed by this worker a moment ago: its next commits leave the TTL as it is
+    await store.wire.call("PEXPIRE", store.keys.lists, 3_600_000)
+    await _commit(store, "T2", kind="queue")
+    assert 0 < await pttl() <= 3_600_000
+    assert sorted(await _walk(store, "q", "inbox")) == ["T1", "T2"]
+    # another worker (its own Store) renews it at its first commit with lists
+    other = await Store.connect(redis_url)
+    try:
+        await _commit(other, "T3", kind="queue", lists=())
+        assert await pttl() <= 3_600_000
+        await _commit(other, "T4", kind="queue")
+        assert await pttl() > store.retention_ms
+    finally:
+        await other.close()
+
+
+async def test_an_owner_holding_the_separator_is_not_indexed(store: Store) -> None:
+    result = await store.commit(CommitPlan(
+        lead_id="W1", now=NOW, kind="owner", owner="a\x1fb", decision=b"{}", queue="inbox",
+        lists=VALUES))
+    assert result.committed and result.owner == "a\x1fb"
+    [lead] = await lx.read_indexed(store, ["W1"])
+    assert lead is not None and lead.values == ("", *VALUES, "", "", "", "")
+    assert not any(m.startswith("o\x1f") for m in await _members(store, "W1"))
+    assert await _walk(store, "s", "mql") == ["W1"]
 
 
 async def test_owner_actions_and_escalations_move_the_entries(store: Store) -> None:

@@ -108,15 +108,13 @@ if input ~= '' then
   fields[n + 4] = (owner or '') .. '\31' .. (pool or '') .. '\31' .. (queue or '') .. '\31'
                .. table.concat(ctx.facts, '\31')
 end
-if plan.lx and #plan.lx > 0 then
-  -- The list indexes: one ZADD (status, territory, segment, grade, external id from the
-  -- plan; where the lead went from here). The lead hash remembers them (`lx`) for moves.
+if #plan.lx > 0 then
+  -- The list indexes: one ZADD (the members the caller built; where the lead went from
+  -- here). The lead hash remembers them (`lx`) for moves.
   local sla = ''
   if due >= 0 then sla = 'pending' end
-  local lx = lx_commit(K_LX, K_LXV, id, now, ret,
-                       {'', plan.lx[1], plan.lx[2], plan.lx[3], plan.lx[4], plan.lx[5],
-                        owner or '', pool or '', queue or '', sla})
-  fields[#fields + 1] = 'lx'; fields[#fields + 1] = lx
+  fields[#fields + 1] = 'lx'
+  fields[#fields + 1] = lx_commit(K_LX, K_LXV, plan, owner, pool, queue, sla)
 end
 funnel_commit(plan, owner, pool, fields)   -- the funnel's routed counts (_funnel.lua)
 redis.call('HSET', K_LEAD, unpack(fields))
