@@ -34,6 +34,15 @@ def _key(client: httpx.Client, scopes: list[str], **extra: Any) -> dict[str, Any
     return body
 
 
+def _save(path: Path, text: str) -> None:
+    """Save a rules file as editors do: a new file (outside the rules directory) renamed over
+    the old one, so a watcher never reads it half-written — a half-written file would be a
+    real rejected reload, and audited as one."""
+    tmp = path.parent.parent / f"{path.name}.saving"
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def _wait_for(predicate: Any, timeout: float = 10.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -121,9 +130,9 @@ def test_rules_reloads_admin_accepted_and_rejected(start_service: Any, rules_dir
         admin_key = _key(client, ["admin"])
         scoring = rules_dir / "scoring.yaml"
         text = scoring.read_text()
-        scoring.write_text(text.replace('"employees >= 1000"', '"employees >>= 1000"'))
+        _save(scoring, text.replace('"employees >= 1000"', '"employees >>= 1000"'))
         assert client.post("/v1/admin/rules/reload", headers=AUTH).status_code == 422
-        scoring.write_text(text.replace("budget >= 50000", "budget >= 40000"))
+        _save(scoring, text.replace("budget >= 50000", "budget >= 40000"))
         ok = client.post("/v1/admin/rules/reload",
                          headers={"Authorization": f"Bearer {admin_key['key']}"})
         assert ok.status_code == 200, ok.text
@@ -152,20 +161,20 @@ def test_a_file_change_seen_by_two_workers_is_recorded_once(start_service: Any,
     with a.client() as ca, b.client() as cb:
         version = ca.get("/v1/rules").json()["version"]
         routing = rules_dir / "routing.yaml"
-        routing.write_text(routing.read_text().replace("pool: rr}", "pool: nowhere}"))
+        _save(routing, routing.read_text().replace("pool: rr}", "pool: nowhere}"))
         for client in (ca, cb):
             _wait_for(lambda c=client: c.get("/v1/rules").json()["last_rejected"])
         _wait_for(lambda: _entries(ca, target="rules"))
         time.sleep(0.3)  # the other worker's claim, lost, before the files change again
         scoring = rules_dir / "scoring.yaml"
-        routing.write_text(routing.read_text().replace("pool: nowhere}", "pool: rr}"))
-        scoring.write_text(scoring.read_text().replace("budget >= 50000", "budget >= 40000"))
+        _save(routing, routing.read_text().replace("pool: nowhere}", "pool: rr}"))
+        _save(scoring, scoring.read_text().replace("budget >= 50000", "budget >= 40000"))
         for client in (ca, cb):
             _wait_for(lambda c=client: c.get("/v1/rules").json()["version"] != version)
         _wait_for(lambda: len(_entries(ca, target="rules")) == 2)
         # an admin reload in one worker: the other follows (generation), recorded once
         assert ca.post("/v1/admin/rules/reload", headers=AUTH).status_code == 200
-        scoring.write_text(scoring.read_text())  # touched, same contents: reloaded, no entry
+        _save(scoring, scoring.read_text())  # touched, same contents: reloaded, no entry
         time.sleep(0.5)  # several polls of both watchers
         entries = _entries(cb, target="rules")
     got = [(e["actor"], e["action"], e["details"]["trigger"]) for e in entries]
