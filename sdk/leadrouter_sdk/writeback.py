@@ -27,7 +27,6 @@ import email.utils
 import logging
 import re
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
@@ -36,6 +35,7 @@ import httpx
 import msgspec
 
 from leadrouter_sdk import Event, PermanentDeliveryError, hookimpl
+from leadrouter_sdk.http import LoopClients
 
 __all__ = ["LeadKeys", "PermanentError", "RetryableError", "WriteBack", "parse_map",
            "retry_after", "scrub"]
@@ -140,19 +140,13 @@ class WriteBack:
         self.log = logging.getLogger(f"leadrouter.plugins.{self.channel}")
         self._done: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._not_before = 0.0
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
-                                                 httpx.AsyncClient] = weakref.WeakKeyDictionary()
+        self._clients = LoopClients()
 
     # -- plumbing for subclasses -------------------------------------------------------------
 
     def client(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            client = self._clients[loop] = httpx.AsyncClient(
-                timeout=self.timeout, follow_redirects=False,
-                headers={"user-agent": f"leadrouter-{self.channel}-owner/0.1.0"})
-        return client
+        return self._clients.get(timeout=self.timeout,
+                                 user_agent=f"leadrouter-{self.channel}-owner/0.1.0")
 
     async def send(self, method: str, url: str, what: str, **kwargs: Any) -> httpx.Response:
         """One request; a network error or a 429/5xx answer raises RetryableError."""

@@ -28,12 +28,12 @@ import json
 import logging
 import os
 import time
-import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 import httpx
 from leadrouter_sdk import Event, PluginDisabled, hookimpl
+from leadrouter_sdk.http import LoopClients
 from leadrouter_sdk.notify import DEFAULT_EVENTS, Notice, notice
 from leadrouter_sdk.writeback import PermanentError, RetryableError, parse_map, retry_after
 
@@ -110,8 +110,7 @@ class SlackPlugin:
             env.get("LEADROUTER_SLACK_INLINE_WAIT") or 1.0)
         self.clock = clock
         self._not_before = 0.0
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
-                                                 httpx.AsyncClient] = weakref.WeakKeyDictionary()
+        self._clients = LoopClients()
 
     def target(self, note: Notice) -> str:
         """The channel id to post to: the rep's user id, the pool's channel, the default."""
@@ -133,13 +132,7 @@ class SlackPlugin:
                 "unfurl_links": False, "unfurl_media": False}
 
     def _client(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            client = self._clients[loop] = httpx.AsyncClient(
-                timeout=self.timeout, follow_redirects=False,
-                headers={"user-agent": "leadrouter-slack/0.1.0"})
-        return client
+        return self._clients.get(timeout=self.timeout, user_agent="leadrouter-slack/0.1.0")
 
     async def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """One chat.postMessage; Slack's answer, or RetryableError / PermanentError."""

@@ -29,14 +29,12 @@ Configuration (environment):
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
 import hashlib
 import hmac
 import os
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
@@ -44,6 +42,7 @@ from typing import Any, Final
 import httpx
 import msgspec
 from leadrouter_sdk import Event, PluginDisabled, hookimpl
+from leadrouter_sdk.http import LoopClients
 
 __all__ = ["WebhookError", "WebhookPlugin", "sign", "signing_key", "verify"]
 __version__ = "0.1.0"
@@ -128,18 +127,12 @@ class WebhookPlugin:
         self.timeout = timeout if timeout is not None else float(
             env.get("LEADROUTER_WEBHOOK_TIMEOUT") or 5.0)
         self.clock = clock
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
-                                                 httpx.AsyncClient] = weakref.WeakKeyDictionary()
+        self._clients = LoopClients()
         self._done: OrderedDict[tuple[str, str], None] = OrderedDict()
 
     def _client(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            client = self._clients[loop] = httpx.AsyncClient(
-                timeout=self.timeout, follow_redirects=False,
-                headers={"user-agent": f"leadrouter-webhook/{__version__}"})
-        return client
+        return self._clients.get(timeout=self.timeout,
+                                 user_agent=f"leadrouter-webhook/{__version__}")
 
     def body(self, event: Event) -> bytes:
         data = {"lead_id": event.lead_id, **{k: _iso(v) for k, v in event.data.items()}}
