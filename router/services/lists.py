@@ -16,7 +16,6 @@ stays stable while leads arrive: new leads sort before the cursor.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from router.engine.availability import pool_plan
 from router.engine.ruleset import PoolSpec
 from router.engine.schema import STATUSES
 from router.services import _lists_cursor as cur
+from router.services._backfill import run_later
 from router.services._lists_accounts import parse_accounts
 from router.services._lists_rows import FILTERS, age, in_queue, matches, next_working_hours, row
 from router.services.clock import Clock
@@ -51,7 +51,6 @@ from router.services.lists_model import (
 from router.services.rules import RulesManager
 from router.state import lists as lx
 from router.state.erasure import person_hash
-from router.state.errors import StateError
 from router.state.models import from_ms, to_ms
 from router.state.store import Store
 
@@ -84,15 +83,9 @@ class ListService:
     async def backfill_at_start(self, *, delay: float = 5.0) -> None:
         """Start-up (router/app/application.py): after ``delay`` s, index the account owners
         written before the accounts index, once per deployment. Errors are logged only."""
-        await asyncio.sleep(delay)
-        try:
-            added = await lx.backfill_accounts(self.store)
-        except StateError as exc:
-            log.warning("accounts index backfill stopped: %s (it runs again at the next "
-                        "start)", exc)
-            return
-        if added is not None:
-            log.info("accounts index backfill done: %d account(s) indexed", added)
+        await run_later(lambda: lx.backfill_accounts(self.store), delay=delay, log=log,
+                        name="accounts index", resume="it runs again at the next start",
+                        done="account(s) indexed")
 
     # -- leads -----------------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from router.engine.backend import Evaluator, compiled_evaluator
 from router.engine.evaluate import Evaluation
 from router.engine.ruleset import Ruleset
 from router.plugins.host import PluginHost
+from router.services._backfill import run_later
 from router.services._replay_pick import Picked, PickWorld
 from router.services.decide import (
     DecisionPlan,
@@ -55,7 +56,6 @@ from router.services.decide import (
 from router.services.decision_input import Committed, DecisionInput, decode_stored
 from router.services.records import decode_record
 from router.services.replay_model import Outcome, ReplayedLead, ReplayQuery, Skip
-from router.state.errors import StateError
 from router.state.inputs import (
     PickFacts,
     StoredInput,
@@ -142,15 +142,11 @@ async def backfill_at_start(store: Store, *, delay: float = 5.0, pause: float = 
     ``count`` keys a step with ``pause`` seconds between steps so live routing goes first;
     resumed from its cursor at the next start if stopped. A Redis error is logged, never
     raised: live routing does not depend on it."""
-    await asyncio.sleep(delay)
-    try:
-        added = await complete_backfill(store, count=count, pause=pause, exclusive=True)
-    except StateError as exc:
-        log.warning("arrival index backfill stopped: %s (it resumes at the next start, or "
-                    "`leadrouter rules replay` completes it)", exc)
-        return
-    if added is not None:
-        log.info("arrival index backfill done: %d older lead(s) indexed for replay", added)
+    await run_later(
+        lambda: complete_backfill(store, count=count, pause=pause, exclusive=True),
+        delay=delay, log=log, name="arrival index",
+        resume="it resumes at the next start, or `leadrouter rules replay` completes it",
+        done="older lead(s) indexed for replay")
 
 
 def _ms(when: dt.datetime | None) -> int | None:
