@@ -38,7 +38,7 @@ def add_migrate_keys(sub: Any, *, serve_flag: Any) -> None:
 def cmd_migrate_keys(args: argparse.Namespace) -> int:
     import asyncio
 
-    from router.app.cli_replay import _Failed, _on_store
+    from router.app.cli_replay import Failed, on_store
     from router.settings import Settings
     from router.state.migrate import Migration, migrate_keys
 
@@ -58,8 +58,8 @@ def cmd_migrate_keys(args: argparse.Namespace) -> int:
                                   on_rename=rename, on_progress=progress)
 
     try:
-        result = asyncio.run(_on_store(settings, run))
-    except _Failed as exc:
+        result = asyncio.run(on_store(settings, run))
+    except Failed as exc:
         print(f"leadrouter: {exc}", file=sys.stderr)
         return 1
     kinds = ", ".join(f"{kind} {n:,}" for kind, n in sorted(result.kinds.items())) or "none"

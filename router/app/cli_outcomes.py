@@ -27,7 +27,7 @@ def _window(parser: argparse.ArgumentParser, default: str) -> None:
 
 
 def add_calibrate(rsub: Any, *, serve_flag: FLAG, rules_dir: Callable[[Any], None]) -> None:
-    from router.app.cli_replay import _redis_flags
+    from router.app.cli_replay import redis_flags
 
     cal = rsub.add_parser(
         "calibrate", help="conversion by grade, score band and rule: does the score work?",
@@ -36,7 +36,7 @@ def add_calibrate(rsub: Any, *, serve_flag: FLAG, rules_dir: Callable[[Any], Non
         "grades' share of conversions, grade x speed-to-lead and grade x pool, and the lift "
         "of every scoring rule. Nothing is written. See docs/outcomes.md.")
     rules_dir(cal)
-    _redis_flags(cal, serve_flag)
+    redis_flags(cal, serve_flag)
     _window(cal, "90d")
     cal.add_argument("--band", type=float, default=20.0, help="score band width (default 20)")
     cal.add_argument("--format", choices=("text", "json", "markdown"), default="text")
@@ -45,7 +45,7 @@ def add_calibrate(rsub: Any, *, serve_flag: FLAG, rules_dir: Callable[[Any], Non
 
 
 def add_tune(rsub: Any, *, serve_flag: FLAG, rules_dir: Callable[[Any], None]) -> None:
-    from router.app.cli_replay import _redis_flags
+    from router.app.cli_replay import redis_flags
 
     tune = rsub.add_parser(
         "tune", help="propose scoring points from outcomes (never applied)",
@@ -56,7 +56,7 @@ def add_tune(rsub: Any, *, serve_flag: FLAG, rules_dir: Callable[[Any], None]) -
         "proposal would cause. Needs scikit-learn: pip install 'leadrouter[analytics]'. "
         "See docs/outcomes.md.")
     rules_dir(tune)
-    _redis_flags(tune, serve_flag)
+    redis_flags(tune, serve_flag)
     _window(tune, "180d")
     tune.add_argument("--output", metavar="DIR", default="rules-proposed",
                       help="where the candidate rules and tune-report.md/.json go (default: "
@@ -103,7 +103,7 @@ def _show(args: argparse.Namespace) -> bool:
 
 
 def cmd_rules_calibrate(args: argparse.Namespace) -> int:
-    from router.app.cli_replay import _Failed, _on_store
+    from router.app.cli_replay import Failed, on_store, write_report
     from router.services.calibration_render import render_calibration
     from router.services.outcome_reader import CalibrationService, TargetError
 
@@ -122,23 +122,18 @@ def cmd_rules_calibrate(args: argparse.Namespace) -> int:
             progress=_progress if show else None)
 
     try:
-        report = asyncio.run(_on_store(settings, work))
-    except (_Failed, TargetError) as exc:
+        report = asyncio.run(on_store(settings, work))
+    except (Failed, TargetError) as exc:
         return _fail(str(exc))
     if show:
         print("", file=sys.stderr)
-    data = render_calibration(report, args.format)
-    if args.output:
-        Path(args.output).write_bytes(data)
-        print(f"leadrouter: report written to {args.output} ({report.leads} leads)",
-              file=sys.stderr)
-    else:
-        sys.stdout.write(data.decode())
+    write_report(render_calibration(report, args.format), args.output,
+                 f"{report.leads} leads")
     return 0
 
 
 def cmd_rules_tune(args: argparse.Namespace) -> int:
-    from router.app.cli_replay import _Failed, _on_store
+    from router.app.cli_replay import Failed, on_store
     from router.services.outcome_reader import TargetError
     from router.services.tune import AnalyticsMissing, TooFew, require_analytics
     from router.services.tune_run import render_tune, run_tune
@@ -163,8 +158,8 @@ def cmd_rules_tune(args: argparse.Namespace) -> int:
                               progress=_progress if show else None)
 
     try:
-        report = asyncio.run(_on_store(settings, work))
-    except (_Failed, TargetError, TooFew, ValueError) as exc:
+        report = asyncio.run(on_store(settings, work))
+    except (Failed, TargetError, TooFew, ValueError) as exc:
         if show:
             print("", file=sys.stderr)
         return _fail(str(exc))

@@ -17,8 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-__all__ = ["add_max_change", "add_replay", "add_shadow_report", "check_max_change",
-           "cmd_rules_replay", "cmd_rules_shadow_report"]
+__all__ = ["Failed", "add_max_change", "add_replay", "add_shadow_report", "check_max_change",
+           "cmd_rules_replay", "cmd_rules_shadow_report", "on_store", "redis_flags",
+           "write_report"]
 
 FLAG = Callable[..., None]
 
@@ -30,7 +31,7 @@ def add_replay(rsub: Any, *, serve_flag: FLAG, rules_dir: Callable[[Any], None])
         "what would have changed (statuses, pools, owners, rule hits, SLA load). Nothing is "
         "written. See docs/rules.md, 'Before you publish a change'.")
     rules_dir(replay)
-    _redis_flags(replay, serve_flag)
+    redis_flags(replay, serve_flag)
     replay.add_argument("--since", help="window start: a duration before now (7d, 12h, 30m) "
                         "or an ISO timestamp (default: the oldest lead kept)")
     replay.add_argument("--until", help="window end, like --since (default: now)")
@@ -43,7 +44,7 @@ def add_replay(rsub: Any, *, serve_flag: FLAG, rules_dir: Callable[[Any], None])
     replay.set_defaults(func=cmd_rules_replay)
 
 
-def _redis_flags(parser: argparse.ArgumentParser, serve_flag: FLAG) -> None:
+def redis_flags(parser: argparse.ArgumentParser, serve_flag: FLAG) -> None:
     """Where the service's state is, found as ``serve`` finds it."""
     serve_flag(parser, "--redis-url", "redis_url", "the service's Redis/Valkey URL",
                metavar="URL")
@@ -179,14 +180,18 @@ async def _replay(args: argparse.Namespace, job: _Job) -> int:
         print("", file=sys.stderr)
     if not report.replayed and not report.skipped.count and args.format != "text":
         print("leadrouter: 0 leads in window", file=sys.stderr)
-    data = render(report, args.format)
-    if args.output:
-        Path(args.output).write_bytes(data)
-        print(f"leadrouter: report written to {args.output} ({report.replayed} leads "
-              f"replayed, {report.changed} changed)", file=sys.stderr)
+    write_report(render(report, args.format), args.output,
+                 f"{report.replayed} leads replayed, {report.changed} changed")
+    return 0
+
+
+def write_report(data: bytes, output: str | None, summary: str) -> None:
+    """A rendered report to ``--output`` (saying so on stderr, with ``summary``) or stdout."""
+    if output:
+        Path(output).write_bytes(data)
+        print(f"leadrouter: report written to {output} ({summary})", file=sys.stderr)
     else:
         sys.stdout.write(data.decode())
-    return 0
 
 
 def _progress(done: int) -> None:
@@ -209,7 +214,7 @@ def add_shadow_report(rsub: Any, *, serve_flag: FLAG) -> None:
         description="The report of shadow mode (LEADROUTER_SHADOW_RULES): the leads of the "
         "shadow period replayed against the recorded shadow rules — the same report as "
         "`rules replay`. See docs/rules.md, 'Shadow mode'.")
-    _redis_flags(report, serve_flag)
+    redis_flags(report, serve_flag)
     report.add_argument("--version", dest="shadow_version", metavar="VERSION",
                         help="an earlier shadow rules version (7+ characters; default: the "
                         "latest)")
@@ -243,28 +248,23 @@ async def _shadow_report(args: argparse.Namespace, settings: Any, host: Any) -> 
                                    territory=args.territory)
 
     try:
-        report = await _on_store(settings, run)
+        report = await on_store(settings, run)
     except NoShadow as exc:
         return _fail(str(exc))
     except RulesetError as exc:
         return _fail(f"the recorded shadow rules do not load: {exc.summary()}")
-    except _Failed as exc:
+    except Failed as exc:
         return _fail(str(exc))
-    data = render(report, args.format)
-    if args.output:
-        Path(args.output).write_bytes(data)
-        print(f"leadrouter: report written to {args.output} ({report.replayed} leads "
-              f"replayed, {report.changed} changed)", file=sys.stderr)
-    else:
-        sys.stdout.write(data.decode())
+    write_report(render(report, args.format), args.output,
+                 f"{report.replayed} leads replayed, {report.changed} changed")
     return 0
 
 
-class _Failed(Exception):
+class Failed(Exception):
     """Redis could not be reached or failed; the message says what to do."""
 
 
-async def _on_store(settings: Any, work: Callable[[Any], Any]) -> Any:
+async def on_store(settings: Any, work: Callable[[Any], Any]) -> Any:
     """``await work(store)`` on the service's Redis, found as ``serve`` finds it."""
     from router.state.embedded import EmbeddedValkeyError
     from router.state.errors import StateError
@@ -274,19 +274,19 @@ async def _on_store(settings: Any, work: Callable[[Any], Any]) -> Any:
     try:
         url, embedded = _redis_url(settings)
     except (LookupError, EmbeddedValkeyError) as exc:
-        raise _Failed(str(exc)) from None
+        raise Failed(str(exc)) from None
     try:
         try:
             store = await Store.connect(url, prefix=settings.key_prefix,
                                         tls=tls_options(settings))
         except (StateError, OSError) as exc:
-            raise _Failed(f"cannot reach Redis at {url}: {exc} — is the service's Redis "
+            raise Failed(f"cannot reach Redis at {url}: {exc} — is the service's Redis "
                           "running? Pass its URL with --redis-url (or LEADROUTER_REDIS_URL)"
                           ) from None
         try:
             return await work(store)
         except StateError as exc:
-            raise _Failed(f"Redis failed: {exc} — nothing was written; run it again once "
+            raise Failed(f"Redis failed: {exc} — nothing was written; run it again once "
                           "Redis answers") from None
         finally:
             await store.close()
@@ -328,7 +328,7 @@ def check_max_change(args: argparse.Namespace, ruleset: Any) -> tuple[int, Any]:
                                   now=dt.datetime.now(dt.UTC), base=base)
 
     try:
-        gate = asyncio.run(_on_store(settings, run))
-    except _Failed as exc:
+        gate = asyncio.run(on_store(settings, run))
+    except Failed as exc:
         return 1, str(exc)
     return (0 if gate.ok else 1), gate
