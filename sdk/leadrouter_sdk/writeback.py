@@ -128,6 +128,7 @@ class WriteBack:
 
     channel = "crm"
     owners_setting = "owner map"
+    tasks = False  # create a follow-up task due at the SLA deadline (subclasses' setting)
 
     def __init__(self, *, owners: Mapping[str, str], events: Iterable[str] | None,
                  timeout: float, inline_wait: float,
@@ -191,6 +192,21 @@ class WriteBack:
     async def write(self, event: Event, rep: str) -> str:
         """Write the owner; return a short summary for the log (no PII)."""
         raise NotImplementedError
+
+    async def create_task(self, event: Event, record: str, owner_id: str,
+                          due: dt.datetime) -> str:
+        """Create the follow-up task on ``record`` for ``owner_id``; return its id."""
+        raise NotImplementedError
+
+    async def follow_up(self, event: Event, record: str, owner_id: str, label: str) -> str:
+        """The follow-up task, when :attr:`tasks` is on and the lead has an SLA deadline, once
+        per event: ``", <label> <id>"`` for the log summary, else ``""``."""
+        due = due_at(event)
+        if not (self.tasks and due is not None and self.once(event, "task")):
+            return ""
+        task = await self.create_task(event, record, owner_id, due)
+        self.did(event, "task")
+        return f", {label} {task}"
 
     # -- hooks -------------------------------------------------------------------------------
 

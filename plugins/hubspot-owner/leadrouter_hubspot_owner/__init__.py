@@ -36,7 +36,6 @@ from leadrouter_sdk.writeback import (
     LeadKeys,
     PermanentError,
     RetryableError,
-    due_at,
     parse_map,
     scrub,
 )
@@ -160,13 +159,8 @@ class HubSpotOwnerPlugin(writeback.WriteBack):
                     f"{contact}: {_problem(response)}; check the rep's owner id in "
                     "LEADROUTER_HUBSPOT_OWNERS")
             self.did(event, "owner")
-        summary = f"contact {contact} owner {owner_id} (rep {rep})"
-        due = due_at(event)
-        if self.tasks and due is not None and self.once(event, "task"):
-            task = await self.create_task(event, contact, owner_id, due)
-            self.did(event, "task")
-            summary += f", task {task}"
-        return summary
+        return (f"contact {contact} owner {owner_id} (rep {rep})"
+                + await self.follow_up(event, contact, owner_id, "task"))
 
     async def create_task(self, event: Event, contact: str, owner_id: str,
                           due: dt.datetime) -> str:

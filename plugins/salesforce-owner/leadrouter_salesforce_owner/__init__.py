@@ -44,7 +44,6 @@ from leadrouter_sdk.writeback import (
     LeadKeys,
     PermanentError,
     RetryableError,
-    due_at,
     parse_map,
     scrub,
 )
@@ -262,13 +261,8 @@ class SalesforceOwnerPlugin(writeback.WriteBack):
                     f"{lead}: {text}; check the rep's user id in LEADROUTER_SALESFORCE_OWNERS "
                     "and that the integration user may edit Lead.OwnerId")
             self.did(event, "owner")
-        summary = f"Lead {lead} OwnerId {owner_id} (rep {rep})"
-        due = due_at(event)
-        if self.tasks and due is not None and self.once(event, "task"):
-            task = await self.create_task(event, lead, owner_id, due)
-            self.did(event, "task")
-            summary += f", Task {task}"
-        return summary
+        return (f"Lead {lead} OwnerId {owner_id} (rep {rep})"
+                + await self.follow_up(event, lead, owner_id, "Task"))
 
     async def create_task(self, event: Event, lead: str, owner_id: str, due: dt.datetime) -> str:
         body = {"Subject": "Follow up on your new lead", "WhoId": lead, "OwnerId": owner_id,
