@@ -12,7 +12,8 @@ The hot path costs two round trips per lead at most, whatever the rules or the p
 
 :attr:`Store.round_trips` counts network round trips (a pipeline is one, an EVALSHA is one; a
 NOSCRIPT reload adds two) for the benchmarks and tests. Key layout and topology: ``keys.py``;
-the connection (one multiplexed hiredis protocol, not redis-py's pool, and why): ``wire.py``.
+the connection (one multiplexed hiredis protocol, not redis-py's pool, and why): ``wire.py``;
+how a commit's KEYS and ARGV are built: ``_commit_args.py``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from typing import Any, Protocol
 import msgspec
 
 from router.engine.availability import PoolPlan
-from router.state.codec import LuaPlan, LxKeep, stored_lead, text
+from router.state._commit_args import CommitArgs
+from router.state.codec import LxKeep, stored_lead, text
 from router.state.directory import Directory
 from router.state.errors import StateError, check_reply, confirm_replicas, translate_errors
 from router.state.guesses import Guesses
@@ -43,12 +45,10 @@ from router.state.models import (
     from_ms,
     to_ms,
 )
-from router.state.scripts import PackedKeys, load_scripts, pack_keys
-from router.state.wire import Arg, TlsOptions, Wire, bulk
+from router.state.scripts import PackedKeys, load_scripts
+from router.state.wire import Arg, TlsOptions, Wire
 
 __all__ = ["ExtraRead", "Store", "fingerprint"]
-
-_OWNER_KINDS = ("owner", "account_owner")
 
 
 def fingerprint(body: bytes) -> str:
@@ -109,8 +109,11 @@ class Store(Directory):
         self._scripts = load_scripts()
         self._encoder = msgspec.json.Encoder()
         self._plan_encoder = msgspec.msgpack.Encoder()  # LuaPlan: cmsgpack decodes faster
-        self._pool_keys_by_id: dict[int, tuple[PoolPlan, PackedKeys]] = {}
-        self._fixed_by_queue: dict[str, bytes] = {}
+        self._commit_args = CommitArgs(
+            self.keys, retention_ms=self.retention_ms, idempotency_ms=self.idempotency_ms,
+            history_max=history_max, outbox_maxlen=outbox_maxlen,
+            sla_facts_maxlen=sla_facts_maxlen)
+        self._pool_keys = self._commit_args.pool_keys  # directory.py's pool_stats
         self._guesses, self._lx_keep = Guesses(), LxKeep()  # optimistic reads; lx TTL renewals
 
     @classmethod
@@ -250,91 +253,10 @@ class Store(Directory):
             await self._scripts["release"](self.wire, [c.redis_key for c in owned],
                                            [c.marker for c in owned], self._count)
 
-    def _pool_keys(self, plan: PoolPlan) -> PackedKeys:
-        # Memo by identity: PlanCache hands out the same plan objects all minute long, and
-        # hashing a plan (nested tuples) costs more than the lookup saves. The plan is kept in
-        # the entry so its id cannot be reused while cached.
-        hit = self._pool_keys_by_id.get(id(plan))
-        if hit is not None and hit[0] is plan:
-            return hit[1]
-        if len(self._pool_keys_by_id) > 1024:
-            self._pool_keys_by_id.clear()
-        keys = pack_keys(self._pool_keys_uncached(plan))
-        self._pool_keys_by_id[id(plan)] = (plan, keys)
-        return keys
-
-    def _pool_keys_uncached(self, plan: PoolPlan) -> tuple[str, ...]:
-        k = self.keys
-        out = [k.pool(plan.id), k.pool_day(plan.id, plan.day)]
-        for m in plan.members:
-            out += (k.rep(m.rep), k.rep_day(m.rep, m.day), k.rep_open(m.rep))
-        return tuple(out)
-
-    def _packed_fixed(self, queue: str) -> bytes:
-        """The commit's KEYS[3..9] (outbox, SLA schedule, ``queue``, SLA facts, arrival
-        index, list indexes) in RESP form."""
-        packed = self._fixed_by_queue.get(queue)
-        if packed is None:
-            if len(self._fixed_by_queue) > 1024:
-                self._fixed_by_queue.clear()
-            k = self.keys
-            packed = self._fixed_by_queue[queue] = b"".join(
-                bulk(key) for key in (k.outbox, k.sla_due, k.queue(queue), k.sla_facts,
-                                      k.arrivals, k.lists, k.lists_vals))
-        return packed
-
     async def commit(self, plan: CommitPlan) -> AssignResult:
         """Pick (for pool routes) and store the lead in one atomic script; see the module doc."""
-        k, lead_id = self.keys, plan.lead_id
-        now = to_ms(plan.now)
-        owner_kind = plan.kind in _OWNER_KINDS
-        if owner_kind and not plan.owner:
-            raise ValueError(f"a {plan.kind} route needs plan.owner")
-        # KEYS: lead, history, outbox, SLA schedule, queue, SLA facts, arrivals, lx, lx:vals,
-        # the claims, (owner routes) the owner's day counter and open set; then the pools'
-        # keys, the person's engagement hash and the person index (RESP fragments: pack_keys).
-        own = [bulk(k.lead(lead_id)), bulk(k.history(lead_id)), self._packed_fixed(plan.queue)]
-        own += [bulk(c.redis_key) for c in plan.claims]
-        n = 9 + len(plan.claims)
-        if owner_kind:
-            owner = plan.owner or ""
-            own += (bulk(k.rep_day(owner, plan.owner_day or plan.now.astimezone(dt.UTC).date()
-                                   .isoformat())), bulk(k.rep_open(owner)))
-            n += 2
-        keys = [PackedKeys(n, b"".join(own))]
-        if plan.kind == "pool":
-            for pool in plan.chain:
-                packed = self._pool_keys(pool)
-                keys.append(packed)
-                n += packed.n
-        guard = []
-        for g in plan.guards:
-            keys.append(PackedKeys(1, bulk(g.key)))
-            n += 1
-            # As text: Valkey's cmsgpack takes no MessagePack bin. Versions are UTF-8 (digits,
-            # rep ids); anything else would only make the guess stale.
-            guard.append((n, (g.seen or b"").decode(errors="replace"), g.fields))
-        link, eng = plan.engagement, 0
-        if link is not None:
-            eng = n + 1
-            keys.append(PackedKeys(1, bulk(k.engagement(link.person))))
-        keys += [pack_keys((k.funnel_routed(plan.now),))] if plan.funnel else []  # _funnel.lua
-        if plan.person:
-            keys.append(PackedKeys(1, bulk(k.person(plan.person))))
-        arg = LuaPlan(
-            id=lead_id, now=now, ret=self.retention_ms, idem=self.idempotency_ms,
-            kind=plan.kind,
-            target=plan.owner or "", why=plan.reason, rule=plan.rule or "",
-            sla=plan.sla_policy or "", queue=plan.queue,
-            due=to_ms(plan.due_at) if plan.due_at else -1,
-            dueby={rep: to_ms(when) for rep, when in plan.due_by_rep.items()},
-            pools=plan.chain if plan.kind == "pool" else (),
-            claims=tuple((c.marker, f"D|{c.fingerprint}|{lead_id}") for c in plan.claims),
-            eng=eng, eng_seq=link.seq if link else 0, eng_dom=link.dom if link else "",
-            eng_ttl=link.ttl_ms if link else 0,
-            hmax=self.history_max, omax=self.outbox_maxlen, fmax=self.sla_facts_maxlen,
-            person=1 if plan.person else 0, guard=tuple(guard), fg=plan.funnel,
-        )
+        keys, arg = self._commit_args.pack(plan)
+        lead_id = plan.lead_id
         lxt = self._lx_keep.ask(arg, plan.lists)  # the list indexes' arguments (codec.py)
         with translate_errors("commit"):
             reply = await self._scripts["commit"](
@@ -373,7 +295,7 @@ class Store(Directory):
 
     def pool_keys(self, plan: PoolPlan) -> PackedKeys:
         """A pool's keys in the layout ``_pick.lua`` expects (packed once per plan)."""
-        return self._pool_keys(plan)
+        return self._commit_args.pool_keys(plan)
 
     # -- leads -------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
--- Pick (if the route is a pool) and commit one lead, atomically. See router/state/store.py
+-- Pick (if the route is a pool) and commit one lead, atomically. See router/state/_commit_args.py
 -- for the KEYS/ARGV layout; the reply is
 --   {status, owner, pool, queue, strategy, reason, due_ms (-1 = none), now_ms, other_lead,
 --    engagement_stale, (status 'stale') the guarded keys' values}.
