@@ -64,7 +64,10 @@ def test_redis_outage_is_a_503_then_recovers_by_itself(start_service: Any,
             body = assert_problem(response, 503)
             assert response.headers.get("retry-after") == "3", (name, response.headers)
             assert body["type"].endswith("/state-unavailable"), name
-            assert took < 3.0, f"{name} took {took:.1f}s to fail"  # fails fast, no hang
+            # Fails fast, no hang: a hang would run into the client's 15 s timeout. The
+            # service's own bound is its Redis connect timeout (1 s) plus command timeout
+            # (2 s); the headroom is for a loaded CI machine (3.0 here flaked once under load).
+            assert took < 8.0, f"{name} took {took:.1f}s to fail"
 
         ready = client.get("/readyz")
         assert ready.status_code == 503
