@@ -73,6 +73,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     batch_limit: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1_048_576
     reload_poll_seconds: Annotated[float, msgspec.Meta(ge=0)] = 2.0
+    # A rules file changed on disk is reloaded once it has looked the same for this long (at
+    # most the poll interval; 0: at once): an editor saving in place (truncate, then write) must
+    # not be caught half-written, a rejected reload the user never made (rules_watch.py).
+    reload_settle_seconds: Annotated[float, msgspec.Meta(ge=0)] = 0.25
     require_rules_tests: bool = True
     # Shadow mode (docs/rules.md, "Before you publish a change"): a candidate rules directory
     # evaluated beside the live rules on every live lead, never acted on.

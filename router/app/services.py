@@ -76,7 +76,8 @@ class Services:
         self.plugins = plugins
         self.clock = clock
         self.health = Health(rules=rules, settings=settings, clock=clock)
-        self.watcher = RulesWatcher(rules, poll_seconds=settings.reload_poll_seconds)
+        self.watcher = RulesWatcher(rules, poll_seconds=settings.reload_poll_seconds,
+                                    settle_seconds=settings.reload_settle_seconds)
         self.shadow = shadow_of(settings, plugins, clock)  # LEADROUTER_SHADOW_RULES
         self.watcher.limits = max_change_of(settings)  # LEADROUTER_RELOAD_MAX_CHANGE
         if self.shadow is not None:

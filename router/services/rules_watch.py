@@ -9,6 +9,12 @@ The audit log gets one entry per reload, not one per worker: an admin reload is 
 worker that served the request (with the verified actor); the others' "generation" reloads are
 not recorded; a file change, which every worker's watcher reloads on its own, is recorded by
 the one worker that wins its claim (a key named by the files' fingerprint, router/state/audit.py).
+
+A file change is reloaded only once the directory has settled (``_settle``): many editors, ``cp``
+and slow network volumes write a file in place (truncate, then write), and a poll between the
+two would read it half-written — a rejected reload, audited, logged and counted, for a change
+nobody made. A generation bump is not delayed: it follows an explicit admin reload, made from
+the files as they were.
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ Gated = Callable[[list[ChangeLimit], str], Awaitable[tuple[ReloadResult, GateRes
 
 WATCHER = Actor("rules-watcher")
 _MAX_ERRORS, _MAX_TEXT, _MAX_FILES = 5, 300, 50  # what an audit entry keeps of a reload
+# Settle intervals a changing directory is waited for before it is reloaded anyway: a file
+# touched more often than that (a sync loop, a generator) must still be evaluated, not wait.
+_SETTLE_WAITS = 8
 
 
 def rule_files(directory: Path) -> dict[str, str]:
@@ -52,9 +61,15 @@ def rule_files(directory: Path) -> dict[str, str]:
 
 
 class RulesWatcher:
-    def __init__(self, rules: RulesManager, *, poll_seconds: float) -> None:
+    def __init__(self, rules: RulesManager, *, poll_seconds: float,
+                 settle_seconds: float = 0.25) -> None:
         self.rules = rules
         self.poll_seconds = poll_seconds
+        # LEADROUTER_RELOAD_SETTLE_SECONDS, at most the poll interval: a watcher set to notice
+        # changes quickly is not made slow by its settling (poll 0: no polling, no settling).
+        self.settle_seconds = max(0.0, min(settle_seconds, poll_seconds))
+        # How the settle step waits (a test replaces it to write during the wait).
+        self.sleep: Callable[[float], Awaitable[object]] = asyncio.sleep
         self.store: Store | None = None
         self.generation: int | None = None
         # Polled with the rules directory (shadow mode's directory: ShadowService.poll).
@@ -137,12 +152,30 @@ class RulesWatcher:
             with contextlib.suppress(StateError):
                 generation = await rules_generation(self.store)
         bumped = generation is not None and generation != self.generation
-        if self.rules.changed_on_disk() or bumped:
+        if bumped or self.rules.changed_on_disk():
             self.generation = generation
+            if not bumped:  # an admin reload elsewhere already read these files: no wait
+                await self._settle()
             with contextlib.suppress(StateError):  # the gate could not replay: next poll
                 await self.reload("generation" if bumped else "file change")
         for follow in self.followers:
             follow()
+
+    async def _settle(self) -> None:
+        """Wait until two looks at the files, ``settle_seconds`` apart, agree (name, size and
+        mtime of each), so a file being written in place is read once it is whole; after
+        ``_SETTLE_WAITS`` waits without two agreeing, return anyway (reload what is there)."""
+        if self.settle_seconds <= 0:
+            return
+        seen = self.rules.fingerprint()
+        for _ in range(_SETTLE_WAITS):
+            await self.sleep(self.settle_seconds)
+            now = self.rules.fingerprint()
+            if now == seen:
+                return
+            seen = now
+        log.info("rules directory %s still changing after %d waits of %ss: reloading it as "
+                 "it is", self.rules.directory, _SETTLE_WAITS, self.settle_seconds)
 
     async def run(self) -> None:
         """Poll every ``poll_seconds`` until cancelled (0: never)."""

@@ -35,12 +35,11 @@ def _key(client: httpx.Client, scopes: list[str], **extra: Any) -> dict[str, Any
 
 
 def _save(path: Path, text: str) -> None:
-    """Save a rules file as editors do: a new file (outside the rules directory) renamed over
-    the old one, so a watcher never reads it half-written — a half-written file would be a
-    real rejected reload, and audited as one."""
-    tmp = path.parent.parent / f"{path.name}.saving"
-    tmp.write_text(text)
-    tmp.replace(path)
+    """Save a rules file in place (truncate, then write), as many editors do: the watcher
+    reloads it once the directory has settled (rules_watch.py), never half-written — which
+    would be a real rejected reload, audited as one, and break the entry counts below
+    (tests/services/test_rules_watch_settle.py catches a save mid-write on purpose)."""
+    path.write_text(text)
 
 
 def _wait_for(predicate: Any, timeout: float = 10.0) -> Any:
