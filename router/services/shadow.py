@@ -106,6 +106,7 @@ class ShadowService:
         self.errors: list[str] = []  # of the last load that failed
         self._evaluator: Evaluator | None = None
         self._fingerprint: tuple[Any, ...] | None = None
+        self._pending: tuple[Any, ...] | None = None  # changed files, seen once (poll)
         self._queue: collections.deque[tuple[bytes, DecisionPlan]] = collections.deque()
         self._wake = asyncio.Event()
         self._recorded: str | None = None
@@ -155,9 +156,18 @@ class ShadowService:
         return True
 
     def poll(self) -> None:
-        """Reload when the files changed (called by the rules watcher at each poll)."""
-        if self.fingerprint() != self._fingerprint:
+        """Reload when the files changed and have stayed the same since the previous poll
+        (called by the rules watcher at each poll). The one poll of settling is why: a file
+        saved in place (truncate, then write) must not be loaded half-written — a shadow load
+        error for a change nobody made (the live rules settle the same way: rules_watch.py)."""
+        seen = self.fingerprint()
+        if seen == self._fingerprint:
+            self._pending = None
+        elif seen == self._pending:
+            self._pending = None
             self.load()
+        else:
+            self._pending = seen
 
     async def attach(self, store: Store) -> None:
         self.store = store

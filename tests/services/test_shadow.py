@@ -99,13 +99,22 @@ async def test_shadow_hot_reload_records_each_version_and_its_period(
     clock.now += dt.timedelta(minutes=1)
     await leads.route(Lead(email="a@big.example", employees=5000, country="US", budget=1e5))
     await shadow.drain()
-    # the files change: the next poll loads the new version (a broken save keeps the old one)
-    (directory / "scoring.yaml").write_text("scoring: [oops\n")
+    # the files change: the poll after the one that saw it loads the new version, once the
+    # files have stayed the same between two polls (a broken save keeps the old one)
+    (directory / "scoring.yaml").write_text("scoring: [")  # caught mid-save by a poll...
     load_errors = _errors("load")
     shadow.poll()
+    (directory / "scoring.yaml").write_text("scoring: [oops\n")  # ...but saved broken
+    shadow.poll()
+    assert shadow.current is first and _errors("load") == load_errors  # not loaded half-way
+    shadow.poll()
     assert shadow.current is first and _errors("load") - load_errors == 1
+    shadow.poll()
+    assert _errors("load") - load_errors == 1  # a failed load is not retried until a change
     (directory / "scoring.yaml").write_text(SERVICE_RULES["scoring.yaml"])
     clock.now += dt.timedelta(minutes=1)
+    shadow.poll()
+    assert shadow.current is first
     shadow.poll()
     second = shadow.current
     assert second is not None and second.version != first.version
