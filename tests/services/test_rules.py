@@ -126,7 +126,10 @@ def test_the_first_load_logs_the_engine_and_version(tmp_path: Path) -> None:
     handler.emit = records.append  # type: ignore[method-assign]
     logger = logging.getLogger("leadrouter.rules")
     logger.addHandler(handler)
-    level, logger.level = logger.level, logging.INFO
+    # setLevel, not `logger.level =`: it clears the logger's isEnabledFor cache, which an
+    # earlier test's log.info at the default level left saying INFO is off
+    level = logger.level
+    logger.setLevel(logging.INFO)
     try:
         ruleset = RulesManager(tmp_path, require_tests=False).load_initial()
     finally:
