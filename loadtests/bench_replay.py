@@ -15,6 +15,12 @@
 3. the memory the change costs: ``MEMORY USAGE`` of ``--sample`` lead hashes with and without
    the ``input`` and ``pick`` fields, and of the arrival index per lead.
 
+4. the floor: the least any Python replay over these stored leads can do, measured in the same
+   run — a bare loop that only reads the pages (``arrivals`` + ``read_stored``), then also
+   decodes each input (``decode_stored``), then also prepares the engine's snapshot (traits,
+   windows), then also evaluates and compares the compact committed decision: no pick
+   simulation, no comparison beyond that, no items, no aggregation (:func:`floor_rate`).
+
 ``--profile`` prints the replay's cProfile top functions. ``--ab N``: the hot-path cost instead
 — N-lead rounds through the same LeadService, alternately keeping the inputs (as shipped) and
 not (``encode_input`` patched to give ``b""``: the commit script then writes no input, no pick
@@ -50,8 +56,8 @@ sys.path.insert(0, str(ROOT / "loadtests"))
 from bench_engine import synthetic_leads  # noqa: E402
 
 from router.intake.events import EventIn  # noqa: E402
-from router.services.decide import engine_snapshot  # noqa: E402
-from router.services.decision_input import decode_input  # noqa: E402
+from router.services.decide import apply_traits, engine_snapshot  # noqa: E402
+from router.services.decision_input import decode_input, decode_stored  # noqa: E402
 from router.services.engagement import EngagementService  # noqa: E402
 from router.services.leads import LeadService  # noqa: E402
 from router.services.replay import ReplayService  # noqa: E402
@@ -60,6 +66,7 @@ from router.services.rules import RulesManager  # noqa: E402
 from router.settings import Settings  # noqa: E402
 from router.state.embedded import EmbeddedValkey  # noqa: E402
 from router.state.engagement import EngagementStore  # noqa: E402
+from router.state.inputs import arrivals, read_stored  # noqa: E402
 from router.state.store import Store  # noqa: E402
 
 T0 = dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.UTC)  # a Monday
@@ -106,6 +113,53 @@ async def engine_rate(store: Store, manager: RulesManager) -> tuple[float, int]:
     for lead, snap, now in cases:
         evaluator(lead, snap, now=now)
     return len(cases) / (time.process_time() - t), len(cases)
+
+
+FLOOR = ("read", "decode", "prepare", "evaluate")
+
+
+async def floor_rate(store: Store, manager: RulesManager, stage: str) -> float:
+    """Leads/s of a bare loop over the stored leads that stops after ``stage`` of
+    :data:`FLOOR` (each includes the ones before it): the same pages of 500 the replay reads,
+    the same decoding, the traits and windows the replay prepares, ``evaluate()`` and a
+    comparison of status, score and matched rules with the committed decision. Nothing else:
+    the replay's own work (pick simulation, outcomes, items) is what lies above this."""
+    ruleset = manager.current
+    evaluator = manager.evaluator(ruleset)
+    depth = FLOOR.index(stage)
+    n = same = 0
+    after: tuple[int, int] | None = None
+    t = time.process_time()
+    while True:
+        page = await arrivals(store, since_ms=None, until_ms=None, after=after, count=500)
+        if not page:
+            break
+        last = page[-1][1]
+        after = (last, sum(1 for _, ms in page if ms == last))  # (no two share a ms here)
+        stored = await read_stored(store, page)
+        n += len(stored)
+        if depth == 0:
+            continue
+        for s in stored:
+            assert s.input is not None
+            inp = decode_stored(s.input)
+            if depth == 1:
+                continue
+            snapshot, person = inp.snapshot, inp.snapshot.person
+            lead = inp.lead if person is None else apply_traits(
+                inp.lead, person.traits, person.traits_at, snapshot.lead_at)
+            snap = engine_snapshot(ruleset, snapshot)
+            if depth == 2:
+                continue
+            ev = evaluator(lead, snap, now=snapshot.now)
+            c = inp.committed
+            same += (c.status == ev.status and c.score == ev.score.total
+                     and c.matched == ev.matched)
+        if len(page) < 500:
+            break
+    rate = n / (time.process_time() - t)
+    assert depth < 3 or same == n, (same, n)
+    return rate
 
 
 @contextlib.contextmanager
@@ -231,7 +285,8 @@ async def main(args: argparse.Namespace) -> None:
                   f"({platform.python_implementation()} {platform.python_version()}, "
                   f"{os.cpu_count()} CPUs)")
             best_engine = best_replay = best_before = 0.0
-            for r in range(args.rounds):  # the three alternate within each round
+            floors = dict.fromkeys(FLOOR, 0.0)
+            for r in range(args.rounds):  # all of them alternate within each round
                 engine, n = await engine_rate(store, manager)
                 with as_before():
                     before, k = await replay_rate(store, manager, False)
@@ -239,8 +294,15 @@ async def main(args: argparse.Namespace) -> None:
                 assert n == m == k == args.leads, (n, m, k)
                 best_engine, best_replay = max(best_engine, engine), max(best_replay, replay)
                 best_before = max(best_before, before)
+                for stage in FLOOR:
+                    floors[stage] = max(floors[stage], await floor_rate(store, manager, stage))
             print(f"{'engine evaluate()':<28} {best_engine:>10,.0f} leads/s "
                   f"{1e6 / best_engine:>7.1f} µs/lead")
+            for stage in FLOOR:
+                label = "floor: read" if stage == "read" else f"floor:  + {stage}"
+                rate = floors[stage]
+                print(f"{label:<28} {rate:>10,.0f} leads/s {1e6 / rate:>7.1f} µs/lead   "
+                      f"({rate / best_engine:.0%} of the engine)")
             for name, rate in (("replay before (full decide)", best_before),
                                ("replay end to end", best_replay)):
                 print(f"{name:<28} {rate:>10,.0f} leads/s {1e6 / rate:>7.1f} µs/lead   "
