@@ -88,8 +88,10 @@ class Services:
     def connect(self, connected: Connected) -> None:
         self._connected = connected
         self._provided.update(connected._asdict())
-        # What-if replays (POST /v1/rules/replay): reads only, on the same store.
-        replay = self._provided["replay"] = ReplayService(connected.store, plugins=self.plugins)
+        # What-if replays (POST /v1/rules/replay, the console, the reload gate): reads only, on
+        # the same store, yielding to live requests every 0.5 ms of deciding (ReplayService).
+        replay = self._provided["replay"] = ReplayService(connected.store, plugins=self.plugins,
+                                                          slice_seconds=0.0005)
         # Score calibration (GET /v1/scoring/calibration): reads only, page by page.
         self._provided["calibration"] = CalibrationService(connected.store)
         # Outcomes in (POST /v1/leads/{id}/outcome, /v1/outcomes) and GET /v1/funnel.

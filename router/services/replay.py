@@ -32,6 +32,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
+from time import perf_counter
 
 import msgspec
 from leadrouter_sdk import Step
@@ -93,11 +94,17 @@ class ReplayService:
 
     def __init__(self, store: Store, *, plugins: PluginHost | None = None,
                  evaluator: Callable[[Ruleset], Evaluator] | None = None,
-                 batch: int = 500) -> None:
+                 batch: int = 500, slice_seconds: float | None = None) -> None:
         self.store = store
         self.plugins = plugins
         self.evaluator = evaluator or compiled_evaluator
         self.batch = batch
+        # In a serving worker (the API, the console, the reload gate) live requests share the
+        # event loop with the replay: it yields after ``slice_seconds`` of deciding (checked
+        # every 8 leads), so a live request waits about that long at each of its awaits, not a
+        # whole page (~12 ms for 500 leads). The CLI runs alone: None, no yield inside a page
+        # (docs/BENCHMARKS.md, loadtests/replay_live.py).
+        self.slice_seconds = slice_seconds
 
     async def prepare(self) -> int | None:
         """Index the leads stored before the arrival index (so :meth:`run` counts them as
@@ -190,9 +197,14 @@ class _Run:
         changed: list[int] = []
         plugins = self.service.plugins
         hooks = plugins is not None and (plugins.has("score") or plugins.has("route"))
-        for s in stored:
+        span = self.service.slice_seconds or 0.0
+        until = perf_counter() + span if span else None
+        for n, s in enumerate(stored, 1):
             if self.done:
                 break
+            if until is not None and not n & 7 and perf_counter() >= until:
+                await asyncio.sleep(0)  # live requests on this worker go first (see __init__)
+                until = perf_counter() + span
             opened = self._open(s)
             item: ReplayedLead | Skip | None
             if isinstance(opened, tuple):  # to decide again

@@ -4,8 +4,10 @@ written. Determinism over a few thousand leads: test_replay_determinism.py."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _rules import SERVICE_RULES
@@ -169,3 +171,43 @@ async def test_the_start_up_backfill_survives_redis_errors(store: Store) -> None
     await store.wire.call("SET", store.keys.arrivals_backfill, "not a hash")
     await backfill_at_start(store, delay=0, pause=0)  # WRONGTYPE on the marker: logged
     assert await store.wire.call("GET", store.keys.arrivals_backfill) == b"not a hash"
+
+
+async def test_a_serving_replay_lets_live_work_run_between_slices(store: Store,
+                                                                  tmp_path: Path) -> None:
+    """With ``slice_seconds`` the replay yields to the event loop inside a page (every 8
+    leads at most, once the slice is spent); without it, only between pages. A concurrent task
+    ticks whenever it gets the loop; each evaluation notes the tick it saw."""
+    manager = _rules(tmp_path / "live")
+    await _route(store, manager, 100)
+    ticks = [0]
+    seen: list[int] = []
+
+    def noting(ruleset: Ruleset) -> Any:
+        inner = manager.evaluator(ruleset)
+
+        def evaluate(*args: Any, **kwargs: Any) -> Any:
+            seen.append(ticks[0])
+            return inner(*args, **kwargs)
+        return evaluate
+
+    async def ticker() -> None:
+        while True:
+            ticks[0] += 1
+            await asyncio.sleep(0)
+
+    def longest_run() -> int:  # most consecutive evaluations without the ticker running
+        best = run = 0
+        for i, tick in enumerate(seen):
+            run = run + 1 if i and tick == seen[i - 1] else 1
+            best = max(best, run)
+        return best
+
+    for span, expect in ((None, 100), (1e-9, 8)):
+        seen.clear()
+        task = asyncio.create_task(ticker())
+        replay = ReplayService(store, batch=500, evaluator=noting, slice_seconds=span)
+        items = [i async for i in replay.run(manager.current, ReplayQuery())]
+        task.cancel()
+        assert len(items) == len(seen) == 100
+        assert longest_run() == expect, (span, seen)
