@@ -88,3 +88,13 @@ def test_sla_page_explains_a_bad_window(start_service: Callable[..., Any]) -> No
         r = c.get("/ui/sla", params={"since": "2026-03-02", "until": "2026-03-01"})
         assert "is after until" in html.unescape(r.text)
         assert c.get("/ui/sla", params={"since": "x" * 65}).status_code == 400
+
+
+def test_status_says_how_the_rules_watcher_polls_and_settles(
+        start_service: Callable[..., Any], tmp_path: Path) -> None:
+    server = start_service(rules_dir=str(write_rules(tmp_path / "rules")),
+                           reload_poll_seconds=30, reload_settle_seconds=0.5)
+    with _admin(server) as c:
+        text = " ".join(html.unescape(c.get("/ui/status").text).split())
+    assert ("checks the files every 30 s, reloads a change once the files have stayed the "
+            "same for 0.5 s") in text
