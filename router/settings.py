@@ -103,6 +103,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     outbox_max_attempts: Annotated[int, msgspec.Meta(ge=1)] = 12
     outbox_retry_seconds: Annotated[float, msgspec.Meta(gt=0)] = 1.0
     outbox_retry_max_seconds: Annotated[float, msgspec.Meta(gt=0)] = 300.0
+    # The most on_event calls of one sink in flight at once per process (a sink's own
+    # `sink_concurrency` declaration is capped by it; 1 = one at a time for every sink).
+    sink_concurrency: Annotated[int, msgspec.Meta(ge=1)] = 8
     # Events kept in the outbox stream for sinks (MAXLEN ~): how many a sink that is down may
     # miss before the oldest are trimmed; each holds the stored decision (docs/operations.md).
     outbox_maxlen: Annotated[int, msgspec.Meta(ge=1000)] = 100_000

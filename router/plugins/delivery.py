@@ -6,9 +6,13 @@ One :class:`Delivery` per service process runs one loop per sink. Each round the
    capped at ``retry_max``, and never less than the event budget plus a margin (so an entry
    another worker is still delivering is not taken from it); an entry already delivered
    ``max_attempts`` times goes to the dead-letter stream instead;
-2. reads new entries and delivers them in order;
+2. reads new entries and delivers them: up to :meth:`Delivery.concurrency` at once (what the
+   plugin declared as ``sink_concurrency``, capped by ``LEADROUTER_SINK_CONCURRENCY``; 1 when
+   it declared nothing), the entries of one lead one after another in stream order, and
+   reads the next batch only once every delivery of this one has ended;
 
-acknowledging each entry only once the sink returned. A sink that raises
+acknowledging each entry only once the sink returned (retries stay one at a time: they are
+few, and backoff reorders them anyway). A sink that raises
 ``PermanentDeliveryError`` (the SDK) refuses the event for good: it goes to the dead-letter
 stream at once, its message as the reason, without retries, backoff or a breaker failure.
 While a sink's circuit breaker is open the loop claims nothing for it (entries wait in the
@@ -54,7 +58,7 @@ def group_name(plugin: str) -> str:
 class Delivery:
     def __init__(self, store: Store, host: PluginHost, *, poll: float = 0.2,
                  batch: int = 32, max_attempts: int = 12, retry_base: float = 1.0,
-                 retry_max: float = 300.0,
+                 retry_max: float = 300.0, concurrency: int = 8,
                  clock: Callable[[], dt.datetime] | None = None,
                  enrich: Callable[[Event], Event] | None = None) -> None:
         self.outbox = Outbox(store)
@@ -67,6 +71,7 @@ class Delivery:
         self.max_attempts = max(1, max_attempts)
         self.retry_base = retry_base
         self.retry_max = retry_max
+        self.max_concurrency = max(1, concurrency)  # LEADROUTER_SINK_CONCURRENCY
         self.now = clock or (lambda: dt.datetime.now(dt.UTC))
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
         self.delivered = 0
@@ -75,6 +80,11 @@ class Delivery:
         self.last_error: dict[str, str] = {}
         self._ready: set[str] = set()
         self._counted = {plugin: notifications(plugin, host.metrics) for plugin in host.sinks}
+
+    def concurrency(self, plugin: str) -> int:
+        """How many new entries of ``plugin`` may be in flight at once: what the plugin
+        declared (``sink_concurrency``), capped by the setting."""
+        return max(1, min(self.host.sink_concurrency(plugin), self.max_concurrency))
 
     def backoff_ms(self, deliveries: int) -> int:
         """How long an entry delivered ``deliveries`` times waits before the next attempt."""
@@ -146,12 +156,48 @@ class Delivery:
             if not host.sink_ready(plugin):
                 return busy
         entries = await outbox.read_new(group, self.consumer, self.batch)
-        for entry in entries:
-            busy = True
-            if not host.sink_ready(plugin):
-                break  # left pending: retried once the breaker lets a trial through
-            await self._deliver(plugin, entry, 1)
-        return busy
+        if entries:
+            await self._deliver_new(plugin, entries)
+        return busy or bool(entries)
+
+    async def _deliver_new(self, plugin: str, entries: list[OutboxEntry]) -> None:
+        """Deliver a batch of new entries (first attempts), returning once every delivery it
+        started has ended, so no event of a later batch overtakes one of this batch.
+
+        Up to :meth:`concurrency` at once, one lane per lead: a lead's events go one after
+        another in stream (commit) order, because receivers apply them as a state machine
+        (``lead.accepted`` before its ``lead.assigned`` would be refused or undone); other
+        leads' events overlap, which is what makes a slow API (100-300 ms a call) drain a
+        burst in time. An entry whose lane does not get to it (breaker not ready, a Redis
+        error) stays pending for the retry path, as an entry not yet read would."""
+        host = self.host
+        limit = self.concurrency(plugin)
+        if limit == 1:  # the plugin did not say its calls may overlap: strictly in order
+            for entry in entries:
+                if not host.sink_ready(plugin):
+                    return  # left pending: retried once the breaker lets a trial through
+                await self._deliver(plugin, entry, 1)
+            return
+        slots = asyncio.Semaphore(limit)
+        broken: list[Exception] = []
+
+        async def lane(group: list[OutboxEntry]) -> None:
+            for entry in group:
+                async with slots:
+                    # Nothing is awaited between this check and the breaker's allow() in
+                    # host.deliver: an open breaker, or a half-open one whose single trial
+                    # is in flight, starts no new delivery.
+                    if broken or not host.sink_ready(plugin):
+                        return
+                    try:
+                        await self._deliver(plugin, entry, 1)
+                    except Exception as exc:  # Redis down on the ack...: stop every lane
+                        broken.append(exc)
+                        return
+
+        await asyncio.gather(*(lane(group) for group in _by_lead(entries)))
+        if broken:
+            raise broken[0]  # the loop handles it as it did when delivering one at a time
 
     def _event(self, entry: OutboxEntry, attempt: int) -> Event:
         event = entry.event(attempt)
@@ -212,6 +258,16 @@ class Delivery:
                       "stream: %s", plugin, entry.id, attempts, error)
 
 
+def _by_lead(entries: list[OutboxEntry]) -> list[list[OutboxEntry]]:
+    """``entries`` grouped by the event's lead, each group in stream order, the groups in
+    order of their first entry; an entry without a lead id is a group of its own."""
+    groups: dict[str, list[OutboxEntry]] = {}
+    for entry in entries:
+        lead = entry.fields.get("lead_id") or f"\0{entry.id}"
+        groups.setdefault(lead, []).append(entry)
+    return list(groups.values())
+
+
 def with_owner_timezone(reps: Callable[[], Mapping[str, Any]],
                         then: Callable[[Event], Event] | None = None) -> Callable[[Event], Event]:
     """An enricher adding ``data["owner_timezone"]``: the owner's IANA zone from the live
@@ -239,7 +295,8 @@ async def run_sinks(store: Store, host: PluginHost, settings: Any,
     delivery = Delivery(store, host, poll=settings.outbox_poll_seconds,
                         max_attempts=settings.outbox_max_attempts,
                         retry_base=settings.outbox_retry_seconds,
-                        retry_max=settings.outbox_retry_max_seconds, enrich=enrich)
+                        retry_max=settings.outbox_retry_max_seconds,
+                        concurrency=settings.sink_concurrency, enrich=enrich)
     try:
         await delivery.ensure_groups()
     except StateError as exc:  # Redis down at start: the loops create the groups later

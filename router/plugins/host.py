@@ -106,6 +106,7 @@ class PluginHost(FunctionTable):
         self._function_owner: dict[str, str] = {}
         # (plugin, hook, outcome) -> count; outcome: ok | raised | timeout | invalid | skipped
         self.counts: dict[tuple[str, str, str], int] = {}
+        self._concurrency: dict[str, int] = {}  # sink -> its declared `sink_concurrency`
 
     # -- discovery and registration --------------------------------------------------------
 
@@ -166,6 +167,8 @@ class PluginHost(FunctionTable):
             return info
         info.hooks = tuple(h for h in HOOKS if any(
             i.plugin is c.obj for i in getattr(self.pm.hook, h).get_hookimpls()))
+        if "on_event" in info.hooks:
+            self._concurrency[c.name] = _declared_concurrency(c.name, c.obj)
         self._rebuild()
         log.info("plugin %s %s loaded: %s", c.name, c.version or "", ", ".join(info.hooks))
         return info
@@ -201,6 +204,11 @@ class PluginHost(FunctionTable):
     def sinks(self) -> tuple[str, ...]:
         """Names of the plugins implementing ``on_event`` (one outbox consumer group each)."""
         return tuple(i.plugin for i in self._impls["on_event"])
+
+    def sink_concurrency(self, plugin: str) -> int:
+        """How many ``on_event`` calls of ``plugin`` may run at once, as it declared
+        (``sink_concurrency``; 1 when it did not: its calls may not be safe to overlap)."""
+        return self._concurrency.get(plugin, 1)
 
     def plugins(self) -> list[PluginInfo]:
         """Every plugin found, with its live breaker states."""
@@ -381,3 +389,15 @@ class PluginHost(FunctionTable):
         if impl is None:
             raise DeliveryFailed(f"no plugin {plugin!r} with on_event")
         await self._call_sink(impl, event, self.event_budget)
+
+
+def _declared_concurrency(name: str, obj: object) -> int:
+    """A sink's ``sink_concurrency`` attribute (on the plugin object, its class or module),
+    like ``name`` and ``__version__``: a fact, not a call. Not an int >= 1: 1, logged (a typo
+    must not stop the service, and one at a time is always safe)."""
+    value = getattr(obj, "sink_concurrency", 1)
+    if type(value) is int and value >= 1:
+        return value
+    log.warning("plugin %s: sink_concurrency must be an int >= 1, not %r; delivering its "
+                "events one at a time", name, value)
+    return 1

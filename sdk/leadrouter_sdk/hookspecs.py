@@ -227,6 +227,13 @@ class HookSpecs:
         number of attempts it is moved to the dead-letter stream. Raise
         :class:`PermanentDeliveryError` when retrying cannot help: the event is dead-lettered
         at once with your message. Each plugin gets every event independently of the others.
+
+        One call at a time per worker, unless the plugin object (its class, or its module)
+        declares ``sink_concurrency = N`` (an int >= 1): then up to N calls may overlap
+        (capped by ``LEADROUTER_SINK_CONCURRENCY``), never two of the same lead (a lead's
+        events arrive one after another, in commit order). Declare it only if overlapping
+        calls are safe: a shared connection or client that takes concurrent requests, state
+        changed only between awaits or under a lock.
         """
 
     @hookspec

@@ -15,6 +15,15 @@ a plugin that imports this module declares httpx among its own dependencies.
   worker, before or after a restart, can write the owner back; nothing is kept per lead.
 * **Counts**: the service counts every delivery in
   ``leadrouter_notifications_total{channel="<plugin>",outcome}``; this module only logs.
+* **Concurrency**: :class:`WriteBack` declares ``sink_concurrency = 4``: the service may run
+  up to four of its deliveries at once (capped by ``LEADROUTER_SINK_CONCURRENCY``; one lead's
+  events still one after another). What it keeps is safe to share between them: the per-loop
+  httpx client, the Retry-After deadline (only pushed later: once the CRM asks to wait, every
+  delivery fails fast until then), the memo of steps done (changed between awaits only). A
+  subclass that refreshes a shared credential (an OAuth token) does it under
+  :meth:`WriteBack.credentials_lock`, checking again once it holds it, so several deliveries
+  that find it expired at once make one refresh; a subclass that cannot be made safe sets
+  ``sink_concurrency = 1``.
 * **No PII in logs or errors**: rep ids, owner ids, CRM record ids and lead ids only; e-mail
   addresses in a vendor's error text are masked.
 """
@@ -27,6 +36,7 @@ import email.utils
 import logging
 import re
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
@@ -129,6 +139,9 @@ class WriteBack:
     channel = "crm"
     owners_setting = "owner map"
     tasks = False  # create a follow-up task due at the SLA deadline (subclasses' setting)
+    # How many deliveries the service may run at once (see the module docstring): four keeps
+    # a CRM's request limits in sight (HubSpot: 100-190 calls per 10 s per app).
+    sink_concurrency = 4
 
     def __init__(self, *, owners: Mapping[str, str], events: Iterable[str] | None,
                  timeout: float, inline_wait: float,
@@ -142,12 +155,28 @@ class WriteBack:
         self._done: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._not_before = 0.0
         self._clients = LoopClients()
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = \
+            weakref.WeakKeyDictionary()
 
     # -- plumbing for subclasses -------------------------------------------------------------
 
     def client(self) -> httpx.AsyncClient:
         return self._clients.get(timeout=self.timeout,
                                  user_agent=f"leadrouter-{self.channel}-owner/0.1.0")
+
+    def credentials_lock(self) -> asyncio.Lock:
+        """The lock to hold while refreshing a credential the deliveries share::
+
+            async with self.credentials_lock():
+                if self._token is None or expired:  # again: another delivery may have
+                    self._token = await fetch()     # refreshed it while this one waited
+
+        One per running event loop, like the clients (an asyncio.Lock belongs to one loop)."""
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:
+            lock = self._locks[loop] = asyncio.Lock()
+        return lock
 
     async def send(self, method: str, url: str, what: str, **kwargs: Any) -> httpx.Response:
         """One request; a network error or a 429/5xx answer raises RetryableError."""

@@ -56,6 +56,10 @@ class EmailPlugin:
     """The plugin. Arguments default to the ``LEADROUTER_EMAIL_*`` environment variables."""
 
     name = "email"
+    # No ``sink_concurrency``: one at a time. Overlapping calls would be safe (``_lock``
+    # serialises the one kept-open SMTP connection) but gain nothing: they would queue on the
+    # lock, each wait counted against the event budget. Sending in parallel needs a pool of
+    # connections.
 
     def __init__(self, host: str | None = None, *, port: int | None = None,
                  security: str | None = None, username: str | None = None,

@@ -77,6 +77,12 @@ class SlackPlugin:
     """The plugin. Arguments default to the ``LEADROUTER_SLACK_*`` environment variables."""
 
     name = "slack"
+    # Deliveries may overlap: the per-loop httpx client is safe for concurrent requests and a
+    # Retry-After is kept in one deadline (``_not_before``, only ever pushed later), so once
+    # Slack asks to wait every delivery fails fast until then, however many were in flight.
+    # Four, not more: chat.postMessage allows about one message a second per channel (short
+    # bursts tolerated); more in flight would mostly earn 429s.
+    sink_concurrency = 4
 
     def __init__(self, token: str | None = None, *, users: Mapping[str, str] | None = None,
                  channels: Mapping[str, str] | None = None, channel: str | None = None,

@@ -147,6 +147,29 @@ def test_rate_limits_are_retried(slack: Slack, leadrouter: Any, make_event: Any)
     assert len(slack.messages) == 1
 
 
+def test_rate_limits_hold_with_several_deliveries_in_flight(slack: Slack,
+                                                           make_event: Any) -> None:
+    """The plugin declares ``sink_concurrency``: overlapping calls share one Retry-After."""
+    plugin = _plugin(slack, inline_wait=1.5)
+    assert SlackPlugin.sink_concurrency > 1
+
+    async def together(ids: list[str]) -> list[BaseException | None]:
+        return await asyncio.gather(*(plugin.on_event(event=_event(make_event, id=i))
+                                      for i in ids), return_exceptions=True)
+
+    slack.rate_limit(3, retry_after=1)  # short: each call waits it out once, then posts
+    assert asyncio.run(together(["1-0", "2-0", "3-0"])) == [None, None, None]
+    assert len(slack.messages) == 3 and len(slack.api.requests) == 6
+    slack.rate_limit(3, retry_after=30)  # long: every call in flight fails...
+    results = asyncio.run(together(["4-0", "5-0", "6-0"]))
+    assert all(isinstance(r, RetryableError) and "HTTP 429" in str(r) for r in results)
+    seen = len(slack.api.requests)
+    results = asyncio.run(together(["7-0", "8-0", "9-0"]))  # ...and so does every new one,
+    assert all(isinstance(r, RetryableError) and "asked to wait" in str(r) for r in results)
+    assert len(slack.api.requests) == seen  # without calling Slack
+    assert len(slack.messages) == 3
+
+
 def test_outage_and_server_errors_are_retried(slack: Slack, make_event: Any) -> None:
     plugin = _plugin(slack)
     slack.api.fail_next(1, 503, {}, {"ok": False, "error": "service_unavailable"})

@@ -101,6 +101,10 @@ class WebhookPlugin:
     """The plugin. Arguments default to the ``LEADROUTER_WEBHOOK_*`` environment variables."""
 
     name = "webhook"
+    # Deliveries may overlap (the service caps it, LEADROUTER_SINK_CONCURRENCY): the
+    # per-loop httpx client pools connections for concurrent requests, and what this object
+    # keeps (the URLs an event already reached) is only changed between awaits.
+    sink_concurrency = 8
 
     def __init__(self, urls: Sequence[str] | None = None, secret: str | Sequence[str] | None
                  = None, *, events: Iterable[str] | None = None, timeout: float | None = None,
