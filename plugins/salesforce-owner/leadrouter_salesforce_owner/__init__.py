@@ -186,6 +186,14 @@ class SalesforceOwnerPlugin(writeback.WriteBack):
         configured flow (client credentials, or the JWT bearer flow)."""
         if self._token is not None and self.clock() - self._token_at < self.token_ttl:
             return self._token
+        # Deliveries run concurrently (sink_concurrency): one fetches, the others wait for it
+        # and take its token (checked again under the lock) instead of fetching their own.
+        async with self.credentials_lock():
+            if self._token is not None and self.clock() - self._token_at < self.token_ttl:
+                return self._token
+            return await self._fetch_token()
+
+    async def _fetch_token(self) -> tuple[str, str]:
         if self.auth == "jwt":
             form = {"grant_type": _JWT_GRANT, "assertion": self.assertion()}
             fix = ("check LEADROUTER_SALESFORCE_CLIENT_ID, _USERNAME and _PRIVATE_KEY_FILE (the "
@@ -217,7 +225,10 @@ class SalesforceOwnerPlugin(writeback.WriteBack):
                 headers={"authorization": f"Bearer {access}"}, **kwargs)
             if response.status_code != 401:
                 break
-            self._token = None  # INVALID_SESSION_ID: expired or revoked
+            if self._token is not None and self._token[0] == access:
+                # INVALID_SESSION_ID: expired or revoked (unless a delivery beside this one
+                # has already replaced the token it used)
+                self._token = None
             if attempt == 2:
                 raise RetryableError(f"{what}: {_errors(response)[2]} right after a new token")
         codes, _, text = _errors(response)

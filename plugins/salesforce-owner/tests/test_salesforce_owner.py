@@ -279,3 +279,27 @@ def test_jwt_with_the_wrong_key_or_user_is_retried_naming_the_settings(
     plugin = SalesforceOwnerPlugin()
     assert plugin.audience == "https://test.salesforce.com"  # a sandbox
     assert plugin.private_key == private
+
+
+def test_concurrent_deliveries_share_one_token_fetch(salesforce: Salesforce,
+                                                     make_event: Any) -> None:
+    """The plugin declares sink_concurrency: deliveries in flight together fetch one token,
+    first and again after the session was revoked (each 401 only drops the token it used)."""
+    plugin = _plugin(salesforce)
+    assert plugin.sink_concurrency > 1
+
+    async def burst(first: int) -> None:
+        await asyncio.gather(*(plugin.on_event(make_event(
+            id=f"{first + i}-0", lead_id=f"ld_{i}", owner=("alice", "bob")[i % 2],
+            external_id=(LEAD_A, LEAD_B)[i % 2])) for i in range(4)))
+
+    async def both() -> None:
+        await burst(1)
+        assert plugin.token_fetches == 1
+        salesforce.revoke_tokens()
+        await burst(10)
+
+    asyncio.run(both())
+    assert plugin.token_fetches == 2
+    assert len(salesforce.api.calls("POST", "/services/oauth2/token")) == 2
+    assert len([r for r in salesforce.api.calls("PATCH", "/services/") if r.status == 204]) == 8
