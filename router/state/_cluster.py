@@ -15,13 +15,12 @@ replica the map names the dead node, the connect fails and backs off), or a ``MO
 
 from __future__ import annotations
 
-import asyncio
 import binascii
 import ssl
 import urllib.parse
 from dataclasses import dataclass, field
 
-from router.state._oneshot import ask, auth_commands, host_port
+from router.state._oneshot import ask, auth_commands, first_answer, host_port
 
 __all__ = ["SCHEMES", "ClusterTarget", "ask_cluster", "key_slot", "parse_cluster_url"]
 
@@ -88,16 +87,10 @@ async def ask_cluster(target: ClusterTarget, slot: int, *, timeout: float,
                       context: ssl.SSLContext | None) -> tuple[str, int]:
     """The address of ``slot``'s primary from the first node that answers with a map that
     covers it; ``ConnectionError`` listing what each node said when none does."""
-    problems = []
-    for index, (host, port) in enumerate(list(target.nodes)):
-        try:
-            async with asyncio.timeout(timeout):
-                ranges = await _slots(target, host, port, context)
-        except (OSError, TimeoutError) as exc:
-            problems.append(f"{host}:{port}: {exc or type(exc).__name__}")
-            continue
+
+    async def primary(host: str, port: int) -> tuple[str, int]:
         found = None
-        for entry in ranges:
+        for entry in await _slots(target, host, port, context):
             assert isinstance(entry, list)
             for node in entry[2:]:  # learn every node: seeds may all be gone one day
                 address = _node(node, host)
@@ -107,10 +100,8 @@ async def ask_cluster(target: ClusterTarget, slot: int, *, timeout: float,
             if int(entry[0]) <= slot <= int(entry[1]):
                 found = _node(entry[2], host)
         if found is None:
-            problems.append(f"{host}:{port}: no node serves slot {slot} (cluster down?)")
-            continue
-        if index:  # ask the one that answered first next time
-            target.nodes.insert(0, target.nodes.pop(index))
+            raise ConnectionError(f"no node serves slot {slot} (cluster down?)")
         return found
-    raise ConnectionError(f"no cluster node named the primary of slot {slot} "
-                          f"({'; '.join(problems)})")
+
+    return await first_answer(target.nodes, primary, timeout=timeout,
+                              none=f"no cluster node named the primary of slot {slot}")

@@ -8,11 +8,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 import hiredis
 
-__all__ = ["ask", "auth_commands", "exchange", "host_port"]
+__all__ = ["ask", "auth_commands", "exchange", "first_answer", "host_port"]
+
+T = TypeVar("T")
 
 
 def host_port(item: str, default_port: int) -> tuple[str, int]:
@@ -62,3 +65,25 @@ async def ask(host: str, port: int, commands: Sequence[tuple[str, ...]],
         if isinstance(reply, hiredis.ReplyError):
             raise ConnectionError(f"refused: {reply}")
     return replies[-1]
+
+
+async def first_answer(peers: list[tuple[str, int]], ask_one: Callable[[str, int], Awaitable[T]],
+                       *, timeout: float, none: str) -> T:
+    """What the first of ``peers`` to answer says (``ask_one``, within ``timeout`` each, in
+    order); that peer moves to the front, asked first next time. ``ask_one`` may add peers
+    at the end (a cluster's map names nodes the seeds did not). An ``OSError`` (a
+    ``ConnectionError`` for "answered, but not with what we need") or a timeout is that
+    peer's problem; when every peer has one: ``ConnectionError`` saying ``none`` and what each
+    said. The sentinels' and the cluster's discovery (``_sentinel.py``, ``_cluster.py``)."""
+    problems = []
+    for index, (host, port) in enumerate(list(peers)):
+        try:
+            async with asyncio.timeout(timeout):
+                answer = await ask_one(host, port)
+        except (OSError, TimeoutError) as exc:
+            problems.append(f"{host}:{port}: {exc or type(exc).__name__}")
+            continue
+        if index:
+            peers.insert(0, peers.pop(index))
+        return answer
+    raise ConnectionError(f"{none} ({'; '.join(problems)})")

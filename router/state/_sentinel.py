@@ -12,12 +12,11 @@ old one for a moment during a failover).
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 import urllib.parse
 from dataclasses import dataclass
 
-from router.state._oneshot import ask, host_port
+from router.state._oneshot import ask, first_answer, host_port
 
 __all__ = ["SentinelTarget", "ask_sentinels", "parse_sentinel_url"]
 
@@ -76,16 +75,6 @@ async def ask_sentinels(target: SentinelTarget, *, timeout: float,
                         context: ssl.SSLContext | None) -> tuple[str, int]:
     """The primary's address from the first sentinel that answers; ``ConnectionError`` listing
     what each said when none does."""
-    problems = []
-    for index, (host, port) in enumerate(list(target.sentinels)):
-        try:
-            async with asyncio.timeout(timeout):
-                address = await _ask(target, host, port, context)
-        except (OSError, TimeoutError) as exc:
-            problems.append(f"{host}:{port}: {exc or type(exc).__name__}")
-            continue
-        if index:  # ask the one that answered first next time
-            target.sentinels.insert(0, target.sentinels.pop(index))
-        return address
-    raise ConnectionError(f"no sentinel named a primary for {target.master!r} "
-                          f"({'; '.join(problems)})")
+    return await first_answer(
+        target.sentinels, lambda host, port: _ask(target, host, port, context),
+        timeout=timeout, none=f"no sentinel named a primary for {target.master!r}")
