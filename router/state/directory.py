@@ -10,11 +10,12 @@ from collections.abc import Callable
 import msgspec
 
 from router.engine.availability import PoolPlan
+from router.state._commit_args import CommitArgs
 from router.state.codec import PoolStatsArg, pool_stats_from_reply, text
 from router.state.errors import check_reply, translate_errors
 from router.state.keys import Keys
 from router.state.models import PoolStats, RepState, RepStatus, from_ms, to_ms
-from router.state.scripts import PackedKeys, Script, pack_keys
+from router.state.scripts import Script, pack_keys
 from router.state.wire import Wire
 
 __all__ = ["Directory"]
@@ -32,7 +33,7 @@ class Directory:
     _scripts: dict[str, Script]
     _encoder: msgspec.json.Encoder
     _count: Callable[[int], None]
-    _pool_keys: Callable[[PoolPlan], PackedKeys]
+    _commit_args: CommitArgs
 
     async def put_rep(self, rep: str, status: RepStatus, until: dt.datetime | None = None,
                       *, now: dt.datetime | None = None) -> RepState:
@@ -71,7 +72,8 @@ class Directory:
         arg = PoolStatsArg(pool=pool, now=to_ms(now), ret=self.retention_ms)
         with translate_errors("pool_stats"):
             raw = await self._scripts["pool_stats"](
-                self.wire, [self._pool_keys(pool)], [self._encoder.encode(arg)], self._count)
+                self.wire, [self._commit_args.pool_keys(pool)], [self._encoder.encode(arg)],
+                self._count)
         return pool_stats_from_reply(pool, raw)
 
     async def put_account(self, domain: str, owner: str, *,

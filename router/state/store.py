@@ -113,7 +113,6 @@ class Store(Directory):
             self.keys, retention_ms=self.retention_ms, idempotency_ms=self.idempotency_ms,
             history_max=history_max, outbox_maxlen=outbox_maxlen,
             sla_facts_maxlen=sla_facts_maxlen)
-        self._pool_keys = self._commit_args.pool_keys  # directory.py's pool_stats
         self._guesses, self._lx_keep = Guesses(), LxKeep()  # optimistic reads; lx TTL renewals
 
     @classmethod

@@ -6,7 +6,7 @@
 --
 -- (scripts.py expands the line; _lib.lua is already prepended to every script).
 --
--- Keys: the chain's pools are laid out in KEYS from index `ki` on, each as Store._pool_keys
+-- Keys: the chain's pools are laid out in KEYS from index `ki` on, each as Store.pool_keys
 -- packs it: pool hash, pool day counter, then per member rep state, rep day counter, rep open set.
 --
 -- ctx = {now = ms, ret = open-set retention ms, id = lead id,
