@@ -68,7 +68,7 @@ from router.services.rules import RulesManager  # noqa: E402
 from router.settings import Settings  # noqa: E402
 from router.state.embedded import EmbeddedValkey  # noqa: E402
 from router.state.engagement import EngagementStore  # noqa: E402
-from router.state.inputs import arrivals, read_stored  # noqa: E402
+from router.state.inputs import arrival_pages, read_stored  # noqa: E402
 from router.state.store import Store  # noqa: E402
 
 T0 = dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.UTC)  # a Monday
@@ -130,14 +130,8 @@ async def floor_rate(store: Store, manager: RulesManager, stage: str) -> float:
     evaluator = manager.evaluator(ruleset)
     depth = FLOOR.index(stage)
     n = same = 0
-    after: tuple[int, int] | None = None
     t = time.process_time()
-    while True:
-        page = await arrivals(store, since_ms=None, until_ms=None, after=after, count=500)
-        if not page:
-            break
-        last = page[-1][1]
-        after = (last, sum(1 for _, ms in page if ms == last))  # (no two share a ms here)
+    async for page in arrival_pages(store, since_ms=None, until_ms=None, count=500):
         stored = await read_stored(store, page)
         n += len(stored)
         if depth == 0:
@@ -157,8 +151,6 @@ async def floor_rate(store: Store, manager: RulesManager, stage: str) -> float:
             c = inp.committed
             same += (c.status == ev.status and c.score == ev.score.total
                      and c.matched == ev.matched)
-        if len(page) < 500:
-            break
     rate = n / (time.process_time() - t)
     assert depth < 3 or same == n, (same, n)
     return rate

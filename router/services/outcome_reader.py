@@ -17,6 +17,7 @@ router/engine/funnel.py). The score, grade and scoring rules are the lead's late
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator, Callable, Mapping
 
@@ -26,7 +27,7 @@ from leadrouter_sdk import Score
 from router.engine.funnel import DEFAULT_FUNNEL, FunnelSpec
 from router.engine.ruleset import Ruleset
 from router.services.calibration import CalibrationReport, LeadFacts, Tally
-from router.state.inputs import arrivals
+from router.state.inputs import arrival_pages
 from router.state.models import to_ms
 from router.state.outcomes import read_outcomes
 from router.state.scored import read_scored
@@ -84,24 +85,15 @@ class OutcomeReader:
 
     async def pages(self, progress: Callable[[int], None] | None = None
                     ) -> AsyncIterator[list[LeadFacts]]:
-        after: tuple[int, int] | None = None
         since = None if self.since is None else to_ms(self.since)
         until = None if self.until is None else to_ms(self.until)
-        while True:
-            page = await arrivals(self.store, since_ms=since, until_ms=until, after=after,
-                                  count=self.batch)
-            if not page:
-                return
-            last = page[-1][1]
-            same = sum(1 for _, ms in page if ms == last)
-            after = (last, same + (after[1] if after is not None and after[0] == last else 0))
-            yield await self._page(page)
-            self.read += len(page)
-            if progress is not None:
-                progress(self.read)
-            if len(page) < self.batch:
-                return
-            await asyncio.sleep(0)  # live routing first
+        async with contextlib.aclosing(arrival_pages(
+                self.store, since_ms=since, until_ms=until, count=self.batch)) as pages:
+            async for page in pages:
+                yield await self._page(page)
+                self.read += len(page)
+                if progress is not None:
+                    progress(self.read)
 
     async def _page(self, page: list[tuple[str, int]]) -> list[LeadFacts]:
         ids = [lead_id for lead_id, _ in page]

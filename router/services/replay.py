@@ -29,6 +29,7 @@ the replay then counts them as skipped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -60,7 +61,7 @@ from router.services.replay_model import Outcome, ReplayedLead, ReplayQuery, Ski
 from router.state.inputs import (
     PickFacts,
     StoredInput,
-    arrivals,
+    arrival_pages,
     complete_backfill,
     parse_pick,
     read_decisions,
@@ -121,25 +122,20 @@ class ReplayService:
         (each lead against its own version's; a lead of a version not given is skipped).
         ``progress``: called after each page with the number of leads read so far."""
         run = _Run(self, rulesets, query)
-        after: tuple[int, int] | None = None
         read = 0
-        while not run.done:
-            page = await arrivals(self.store, since_ms=_ms(query.since),
-                                  until_ms=_ms(query.until), after=after, count=self.batch)
-            if not page:
-                break
-            last = page[-1][1]
-            same = sum(1 for _, ms in page if ms == last)
-            after = (last, same + (after[1] if after is not None and after[0] == last else 0))
-            items = await run.page(await read_stored(self.store, page))
-            read += len(page)
-            for item in items:
-                yield item
-            if progress is not None:
-                progress(read)
-            if len(page) < self.batch:
-                break
-            await asyncio.sleep(0)  # let live routing run between pages
+        async with contextlib.aclosing(arrival_pages(
+                self.store, since_ms=_ms(query.since), until_ms=_ms(query.until),
+                count=self.batch)) as pages:
+            while not run.done:  # (a page is read only while the limit is not reached)
+                page = await anext(pages, None)
+                if page is None:
+                    break
+                items = await run.page(await read_stored(self.store, page))
+                read += len(page)
+                for item in items:
+                    yield item
+                if progress is not None:
+                    progress(read)
 
 
 async def backfill_at_start(store: Store, *, delay: float = 5.0, pause: float = 0.05,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 import msgspec
 
@@ -30,7 +30,8 @@ from router.state.errors import check_reply, translate_errors
 from router.state.store import Store
 from router.state.wire import Arg
 
-__all__ = ["LEASE_MS", "MemberSeen", "PickFacts", "PoolSeen", "StoredInput", "arrivals",
+__all__ = ["LEASE_MS", "MemberSeen", "PickFacts", "PoolSeen", "StoredInput", "arrival_pages",
+           "arrivals",
            "backfill_arrivals", "backfill_finished", "complete_backfill", "parse_pick",
            "read_decisions", "read_stored"]
 
@@ -124,6 +125,27 @@ async def arrivals(store: Store, *, since_ms: int | None, until_ms: int | None,
                                       "LIMIT", skip, count, "WITHSCORES")
     check_reply("replay read", reply)
     return [(reply[i].decode(), int(float(reply[i + 1]))) for i in range(0, len(reply), 2)]
+
+
+async def arrival_pages(store: Store, *, since_ms: int | None, until_ms: int | None,
+                        count: int) -> AsyncGenerator[list[tuple[str, int]], None]:
+    """The window [since, until] in arrival order, ``count`` (lead id, created ms) a page
+    (:func:`arrivals`, its cursor carried across leads that share a millisecond), a yield to
+    the event loop between pages: readers of a whole window (the replay, the outcome
+    reader) never hold up live routing."""
+    after: tuple[int, int] | None = None
+    while True:
+        page = await arrivals(store, since_ms=since_ms, until_ms=until_ms, after=after,
+                              count=count)
+        if not page:
+            return
+        last = page[-1][1]
+        same = sum(1 for _, ms in page if ms == last)
+        after = (last, same + (after[1] if after is not None and after[0] == last else 0))
+        yield page
+        if len(page) < count:
+            return
+        await asyncio.sleep(0)  # live routing first
 
 
 async def read_stored(store: Store, page: Sequence[tuple[str, int]]) -> list[StoredInput]:
