@@ -13,24 +13,41 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 import httpx
 
-__all__ = ["LoopClients"]
+__all__ = ["LoopClients", "PerLoop"]
+
+T = TypeVar("T")
+
+
+class PerLoop(Generic[T]):
+    """One ``T`` per running event loop, made on first use there and dropped with the loop
+    (a weak reference): for what belongs to one loop (an HTTP client's pool, an
+    ``asyncio.Lock``) in an object that outlives it."""
+
+    def __init__(self) -> None:
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, T] = \
+            weakref.WeakKeyDictionary()
+
+    def get(self, make: Callable[[], T]) -> T:
+        """The running loop's ``T``; ``make()`` now if it has none yet. Inside a coroutine."""
+        loop = asyncio.get_running_loop()
+        found = self._by_loop.get(loop)
+        if found is None:
+            found = self._by_loop[loop] = make()
+        return found
 
 
 class LoopClients:
     """The per-loop clients of one plugin: :meth:`get` inside a coroutine."""
 
     def __init__(self) -> None:
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
-                                                 httpx.AsyncClient] = weakref.WeakKeyDictionary()
+        self._clients: PerLoop[httpx.AsyncClient] = PerLoop()
 
     def get(self, *, timeout: float, user_agent: str) -> httpx.AsyncClient:
         """The running loop's client; made now (no redirects followed) if it has none yet."""
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            client = self._clients[loop] = httpx.AsyncClient(
-                timeout=timeout, follow_redirects=False, headers={"user-agent": user_agent})
-        return client
+        return self._clients.get(lambda: httpx.AsyncClient(
+            timeout=timeout, follow_redirects=False, headers={"user-agent": user_agent}))

@@ -36,7 +36,6 @@ import email.utils
 import logging
 import re
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
@@ -45,7 +44,7 @@ import httpx
 import msgspec
 
 from leadrouter_sdk import Event, PermanentDeliveryError, hookimpl
-from leadrouter_sdk.http import LoopClients
+from leadrouter_sdk.http import LoopClients, PerLoop
 
 __all__ = ["LeadKeys", "PermanentError", "RetryableError", "WriteBack", "parse_map",
            "retry_after", "scrub"]
@@ -155,8 +154,7 @@ class WriteBack:
         self._done: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._not_before = 0.0
         self._clients = LoopClients()
-        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = \
-            weakref.WeakKeyDictionary()
+        self._locks: PerLoop[asyncio.Lock] = PerLoop()
 
     # -- plumbing for subclasses -------------------------------------------------------------
 
@@ -172,11 +170,7 @@ class WriteBack:
                     self._token = await fetch()     # refreshed it while this one waited
 
         One per running event loop, like the clients (an asyncio.Lock belongs to one loop)."""
-        loop = asyncio.get_running_loop()
-        lock = self._locks.get(loop)
-        if lock is None:
-            lock = self._locks[loop] = asyncio.Lock()
-        return lock
+        return self._locks.get(asyncio.Lock)
 
     async def send(self, method: str, url: str, what: str, **kwargs: Any) -> httpx.Response:
         """One request; a network error or a 429/5xx answer raises RetryableError."""
